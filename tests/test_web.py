@@ -1829,6 +1829,26 @@ def test_a_citizen_told_to_rate_the_reply_is_named_the_question_they_were_asked(
     assert staff.status_code == 422 and "请选择「是否满意」" in staff.text
 
 
+def test_a_citizens_appeal_merged_into_another_shows_where_that_one_stands(org) -> None:
+    """Their page said 已合并办理 and the other appeal's number, which they cannot open: it now says where the
+    appeal handled for both stands and its answer, without the other citizen's words."""
+    client = login("cit")
+    mine = _citizens_appeal(client)
+    master = _order(citizen_name="赵六", citizen_phone="13900004444")
+    assert _act(login("disp"), mine, "merge", master_id=master.number).status_code == 303
+    page = client.get(f"/orders/{mine}").text
+    progress = re.search(r'data-testid="merged-progress">(.*?)</td>', page, flags=re.S).group(1)  # type: ignore[union-attr]
+    assert master.number in progress and "已受理" in progress
+    with session_scope() as s:
+        orders.act(s, order_id=master.id, action=Action.DISPATCH, params={"unit_id": org["street_a"]})
+        orders.act(s, order_id=master.id, action=Action.ACCEPT)
+        orders.act(s, order_id=master.id, action=Action.REPLY, params={"text": "赵六您好，已约谈餐馆整改油烟。"})
+    progress = re.search(r'data-testid="merged-progress">(.*?)</td>', client.get(f"/orders/{mine}").text, re.S)
+    assert progress is not None and "已约谈餐馆整改油烟" in progress.group(1) and "已答复" in progress.group(1)
+    assert "赵六" not in progress.group(1)
+    assert 'data-testid="merged-progress"' not in login("disp").get(f"/orders/{mine}").text  # staff open it
+
+
 def test_an_order_not_theirs_is_no_appeal_of_the_citizens_not_one_outside_a_data_scope(org) -> None:
     order_id = _order().id  # a caller's, on the hotline
     client = login("cit")

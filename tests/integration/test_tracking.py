@@ -286,6 +286,54 @@ def test_another_appeal_merged_in_is_not_shown_to_the_citizen(world) -> None:
         assert other["number"] not in answer and "李四" not in answer and "13900002222" not in answer
 
 
+def test_the_citizen_of_a_merged_appeal_follows_the_one_handled_for_both(world) -> None:
+    """Merged into another citizen's appeal, theirs was told 请以该工单的进度为准 and nothing more: that appeal's
+    lookup needs the other citizen's phone. Now their lookup says where it stands — its state, unit, reply — with
+    none of the other citizen's words or data, their name in the reply replaced."""
+    admin = world["admin"]
+    master = admin.post(
+        "/api/v1/orders",
+        json={
+            "channel": "hotline",
+            "content": "云景路5号路灯不亮",
+            "citizen_name": "王五",
+            "citizen_phone": "13900003333",
+        },
+    ).json()
+    mine = admin.post(
+        "/api/v1/orders", json={"channel": "hotline", "content": "云景路5号的路灯晚上不亮", "citizen_phone": PHONE}
+    ).json()
+    assert admin.post(f"/api/v1/orders/{mine['id']}/actions/merge", json={"master_id": master["id"]}).status_code == 200
+    c = world["client"]
+
+    def looked_up() -> dict[str, Any]:
+        found = c.post("/api/v1/track", json={"number": mine["number"], "phone": PHONE})
+        assert found.status_code == 200, found.text
+        assert "云景路5号路灯不亮" not in found.text and "13900003333" not in found.text  # the other appeal's own
+        return found.json()
+
+    waiting = looked_up()
+    assert waiting["merged_into"] == master["number"]
+    assert waiting["merged_progress"]["state"] == "received" and waiting["merged_progress"]["reply_text"] is None
+    with session_scope() as s:
+        unit_id = s.scalars(select(Unit.id).where(Unit.code == "T-QU")).one()
+    for action, body in (
+        ("dispatch", {"unit_id": unit_id}),
+        ("accept", {}),
+        ("reply", {"text": "王五先生您好，已更换云景路5号的灯泡，路灯恢复照明。"}),
+        ("callback", {"satisfied": True}),
+    ):
+        assert admin.post(f"/api/v1/orders/{master['id']}/actions/{action}", json=body).status_code == 200, action
+    progress = looked_up()["merged_progress"]
+    # The other citizen rated it: for this one it is the reply, not 已评价.
+    assert progress["state"] == "replied" and progress["unit"] == world["unit"] and progress["replied_at"]
+    # Scrubbed as the data-sharing API's texts are: the name, and the house number with it.
+    assert progress["reply_text"] == "[已隐去]先生您好，已更换云景路[门牌号]的灯泡，路灯恢复照明。"
+    page = c.post("/track", data={"number": mine["number"], "phone": PHONE, "csrf_token": _token(c.get("/track").text)})
+    assert page.status_code == 200 and 'data-testid="merged-progress"' in page.text
+    assert "已更换云景路[门牌号]的灯泡" in page.text and "王五" not in page.text and "13900003333" not in page.text
+
+
 def test_a_returned_appeal_shows_no_limit_until_it_is_dispatched_again(world) -> None:
     """退单 stops the clock (the next dispatch starts a new limit): the lookup showed the old 办结时限 as if it ran."""
     admin, c = world["admin"], world["client"]

@@ -72,7 +72,7 @@ from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.map_pages import place_map
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
-from cityhub.workorders import files
+from cityhub.workorders import files, tracking
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
@@ -1904,6 +1904,8 @@ def _detail_page(
         appeal_types=list(AppealType),
         split=_split_relations(db, order, reading, family),
         merge=_merge_relations(db, order, reading, not staff),
+        # A citizen whose appeal was merged reads where the one handled for both stands (they cannot look it up).
+        merged_progress=None if staff or order.master_order_id is None else tracking.merged_progress(db, order),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,

@@ -46,6 +46,20 @@ class Milestone(BaseModel):
     unit: str | None = None
 
 
+class MergedProgress(BaseModel):
+    """Where the appeal an order was merged into stands: the one handled for both, which the merged appeal's citizen
+    cannot look up (it is under another citizen's phone). Its handling only — never that citizen's words or data."""
+
+    number: str
+    state: str = Field(description="its state as a citizen reads it; rated by its own citizen reads as replied")
+    unit: str | None = Field(description="the unit handling it")
+    due_at: datetime | None
+    replied_at: datetime | None
+    reply_text: str | None = Field(
+        description="its reply, names, phone, ID and house numbers of the other citizen replaced (masking.scrub_text)"
+    )
+
+
 class TrackedOrder(BaseModel):
     """What the citizen is shown (also the API's answer)."""
 
@@ -66,6 +80,9 @@ class TrackedOrder(BaseModel):
     reply_text: str | None
     satisfied: bool | None
     merged_into: str | None = Field(description="the number of the order it was merged into (the same problem)")
+    merged_progress: MergedProgress | None = Field(
+        None, description="merged: where the order it was merged into stands, its unit and its reply (handled for both)"
+    )
     answer_within: float | None = Field(
         None,
         description="while it waits to be dispatched: the days it is usually answered within once dispatched "
@@ -163,6 +180,7 @@ def _view(session: Session, order: Order) -> TrackedOrder:
         reply_text=order.reply_text,
         satisfied=order.satisfied,
         merged_into=master,
+        merged_progress=merged_progress(session, order),
         answer_within=limit.finish_days if limit is not None else None,
         answer_round_the_clock=limit.round_the_clock if limit is not None else False,
         can_rate=state == State.REPLIED,
@@ -172,4 +190,39 @@ def _view(session: Session, order: Order) -> TrackedOrder:
             )
             for e in events
         ],
+    )
+
+
+# Merges chain (an appeal merged into one that was merged in turn): followed this far, no further.
+_MERGE_HOPS = 5
+
+
+def merged_progress(session: Session, order: Order) -> MergedProgress | None:
+    """For an order merged into another (合并办理), where that one stands — the last of a chain of merges — as its
+    citizen's progress would say it: its state, unit, time limit and reply. Its own citizen's rating reads as the
+    reply it rated (theirs, not this citizen's); its reply without that citizen's name, phone or numbers. None for an
+    order not merged."""
+    from cityhub.masking import scrub_text
+
+    master: Order | None = None
+    seen = {order.id}
+    next_id = order.master_order_id
+    while next_id is not None and next_id not in seen and len(seen) <= _MERGE_HOPS:
+        master = session.get(Order, next_id)
+        if master is None:
+            break
+        seen.add(master.id)
+        next_id = master.master_order_id
+    if master is None:
+        return None
+    state = State(master.state)
+    shown = State.REPLIED if state == State.CALLED_BACK else state.as_citizen_reads()
+    unit = session.scalar(select(Unit.name).where(Unit.id == master.lead_unit_id)) if master.lead_unit_id else None
+    return MergedProgress(
+        number=master.number,
+        state=shown.value,
+        unit=unit,
+        due_at=None if state in AWAITING_DISPATCH else master.due_at,
+        replied_at=master.replied_at,
+        reply_text=scrub_text(master.reply_text, known=(master.citizen_name, master.citizen_phone)),
     )
