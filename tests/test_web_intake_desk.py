@@ -109,6 +109,67 @@ def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicat
         assert 'data-testid="duplicates"' not in panel, other
 
 
+def test_a_repeat_call_is_registered_into_the_open_order_it_repeats(org: dict[str, Any]) -> None:
+    """受理并并入: a duplicate listed to the operator offers to register the call straight into it — one order merged
+    into the open one, audited as the operator's with why, sent to no unit. Not for a citizen (no such permission:
+    refused if posted), nor on a closed duplicate; a master gone meanwhile refuses the form, nothing kept."""
+    from sqlalchemy import func, select
+
+    from cityhub.workorders.lifecycle import State
+    from cityhub.workorders.models import Order, OrderEvent
+
+    address = "嘉禾街望岗社区岗贝路8号"
+    with session_scope() as s:
+        first = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "appeal_type": "complaint",
+                "content": "楼下餐馆油烟很大，每天晚上排放油烟熏到楼上住户，窗户都不敢开",
+                "citizen_phone": "13911113333",
+                "address": address,
+                "street_code": "W-JT",
+            },
+        ).order
+        number, first_id = first.number, first.id
+    client = login("op")
+    again = intake_form(
+        client, content="楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开", citizen_phone="13911113333", address=address
+    )
+    panel = client.post("/intake/assist", data=again).text
+    assert f'name="merge_into" value="{first_id}"' in panel and "受理并并入此单" in panel
+    with session_scope() as s:
+        before = s.scalar(select(func.count()).select_from(Order))
+    citizen = login("cit")
+    refused = citizen.post(
+        "/intake", data={**again, "csrf_token": citizen.cookies["cityhub_csrf"], "merge_into": str(first_id)}
+    )
+    assert refused.status_code == 403
+    done = client.post("/intake", data={**again, "merge_into": str(first_id)}, follow_redirects=False)
+    assert done.status_code == 303
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == before + 1  # one order, the repeat's
+        repeat = s.scalars(select(Order).order_by(Order.id.desc())).first()
+        assert repeat is not None and repeat.state == State.MERGED and repeat.master_order_id == first_id
+        assert repeat.lead_unit_id is None  # sent nowhere
+        merge = s.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == repeat.id, OrderEvent.action == "merge")
+        ).one()
+        assert merge.actor_name != "system" and number in (merge.reason or "")
+        repeat_id = repeat.id
+    page = client.get(f"/orders/{repeat_id}").text
+    assert f"受理时确认与工单 {number} 为同一问题，并入办理" in page
+    # The master closed meanwhile: the form comes back saying so, and nothing is kept.
+    with session_scope() as s:
+        s.get(Order, first_id).state = State.CANCELLED  # type: ignore[union-attr]
+    gone = client.post("/intake", data={**again, "merge_into": str(first_id)})
+    assert gone.status_code == 422 and "楼下餐馆油烟很大，晚上排油烟" in gone.text
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == before + 1
+    panel = client.post("/intake/assist", data=again).text
+    assert f'name="merge_into" value="{first_id}"' not in panel
+
+
 def test_the_trail_of_a_call_answered_on_the_spot_names_the_question_answered(org: dict[str, Any]) -> None:
     """秒回 closes the order as answered at once, and its trail says from which knowledge entry: by its question, not
     only by a number (知识条目 #5 told a reader of the trail nothing of what was answered)."""

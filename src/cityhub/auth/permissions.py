@@ -54,6 +54,10 @@ ORDERS_IMPORT = "orders:import"
 # did not know, added as aliases of the street or community chosen — only one the dispatcher's unit routes
 # (``dispatch.service.correct_place``). Keeping the library otherwise is ``units:manage``'s (administrators).
 ALIASES_FROM_ORDER = "aliases:add_from_order"
+# 受理并并入: register an appeal as the same problem as an open order the intake desk lists as its duplicate — the
+# caller ringing again about it — and merge it there at once, before it is sent anywhere (``intake.service.submit``'s
+# ``merge_into``): whoever records appeals at the hotline's desk. Merging orders otherwise is the merge action's.
+INTAKE_MERGE = "order:merge_at_intake"
 
 
 def act(action: Action | str) -> str:
@@ -69,7 +73,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
-    | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER}
+    | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER, INTAKE_MERGE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -97,15 +101,16 @@ _HANDLER: frozenset[str] = frozenset(
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 话务员: records appeals (one by one, or a spreadsheet of them), answers consultations on the spot (秒回), splits
-    # one that raises several problems (拆单) before it is sent out, reads in scope.
+    # one that raises several problems (拆单) before it is sent out, joins a repeat call to the open order it repeats
+    # (受理并并入), reads in scope.
     Role.OPERATOR: frozenset(
-        {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, ALARMS_READ}
+        {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, ALARMS_READ, INTAKE_MERGE}
         | _acts(Action.INSTANT_ANSWER, Action.SPLIT, Action.COMMENT)
     ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
         {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
-        | {ALIASES_FROM_ORDER}
+        | {ALIASES_FROM_ORDER, INTAKE_MERGE}
         | _acts(
             Action.DISPATCH,
             Action.TRANSFER,

@@ -159,8 +159,14 @@ def submit(
     similar: bool = True,
     defer_duplicates: bool = False,
     same_message: bool = False,
+    merge_into: int | None = None,
 ) -> IntakeResult:
     """Receive one appeal from any channel and return the (new or already known) order.
+
+    ``merge_into``: the open order the appeal repeats, as whoever records it judged (受理并并入, the caller ringing
+    again about the same problem): the new order is merged into it at once, audited as theirs
+    (:func:`intake_merge_params`) — not sent anywhere, nor merged where the duplicate check would have; the master
+    is checked as any merge's (missing or closed: refused, nothing kept). Not with an instant answer.
 
     ``instant_answer_entry_id`` names the knowledge-base entry the answer came from; it is kept in the audit event.
     ``similar=False``: the caller will not show similar past cases, so only duplicates are searched for (see
@@ -183,6 +189,8 @@ def submit(
         data = parse(data)
     if instant_answer and data.appeal_type != AppealType.CONSULTATION:
         raise ValidationFailed("only consultations are answered instantly", details={"field": "appeal_type"})
+    if instant_answer and merge_into is not None:
+        raise ValidationFailed("an appeal answered on the spot is not merged", details={"field": "merge_into"})
     known = orders.find_existing(session, data=data)
     if known is not None:
         return _received_before(known, data, same_message=same_message)
@@ -202,11 +210,28 @@ def submit(
             params={"answer": instant_answer, "kb_entry_id": instant_answer_entry_id},
             new_order=order,
         )
-    found = merge_if_duplicate(session, order, found, actor)
+    if merge_into is not None:
+        master = session.get(Order, merge_into)
+        orders.act(
+            session,
+            order_id=order.id,
+            action=Action.MERGE,
+            actor=actor,
+            params=intake_merge_params(merge_into, master.number if master is not None else str(merge_into)),
+            new_order=order,
+        )
+    else:
+        found = merge_if_duplicate(session, order, found, actor)
     route_received(session, order, found, check_duplicates=deferred)
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )
+
+
+def intake_merge_params(master_id: int, number: str) -> dict[str, Any]:
+    """The MERGE action's parameters when whoever records an appeal joins it to the open order it repeats (受理并并入):
+    the reason in the form the pages translate (``web.machine_text``)."""
+    return {"master_id": master_id, "reason": f"repeat taken at intake: the same problem as {number}"}
 
 
 def _received_before(known: Order, data: OrderCreate, *, same_message: bool) -> IntakeResult:

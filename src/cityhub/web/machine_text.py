@@ -259,6 +259,11 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"sensor": m[1]},
     ),
     (
+        re.compile(r"repeat taken at intake: the same problem as (\S+)"),
+        "why.intake_merge",
+        lambda m, n, t: {"number": m[1]},
+    ),
+    (
         re.compile(r"auto-merge: duplicate of (\S+), score ([\d.]+)"),
         "why.auto_merge",
         lambda m, n, t: {"number": m[1], "score": m[2]},

@@ -575,6 +575,8 @@ class Assistance:
     odds_shown: bool = False
     # Of the duplicates and similar cases, those the caller made (the phone typed): 同一来电号码 beside them.
     same_caller: set[int] = field(default_factory=set)
+    # The reader may register the appeal into an open duplicate at once (受理并并入, ``permissions.INTAKE_MERGE``).
+    merge_offered: bool = False
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -701,6 +703,7 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names, same_caller=callers)
     assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
+    assistance.merge_offered = permissions.allows(principal.role, permissions.INTAKE_MERGE)
     if odds_shown:
         _classify(db, title, content, assistance)
     return assistance
@@ -875,6 +878,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             previewed=True,
         )
     entry_id = forms.whole_number(form.get("instant_entry_id"))
+    # 受理并并入: the open duplicate the appeal repeats, as the desk judged it (a button of the duplicates listed).
+    merge_into = forms.whole_number(form.get("merge_into"))
     citizen = principal.role == Role.CITIZEN
     # The kind of appeal is the operator's or citizen's to say (an inspector's reports have theirs); answered on the
     # spot from the knowledge base, it was a consultation (as the form's suggestions take it).
@@ -899,7 +904,13 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             order = kb.answer_instantly(db, data=data, entry_id=entry_id, actor=principal.actor)
             flash = ("intake.instant_done", {"number": order.number})
         else:
-            result = submit(db, data=data, actor=principal.actor)
+            if merge_into is not None:
+                if not permissions.allows(principal.role, permissions.INTAKE_MERGE):
+                    raise PermissionDenied("role may not merge an appeal at intake")
+                if not order_in_scope(db, scope_of(db, principal), merge_into):
+                    # As for a missing order: an id outside the caller's scope reveals nothing, takes nothing.
+                    raise ValidationFailed(f"master order {merge_into} not found", details={"field": "master_id"})
+            result = submit(db, data=data, actor=principal.actor, merge_into=merge_into)
             order = result.order
             if order.state == State.MERGED and order.master_order_id is not None:
                 master = orders.get_order(db, order_id=order.master_order_id)
