@@ -110,7 +110,8 @@ def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicat
 
 
 def test_a_repeat_call_is_registered_into_the_open_order_it_repeats(org: dict[str, Any]) -> None:
-    """受理并并入: a duplicate listed to the operator offers to register the call straight into it — one order merged
+    """受理并并入: an open duplicate (or similar case) listed to the operator offers to register the call straight into
+    it — one order merged
     into the open one, audited as the operator's with why, sent to no unit. Not for a citizen (no such permission:
     refused if posted), nor on a closed duplicate; a master gone meanwhile refuses the form, nothing kept."""
     from sqlalchemy import func, select
@@ -138,6 +139,11 @@ def test_a_repeat_call_is_registered_into_the_open_order_it_repeats(org: dict[st
     )
     panel = client.post("/intake/assist", data=again).text
     assert f'name="merge_into" value="{first_id}"' in panel and "受理并并入此单" in panel
+    # Another caller in other words: only a similar case — the operator judges it the same, the button is there too.
+    other = client.post("/intake/assist", data={**again, "citizen_phone": "13700001111"}).text
+    similar = re.search(r'data-testid="similar">(.*?)</section>', other, re.S)
+    assert 'data-testid="duplicates"' not in other and similar is not None
+    assert f'name="merge_into" value="{first_id}"' in similar.group(1)
     with session_scope() as s:
         before = s.scalar(select(func.count()).select_from(Order))
     citizen = login("cit")

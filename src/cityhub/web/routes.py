@@ -575,8 +575,9 @@ class Assistance:
     odds_shown: bool = False
     # Of the duplicates and similar cases, those the caller made (the phone typed): 同一来电号码 beside them.
     same_caller: set[int] = field(default_factory=set)
-    # The reader may register the appeal into an open duplicate at once (受理并并入, ``permissions.INTAKE_MERGE``).
-    merge_offered: bool = False
+    # The orders the reader may register the appeal into at once (受理并并入, ``permissions.INTAKE_MERGE``): of the
+    # duplicates and similar cases, those still being handled in their scope — a similar case too, the operator judging.
+    merge_targets: set[int] = field(default_factory=set)
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -703,7 +704,10 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names, same_caller=callers)
     assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
-    assistance.merge_offered = permissions.allows(principal.role, permissions.INTAKE_MERGE)
+    if permissions.allows(principal.role, permissions.INTAKE_MERGE):
+        assistance.merge_targets = {d.order_id for d in duplicates if d.state in OPEN_STATES} | {
+            c.order_id for c in similar if c.state in OPEN_STATES and order_in_scope(db, scope, c.order_id)
+        }
     if odds_shown:
         _classify(db, title, content, assistance)
     return assistance

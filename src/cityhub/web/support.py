@@ -47,7 +47,7 @@ from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
 from cityhub.web.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator, catalogue, negotiate, word_marks
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
-from cityhub.workorders.lifecycle import ANSWERED_STATES, TERMINAL_STATES, Action, State
+from cityhub.workorders.lifecycle import ANSWERED_STATES, Action, State
 from cityhub.workorders.models import Category, SlaStatus
 from cityhub.workorders.schemas import REASON_MAX_CHARS, batch_orders_path
 
@@ -164,7 +164,6 @@ _env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
 _env.globals["monitoring_note_max"] = MONITORING_NOTE_MAX_CHARS
 _env.globals["batch_orders"] = batch_orders_path  # the order list of one import's orders
 _env.globals["answered_states"] = ANSWERED_STATES  # where an order's reply stands (_macros.answered_row)
-_env.globals["terminal_states"] = TERMINAL_STATES  # an order nothing more happens to (nothing merges into it)
 
 
 def _validity_bound(value: object, *, end: bool = False) -> Markup | str:
