@@ -369,3 +369,53 @@ def test_ctrl_enter_in_the_callers_words_registers_the_appeal(server: str, brows
     expect(page.locator("[data-testid=flash]")).to_contain_text("已受理")
     assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
     page.context.close()
+
+
+def test_registering_a_repeat_call_into_its_open_order_asks_first(server: str, browser: Any) -> None:
+    """受理并并入 cannot be undone: its button asks before the form goes (the intake form's other buttons do not) —
+    declined, nothing is registered and the call stays typed; accepted, the call is merged into the open order."""
+    from sqlalchemy import func, select
+
+    from cityhub.workorders.models import Order
+
+    expect = sync_api.expect
+    page = _operator(browser, server)
+
+    def call(content: str) -> None:
+        page.keyboard.type("13911113333")
+        page.select_option("#f-appeal_type", "complaint")
+        page.fill("#f-content", content)
+        page.fill("#f-address", "景泰街道云景路8号")
+
+    call("楼下餐馆油烟很大，每天晚上排放油烟熏到楼上住户，窗户都不敢开")
+    page.click('[data-testid="intake-submit"]')
+    expect(page.locator('[data-testid="next-call"]')).to_be_visible()
+    with session_scope() as s:
+        first = s.scalars(select(Order).order_by(Order.id.desc())).first()
+        assert first is not None
+        number, first_id = first.number, first.id
+        before = s.scalar(select(func.count()).select_from(Order))
+    page.goto(f"{server}/intake")
+    call("楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开")
+    button = page.locator(f'[data-testid="merge-into-{first_id}"]').first
+    expect(button).to_be_visible(timeout=30_000)
+    asked: list[str] = []
+
+    def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", decline)
+    button.click()
+    page.wait_for_timeout(500)
+    assert asked and number in asked[0] and "不能撤销" in asked[0]
+    assert page.url.endswith("/intake") and page.input_value("#f-content").startswith("楼下餐馆油烟很大")
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == before
+    page.once("dialog", lambda dialog: dialog.accept())
+    button.click()
+    expect(page.get_by_text(f"已受理并并入工单 {number} 办理")).to_be_visible()
+    with session_scope() as s:
+        repeat = s.scalars(select(Order).order_by(Order.id.desc())).first()
+        assert repeat is not None and repeat.master_order_id == first_id
+    page.context.close()

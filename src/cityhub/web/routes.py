@@ -918,7 +918,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             order = result.order
             if order.state == State.MERGED and order.master_order_id is not None:
                 master = orders.get_order(db, order_id=order.master_order_id)
-                flash = ("intake.merged", {"master": master.number if master else "?"})
+                said = "intake.merged_into" if merge_into is not None else "intake.merged"  # by the desk, or on its own
+                flash = (said, {"master": master.number if master else "?"})
             else:
                 flash = ("intake.created", {"number": order.number})
         if body.too_many:

@@ -46,9 +46,11 @@
     var shown = select.form.querySelector("[data-chosen-place]"), option = select.selectedOptions[0];
     if (shown && option) { shown.textContent = option.getAttribute("data-unit-name") || option.textContent; }
   });
-  // A form marked data-confirm (what cannot be undone: deleting a rule or a time limit, revoking a key) asks first.
+  // A form marked data-confirm (what cannot be undone: deleting a rule or a time limit, revoking a key) asks first;
+  // so does a button marked so (受理并并入 on the intake form, whose other buttons do not ask).
   document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    var button = event.submitter, form = event.target;
+    var message = (button && button.getAttribute("data-confirm")) || (form.getAttribute && form.getAttribute("data-confirm"));
     if (message && !window.confirm(message)) { event.preventDefault(); }
   });
   // A form marked data-submit-once (the intake form: every post is a new order) is sent once: a double click or a
