@@ -1322,7 +1322,8 @@ def test_intake_suggests_answers_and_categories_only_to_the_roles_that_use_them(
         client = login(username)
         panel = client.post("/intake/assist", data=intake_form(client, appeal_type="consultation", **text))
         assert panel.status_code == 200 and 'data-testid="intake-place"' in panel.text, username
-        assert 'data-testid="similar"' in panel.text and (past.number in panel.text) == (username != "cit"), username
+        # A citizen reads only their own appeals among them: none here, no section saying so.
+        assert ('data-testid="similar"' in panel.text) == (past.number in panel.text) == (username != "cit"), username
         shown[username] = ('data-testid="kb"' in panel.text, 'data-testid="classify"' in panel.text)
         if not shown[username][0]:
             assert "离职后住房公积金怎么提取" not in panel.text and "秒回" not in panel.text, username
@@ -1331,6 +1332,13 @@ def test_intake_suggests_answers_and_categories_only_to_the_roles_that_use_them(
         # a similar case's score is read with the odds, by who routes orders (an inspector read 相似度 0.26)
         assert ("相似度" in panel.text) == shown[username][1], username
     assert shown == {"op": (True, True), "disp": (False, True), "grid": (False, False), "cit": (False, False)}
+    # Nor are they told of answers they are not shown, or the staff's diagnosis of an appeal not placed yet: what
+    # they can do about it.
+    citizen = login("cit")
+    form = citizen.get("/intake").text
+    assert "知识库" not in form and "请写明问题、地点和您的诉求" in form
+    panel = citizen.post("/intake/assist", data=intake_form(citizen, content="路灯坏了一个星期")).text
+    assert "问题所在地" in panel and "请在地址中写明街道、路名或小区" in panel and "工单未登记街镇社区" not in panel
 
 
 def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:

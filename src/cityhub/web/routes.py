@@ -810,6 +810,7 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         "_assistance.html",
         fragment=True,
         principal=principal,
+        citizen=principal.role == Role.CITIZEN,
         assistance=_assistance(db, principal, form),
     )
 
