@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cityhub.clitools import CANNOT_RUN, examples, exit_code, fail, said
-from cityhub.config import configure_logging, log_level
+from cityhub.config import configure_logging, log_level, uvicorn_log_config
 from cityhub.errors import CityhubError
 
 if TYPE_CHECKING:
@@ -460,7 +460,13 @@ def serve(
     exit_on_sigterm()
     ignore_reload_signal()  # with --workers 2 or more (no SO_REUSEPORT) uvicorn's supervisor has its own
     uvicorn.run(
-        "cityhub.main:create_app", factory=True, host=host, port=port, log_level=log_level().lower(), workers=workers
+        "cityhub.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level().lower(),
+        log_config=uvicorn_log_config(),
+        workers=workers,
     )
 
 

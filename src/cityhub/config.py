@@ -315,6 +315,36 @@ def log_level() -> str:
         return "INFO"
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging in cityhub's one format (:data:`LOG_FORMAT`): its own lines and its access log carried no
+    time (``INFO:     127.0.0.1:5000 - "GET / HTTP/1.1" 200 OK``), so a log kept in a file could not say when a request
+    came. Its handlers stay its own — lines on stderr, the access log on stdout —, without colours."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": LOG_FORMAT, "use_colors": False},
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": '%(asctime)s %(levelname)s %(name)s: %(client_addr)s - "%(request_line)s" %(status_code)s',
+                "use_colors": False,
+            },
+        },
+        "handlers": {
+            "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
 def configure_logging() -> None:
     """One log format and level for every cityhub process: the CLI, each server process ``cityhub serve`` starts
     and the dispatcher's process (a process started with ``spawn`` has no logging set up of its own).
@@ -325,7 +355,7 @@ def configure_logging() -> None:
 
     if not faulthandler.is_enabled():
         faulthandler.enable()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     for name in ("cityhub", "alembic.runtime.migration", "uvicorn"):
         logging.getLogger(name).setLevel(log_level())
 

@@ -243,7 +243,7 @@ def _start_or_exit(what: str) -> None:
 def _run_worker(host: str, port: int, supervisor: int, sock: socket.socket, ready: Connection) -> None:
     import uvicorn
 
-    from cityhub.config import log_level
+    from cityhub.config import log_level, uvicorn_log_config
 
     _start_or_exit("server process")
     limit_native_threads()
@@ -267,7 +267,9 @@ def _run_worker(host: str, port: int, supervisor: int, sock: socket.socket, read
             await asyncio.sleep(ACCEPTED_GRACE_S)
             await super().shutdown(sockets=sockets)
 
-    config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level=log_level().lower())
+    config = uvicorn.Config(
+        "cityhub.main:create_app", factory=True, log_level=log_level().lower(), log_config=uvicorn_log_config()
+    )
     Server(config).run(sockets=[sock])
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -199,11 +200,19 @@ def test_sigterm_stops_every_process_and_the_port_s_lock_file_goes(server):
     assert not lock_file.exists()
 
 
+# uvicorn's access log in cityhub's one format: time, level, logger, then uvicorn's own words.
+TIMED_ACCESS = re.compile(
+    r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "GET /healthz HTTP/1\.1" 200', re.M
+)
+
+
 def test_sigterm_stops_a_one_process_server_and_the_port_s_lock_file_goes(tmp_path):
     """One process serving (no dispatcher beside it): uvicorn raises SIGTERM again once it has stopped; the process
-    still ends as an exit (status 0) that removes the lock file, not killed by the signal with the file left."""
-    with _serving(tmp_path, "--workers", "1", "--no-dispatcher") as (proc, port, _base, _log):
+    still ends as an exit (status 0) that removes the lock file, not killed by the signal with the file left. Its
+    access log says when each request came (uvicorn's own format carried no time)."""
+    with _serving(tmp_path, "--workers", "1", "--no-dispatcher") as (proc, port, _base, log_file):
         assert psutil.Process(proc.pid).children() == []  # served in this very process
+        wait_until(lambda: TIMED_ACCESS.search(log_file.read_text()) is not None)
         lock_file = Path(tempfile.gettempdir()) / f"cityhub-serve-{os.getuid()}-{port}.lock"
         assert lock_file.exists()
         proc.send_signal(signal.SIGTERM)
@@ -214,7 +223,7 @@ def test_sigterm_stops_a_one_process_server_and_the_port_s_lock_file_goes(tmp_pa
 def test_each_server_process_logs_with_the_cli_format_and_level(shared_server):
     """Server processes start with ``spawn``: without their own logging set-up cityhub's INFO lines (job results, a
     reloaded classifier) were dropped and its warnings printed bare."""
-    proc, _port, _base, log_file = shared_server
+    proc, _port, base, log_file = shared_server
     parent = psutil.Process(proc.pid)
     wait_until(lambda: len(_children(parent)) == 2)
     pids = {c.pid for c in _children(parent)}
@@ -224,6 +233,10 @@ def test_each_server_process_logs_with_the_cli_format_and_level(shared_server):
         return {int(ln.split("server process ")[1].split()[0]) for ln in lines}
 
     wait_until(lambda: pids <= started())
+    # uvicorn's lines too, its access log among them: each with its time (they carried none).
+    httpx.get(f"{base}/healthz", timeout=30)
+    wait_until(lambda: TIMED_ACCESS.search(log_file.read_text()) is not None)
+    assert "INFO:     " not in log_file.read_text()
 
 
 def _dispatcher(parent: psutil.Process) -> int | None:
