@@ -72,12 +72,11 @@ def test_each_instant_answer_says_which_of_the_callers_words_it_matched(org: dic
     assert f'data-testid="kb-why-{leaving}">Matched words: 公积金, 离职</small>' in panel.text
 
 
-def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicate(org: dict[str, Any]) -> None:
-    """A caller rings again about the fumes they reported, in other words (their text scores below the duplicate
-    threshold): their open case at the same address is listed among the duplicates, marked 同一来电号码 (here and
-    among the similar cases), so the operator does not register the same problem twice. Another caller with such a
-    text, or the caller at another address, is not warned of."""
-    address = "嘉禾街望岗社区岗贝路8号"
+FUMES_AT = "嘉禾街望岗社区岗贝路8号"
+
+
+def _fumes_reported() -> tuple[str, int]:
+    """A caller's complaint about a restaurant's fumes at :data:`FUMES_AT`, open: its number and id."""
     with session_scope() as s:
         first = submit(
             s,
@@ -86,17 +85,25 @@ def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicat
                 "appeal_type": "complaint",
                 "content": "楼下餐馆油烟很大，每天晚上排放油烟熏到楼上住户，窗户都不敢开",
                 "citizen_phone": "13911113333",
-                "address": address,
+                "address": FUMES_AT,
                 "street_code": "W-JT",
             },
         ).order
-        number, first_id = first.number, first.id
+        return first.number, first.id
+
+
+def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicate(org: dict[str, Any]) -> None:
+    """A caller rings again about the fumes they reported, in other words (their text scores below the duplicate
+    threshold): their open case at the same address is listed among the duplicates, marked 同一来电号码 (here and
+    among the similar cases), so the operator does not register the same problem twice. Another caller with such a
+    text, or the caller at another address, is not warned of."""
+    number, first_id = _fumes_reported()
     client = login("op")
     again = intake_form(
         client,
         content="楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开",
         citizen_phone="+86 139-1111-3333",
-        address=address,
+        address=FUMES_AT,
     )
     panel = client.post("/intake/assist", data=again).text
     duplicates = re.search(r'data-testid="duplicates">(.*?)</section>', panel, re.S)
@@ -111,31 +118,18 @@ def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicat
 
 def test_a_repeat_call_is_registered_into_the_open_order_it_repeats(org: dict[str, Any]) -> None:
     """受理并并入: an open duplicate (or similar case) listed to the operator offers to register the call straight into
-    it — one order merged
-    into the open one, audited as the operator's with why, sent to no unit. Not for a citizen (no such permission:
-    refused if posted), nor on a closed duplicate; a master gone meanwhile refuses the form, nothing kept."""
+    it — one order merged into the open one, audited as the operator's with why, sent to no unit. Not for a citizen
+    (no such permission: refused if posted), nor on a closed duplicate; a master gone meanwhile refuses the form,
+    nothing kept."""
     from sqlalchemy import func, select
 
     from cityhub.workorders.lifecycle import State
     from cityhub.workorders.models import Order, OrderEvent
 
-    address = "嘉禾街望岗社区岗贝路8号"
-    with session_scope() as s:
-        first = submit(
-            s,
-            data={
-                "channel": "hotline",
-                "appeal_type": "complaint",
-                "content": "楼下餐馆油烟很大，每天晚上排放油烟熏到楼上住户，窗户都不敢开",
-                "citizen_phone": "13911113333",
-                "address": address,
-                "street_code": "W-JT",
-            },
-        ).order
-        number, first_id = first.number, first.id
+    number, first_id = _fumes_reported()
     client = login("op")
     again = intake_form(
-        client, content="楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开", citizen_phone="13911113333", address=address
+        client, content="楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开", citizen_phone="13911113333", address=FUMES_AT
     )
     panel = client.post("/intake/assist", data=again).text
     assert f'name="merge_into" value="{first_id}"' in panel and "受理并并入此单" in panel
