@@ -103,6 +103,20 @@ def test_a_quick_views_first_order_shows_whole_in_a_phones_first_screen(server: 
     page.context.close()
 
 
+def test_the_whole_order_list_shows_its_first_order_in_a_phones_first_screen(server: str, browser: Any) -> None:
+    """A supervisor's 工单列表 on a phone, no criterion set: the search, state, sort and buttons filled the first
+    screen, no order in it. The form folds as on a tab; a search's results show under it open."""
+    for viewport in PHONES:
+        page = _page(browser, server, viewport, "sup")
+        page.goto(server + "/orders")
+        first = page.locator('[data-testid="order-table"] tbody tr').first.bounding_box()
+        assert first and first["y"] + first["height"] <= viewport["height"], (viewport, first)
+        assert page.locator('[data-testid="filter-fold"]').get_attribute("open") is None
+        page.goto(server + "/orders?q=%E6%B2%B9%E7%83%9F")  # 油烟
+        assert page.locator("#q").is_visible()
+        page.context.close()
+
+
 def test_the_enterprise_figures_are_a_card_per_need_on_a_phone(server: str, browser: Any) -> None:
     """企业诉求 on a phone: no column scrolled out of sight — each need a card, each figure beside its name — and a
     desk's table as before, a column each."""

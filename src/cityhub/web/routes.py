@@ -1263,7 +1263,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         open_wide=not on_view,
         # …and on a phone the whole form folds on a 常用视图 (a wide screen unfolds it): its search, state and sort put
         # the first order of a handler's 在办 below a 360 × 740 screen.
-        filters_folded=on_view,
+        filters_folded=on_view or not (errors or any(q.get(name) for name in _LIST_CRITERIA)),
         batch=batch,
         # 批量催办: the states an order may be urged in with a unit holding it (a returned one waits for a dispatcher,
         # no unit to urge), for a reader who may urge (each such row has its box).
@@ -1469,6 +1469,10 @@ _MORE_FILTERS = (
     "assisting",
     "with_assist",
 )
+# Every criterion of the list's form: none set (the whole list, in its order), the form folds on a phone as on a
+# 常用视图 — a supervisor's 工单列表 at 390 × 844 showed its search, state, sort and buttons and no order. A search's
+# results show under it open.
+_LIST_CRITERIA = ("q", "state", "mine", "import_batch_id", *_MORE_FILTERS)
 
 
 # The actions whose form takes photos or files with it (答复, 协办答复: the work done, shown as it is reported — they
