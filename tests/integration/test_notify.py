@@ -485,6 +485,52 @@ def test_the_order_block_carries_no_personal_data(db_session, units):
     assert snapshot["title"].startswith("本人[已隐去]，电话[电话]，住云景路[门牌号]")
 
 
+def test_the_citizen_is_told_of_the_answer_and_the_closing_through_the_sms_relay(db_session, units, receiver):
+    """Topic ``citizen`` (市民通知): the district's SMS relay receives, for the citizen who appealed, their phone and
+    the text message telling them their appeal was answered — the answer's beginning, where to read it whole and
+    rate it — and then closed; not the other steps, nor an order without a phone, nor a sensor's. The relay alone
+    gets the phone: a subscriber of the reply topic does not."""
+    _subscribe(db_session, receiver.url, topics="citizen")
+    _subscribe(db_session, "http://127.0.0.1:9/units", topics="reply")
+    order = _order(db_session)
+    silent = _order(db_session, citizen_phone=None, content="井盖缺失")
+    machine = _order(db_session, channel="sensor", citizen_phone="13900002222", content="积水监测点水位超限")
+    answer = "经现场核查，该路段路灯线路老化导致不亮，已于3月3日更换线路并恢复照明。" + "今后将加强巡查维护。" * 3
+    for one in (order, silent, machine):
+        _act(db_session, one, "dispatch", unit_id=units["dept"].id)
+        _act(db_session, one, "accept")
+        _act(db_session, one, "reply", text=answer)
+    _act(db_session, order, "callback", satisfied=True)
+    _act(db_session, order, "close")
+    db_session.commit()
+    citizen = [m for m in _messages(db_session) if m.topic == Topic.CITIZEN]
+    assert [(m.order_id, m.payload["action"]) for m in citizen] == [(order.id, "reply"), (order.id, "close")]
+    assert len(answer) > service.SMS_REPLY_CHARS  # the message carries its beginning
+    service.deliver_due(db_session, settings=_settings(max_attempts=1))
+    bodies = [json.loads(r["body"]) for r in receiver.requests]
+    assert [b["topic"] for b in bodies] == ["citizen", "citizen"]
+    replied, closed = (b["event"] for b in bodies)
+    assert replied["phone"] == closed["phone"] == "13900001111"
+    assert replied["text"] == (
+        f"【12345】您反映的问题（工单{order.number}）已答复：{answer[: service.SMS_REPLY_CHARS]}… "
+        "请凭工单编号和本手机号在12345网站“办理进度查询”查看完整答复并评价。"
+    )
+    assert closed["text"].startswith(f"【12345】您反映的问题（工单{order.number}）已办结。")
+    units_body = service.render_body(db_session, next(m for m in _messages(db_session) if m.topic == Topic.REPLY))
+    assert b"13900001111" not in units_body
+    # The hotline's own signature and lookup address, where the district set them.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CITYHUB_NOTIFY_SMS_SIGNATURE", "白云12345")
+        patch.setenv("CITYHUB_NOTIFY_TRACK_URL", "https://12345.example.gov.cn/track")
+        service.get_notify_settings.cache_clear()
+        try:
+            text = service.citizen_text(order, orders.Action.CLOSE)
+        finally:
+            patch.undo()
+            service.get_notify_settings.cache_clear()
+    assert text.startswith("【白云12345】") and "在https://12345.example.gov.cn/track查看" in text
+
+
 def test_retry_on_500_then_success(db_session, units, receiver):
     _, secret = _subscribe(db_session, receiver.url, topics="dispatch")
     order = _order(db_session)

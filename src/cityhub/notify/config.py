@@ -44,6 +44,19 @@ class NotifySettings(BaseSettings):
         gt=0,
         description="One job run stops claiming after this long, so the worker's other jobs keep their turn.",
     )
+    sms_signature: str = Field(
+        "12345",
+        min_length=1,
+        max_length=20,
+        description="The signature a citizen's text message begins with, in 【】 (topic `citizen`): the hotline's name "
+        "as the SMS gateway registered it.",
+    )
+    track_url: str | None = Field(
+        None,
+        max_length=200,
+        description="The public address of the progress lookup (`https://…/track`) a citizen's text message names; "
+        "unset: it says 办理进度查询 on the hotline's website.",
+    )
 
 
 @lru_cache

@@ -28,6 +28,9 @@ class Topic(enum.StrEnum):
     ALARM = "alarm"  # 监测报警: a sensor's alarm was raised (monitoring), with its order when the rule opens one
     MATERIAL = "material"  # 补充材料: the citizen added files to their open appeal
     MERGED = "merged"  # 并入诉求: another appeal, a duplicate, was merged into the order (its ``merged_in`` event)
+    # 市民通知: the citizen who appealed is told their appeal was answered or closed, in a text message's words, with
+    # their phone — for the district's SMS relay (``notify.service.on_citizen_step``)
+    CITIZEN = "citizen"
 
 
 class OutboxStatus(enum.StrEnum):

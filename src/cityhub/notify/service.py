@@ -422,9 +422,10 @@ def actor_shown(order: Order, actor_id: int | None, actor_name: str) -> str:
 
 def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: OrderEvent) -> int:
     """Enqueue the notifications of one life-cycle action, in the caller's transaction; returns how many."""
+    told = on_citizen_step(session, order=order, outcome=outcome, event=event)
     topic = topic_for(outcome)
     if topic is None:
-        return 0
+        return told
     if topic == Topic.DEADLINE:
         if not (event.payload or {}).get("to"):
             return 0  # the raised urgency's terms were no tighter than what was left: nothing moved
@@ -441,7 +442,49 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
         payload["reason"] = scrub_text(event.reason, known=(order.citizen_name, order.citizen_phone))
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
-    return enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
+    return told + enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
+
+
+# The steps a citizen is told of by text message (topic ``citizen``): the answer, to read and rate, and the closing.
+CITIZEN_STEPS = frozenset({Action.REPLY, Action.CLOSE})
+# Of the reply, the first characters a text message carries (the whole answer is on the progress lookup).
+SMS_REPLY_CHARS = 60
+
+
+def citizen_text(order: Order, action: Action) -> str:
+    """The text message telling the citizen who appealed that ``order`` was answered (答复: the answer's beginning,
+    where to read it whole and rate it) or closed (办结), in Chinese — a text message's language here —, signed
+    (``CITYHUB_NOTIFY_SMS_SIGNATURE``), naming the progress lookup (``CITYHUB_NOTIFY_TRACK_URL``)."""
+    settings = get_notify_settings()
+    where = settings.track_url or "12345网站“办理进度查询”"
+    head = f"【{settings.sms_signature}】您反映的问题（工单{order.number}）"
+    if action == Action.REPLY:
+        reply = " ".join((order.reply_text or "").split())
+        said = reply if len(reply) <= SMS_REPLY_CHARS else reply[:SMS_REPLY_CHARS] + "…"
+        return f"{head}已答复：{said} 请凭工单编号和本手机号在{where}查看完整答复并评价。"
+    resolved = "已办结" if order.state == State.CLOSED_RESOLVED else "已办结（未解决）"
+    return f"{head}{resolved}。可凭工单编号和本手机号在{where}查看办理情况。感谢您的监督。"
+
+
+def on_citizen_step(session: Session, *, order: Order, outcome: Outcome, event: OrderEvent) -> int:
+    """Enqueue the ``citizen`` notifications of an answer or a closing (:data:`CITIZEN_STEPS`) for the citizen who
+    appealed — their phone and the message's words (:func:`citizen_text`), for the subscription of the district's SMS
+    relay —, in the caller's transaction; returns how many. None for an order without a phone, nor for a sensor's or
+    a camera's (no one appealed), nor for a consultation answered on the spot (the caller heard the answer)."""
+    from cityhub.workorders.models import MACHINE_CHANNELS
+
+    if outcome.action not in CITIZEN_STEPS or not order.citizen_phone or order.channel in MACHINE_CHANNELS:
+        return 0
+    if order.instant_answered:
+        return 0
+    payload = {
+        "action": outcome.action.value,
+        "to_state": event.to_state,
+        "at": event.at.isoformat() if event.at else None,
+        "phone": order.citizen_phone,
+        "text": citizen_text(order, outcome.action),
+    }
+    return enqueue(session, topic=Topic.CITIZEN, order=order, payload=payload, now=event.at)
 
 
 def on_merged_in(
