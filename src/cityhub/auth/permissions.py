@@ -54,6 +54,11 @@ ORDERS_IMPORT = "orders:import"
 # did not know, added as aliases of the street or community chosen — only one the dispatcher's unit routes
 # (``dispatch.service.correct_place``). Keeping the library otherwise is ``units:manage``'s (administrators).
 ALIASES_FROM_ORDER = "aliases:add_from_order"
+# 考核核减: a unit's staff ask that an order their unit handled not count against it in the assessment (the fault was
+# not its own: 诉求不合理, 无法联系 …), for their own unit; the centre's supervisors (督办/考核) approve or reject the
+# requests of the units of their scope (``analytics.exemptions``). Administrators do both.
+EXEMPTION_REQUEST = "assessment:exemption_request"
+EXEMPTION_DECIDE = "assessment:exemption_decide"
 
 
 def act(action: Action | str) -> str:
@@ -69,7 +74,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
-    | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER}
+    | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER, EXEMPTION_REQUEST, EXEMPTION_DECIDE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -77,7 +82,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
 # also invites an assisting unit (申请协办, add_assist) and, a street's, passes the order down to one of the street's
 # communities (下派, transfer) — ``workorders.service.STAFF_ROUTING`` holds them to that.
 _HANDLER: frozenset[str] = frozenset(
-    {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
+    {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, EXEMPTION_REQUEST}
     | _acts(
         Action.ADD_ASSIST,
         Action.TRANSFER,
@@ -123,7 +128,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
         {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
-        | {ATTACHMENTS_REMOVE}
+        | {ATTACHMENTS_REMOVE, EXEMPTION_DECIDE}
         | _acts(
             Action.URGE,
             Action.ESCALATE,

@@ -1,0 +1,179 @@
+"""考核核减: a unit's request that an order not count against it, a supervisor's decision, and what it does to the
+assessment — on the hand-counted history of test_kpi, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from test_kpi import EXPECTED, MARCH, T, history  # noqa: F401  (the fixture)
+
+from cityhub.analytics import exemptions, kpi
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cityhub.org.models import Role, User
+from cityhub.workorders import service
+from cityhub.workorders.models import Order, OrderEvent
+
+LATER = T.replace(month=5)  # decisions come long after the facts: the figures of March change all the same
+
+
+@pytest.fixture
+def staff(db_session, history):  # noqa: F811
+    """A handler of D2, a handler of D, a supervisor and a leader, as actors."""
+    s = db_session
+    district = history["units"]["S"].parent_id
+    users = {
+        "h2": User(username="x-h2", full_name="住建承办", role=Role.HANDLER, unit_id=history["d2"]),
+        "h1": User(username="x-h1", full_name="城管承办", role=Role.HANDLER, unit_id=history["d"]),
+        "sup": User(username="x-sup", full_name="考核科", role=Role.SUPERVISOR, unit_id=district),
+        "lead": User(username="x-lead", full_name="领导", role=Role.LEADER, unit_id=district),
+    }
+    s.add_all(users.values())
+    s.flush()
+    return {
+        k: service.Actor(name=u.full_name, user_id=u.id, unit_id=u.unit_id, role=u.role.value) for k, u in users.items()
+    }
+
+
+def _figure(s, code: str, name: str) -> tuple[int, int]:
+    row = next(r for r in kpi.compute(s, period=MARCH) if r.code == code)
+    return row.rates[name].numerator, row.rates[name].denominator
+
+
+def _trail(s, order_id: int) -> list[str]:
+    return list(s.scalars(select(OrderEvent.action).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)))
+
+
+def test_an_approved_exemption_leaves_the_late_reply_out_of_the_units_figures(db_session, history, staff):  # noqa: F811
+    """o4 was answered late by D2 (按时办结 1/2): approved, its fact leaves numerator and denominator (1/1), the
+    score rises, the drill-down lists it apart; the trail holds the request and the decision, the state unchanged."""
+    s, o4 = db_session, history["orders"]["o4"]
+    assert _figure(s, "K-D2", "on_time_completion") == EXPECTED["D2"]["on_time_completion"]
+    before = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-D2")
+    state = s.get(Order, o4).state
+    req = exemptions.request(
+        s,
+        order_id=o4,
+        measures=["on_time_completion"],
+        reason_category="force_majeure",
+        reason_text="暴雨停工",
+        actor=staff["h2"],
+        now=LATER,
+    )
+    s.commit()
+    assert req.state == "pending" and _figure(s, "K-D2", "on_time_completion") == (1, 2)  # a request changes nothing
+    exemptions.decide(s, exemption_id=req.id, approve=True, reason="气象部门证明", actor=staff["sup"], now=LATER)
+    s.commit()
+    after = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-D2")
+    assert (after.rates["on_time_completion"].numerator, after.rates["on_time_completion"].denominator) == (1, 1)
+    assert after.exempted == {"on_time_completion": 1} and after.exempted_orders == 1
+    assert after.score > before.score
+    assert after.as_dict()["kpis"]["on_time_completion"]["exempted"] == 1
+    dd = kpi.drilldown(s, unit="K-D2", kpi="on_time_completion", period=MARCH)
+    assert [i["order_id"] for i in dd.exempted] == [o4] and o4 not in [i["order_id"] for i in dd.denominator]
+    assert dd.as_dict()["exempted_count"] == 1
+    assert o4 not in [f.order_id for f in kpi.facts(s, kpi="on_time_completion", period=MARCH, unit_id=history["d2"])]
+    # Other measures and other units keep their figures.
+    assert _figure(s, "K-D2", "on_time_accept") == EXPECTED["D2"]["on_time_accept"]
+    assert _figure(s, "K-D1", "on_time_completion") == EXPECTED["D"]["on_time_completion"]
+    assert _trail(s, o4)[-2:] == ["exemption_request", "exemption_approve"]
+    events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == o4).order_by(OrderEvent.id)).all()[-2:]
+    assert all(e.from_state == e.to_state == state.value for e in events)
+    assert events[1].reason == "气象部门证明" and events[1].payload["exemption_id"] == req.id
+    assert s.get(Order, o4).state == state
+
+
+def test_a_rejected_request_changes_no_figure(db_session, history, staff):  # noqa: F811
+    s, o2 = db_session, history["orders"]["o2"]
+    req = exemptions.request(
+        s, order_id=o2, measures=["satisfaction"], reason_category="unrelated_rating", actor=staff["h1"], now=LATER
+    )
+    with pytest.raises(ValidationFailed, match="reason"):
+        exemptions.decide(s, exemption_id=req.id, approve=False, reason=" ", actor=staff["sup"])
+    exemptions.decide(s, exemption_id=req.id, approve=False, reason="市民不满意的正是答复", actor=staff["sup"])
+    s.commit()
+    assert _figure(s, "K-D1", "satisfaction") == EXPECTED["D"]["satisfaction"]
+    assert _trail(s, o2)[-2:] == ["exemption_request", "exemption_reject"]
+    with pytest.raises(Conflict, match="already rejected"):
+        exemptions.decide(s, exemption_id=req.id, approve=True, actor=staff["sup"])
+    # Rejected, the unit may ask again (one open request at a time, not one ever).
+    again = exemptions.request(
+        s, order_id=o2, measures=["satisfaction"], reason_category="other", reason_text="补充材料", actor=staff["h1"]
+    )
+    assert again.state == "pending"
+
+
+def test_the_kept_figures_follow_a_decision(db_session, history, staff):  # noqa: F811
+    """The figures of March are kept per process; an approval made later is counted at once (no cache cleared)."""
+    s, o2 = db_session, history["orders"]["o2"]
+    s.commit()
+    assert _figure(s, "K-D1", "satisfaction") == (1, 2)
+    computed = kpi.computations
+    assert _figure(s, "K-D1", "satisfaction") == (1, 2) and kpi.computations == computed  # kept
+    req = exemptions.request(
+        s, order_id=o2, measures=["satisfaction", "reopen_rate"], reason_category="unreasonable", actor=staff["h1"]
+    )
+    s.commit()
+    exemptions.decide(s, exemption_id=req.id, approve=True, reason="诉求超出政策范围", actor=staff["sup"])
+    s.commit()
+    assert _figure(s, "K-D1", "satisfaction") == (1, 1)
+    assert _figure(s, "K-D1", "reopen_rate") == (0, 1)
+
+
+def test_requests_are_refused_saying_why(db_session, history, staff):  # noqa: F811
+    s, o = db_session, history["orders"]
+    ask = {"measures": ["on_time_completion"], "reason_category": "unreachable"}
+    with pytest.raises(ValidationFailed, match="no assessment figure"):  # o4 is D2's, not D's
+        exemptions.request(s, order_id=o["o4"], actor=staff["h1"], **ask)
+    with pytest.raises(PermissionDenied, match="own unit"):
+        exemptions.request(s, order_id=o["o4"], actor=staff["h1"], unit_id=history["d2"], **ask)
+    with pytest.raises(PermissionDenied, match="may not ask"):
+        exemptions.request(s, order_id=o["o4"], actor=staff["sup"], unit_id=history["d2"], **ask)
+    with pytest.raises(ValidationFailed, match="satisfaction"):  # o4 had no callback
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["satisfaction"], reason_category="other", reason_text="x"
+        )
+    with pytest.raises(ValidationFailed, match="repeat_rate"):
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["repeat_rate"], reason_category="other", reason_text="x"
+        )
+    with pytest.raises(ValidationFailed, match="reason_text"):
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["on_time_completion"], reason_category="other"
+        )
+    with pytest.raises(ValidationFailed, match="reason_category"):
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["on_time_completion"], reason_category="bad luck"
+        )
+    with pytest.raises(NotFound):
+        exemptions.request(s, order_id=10**9, actor=staff["h2"], **ask)
+    first = exemptions.request(s, order_id=o["o4"], actor=staff["h2"], **ask)
+    with pytest.raises(Conflict, match=f"#{first.id}"):
+        exemptions.request(s, order_id=o["o4"], actor=staff["h2"], **ask)
+    with pytest.raises(PermissionDenied, match="may not decide"):
+        exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["lead"])
+    with pytest.raises(PermissionDenied, match="may not decide"):
+        exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["h2"])
+    with pytest.raises(NotFound):  # out of the decider's scope
+        exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["sup"], units={history["d"]})
+    exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["sup"])
+    with pytest.raises(ValidationFailed, match="still counted"):  # left out already
+        exemptions.request(s, order_id=o["o4"], actor=staff["h2"], **ask)
+
+
+def test_a_list_by_state_and_unit(db_session, history, staff):  # noqa: F811
+    s, o = db_session, history["orders"]
+    a = exemptions.request(
+        s, order_id=o["o4"], measures=["on_time_completion"], reason_category="unreachable", actor=staff["h2"]
+    )
+    b = exemptions.request(
+        s, order_id=o["o2"], measures=["on_time_accept"], reason_category="not_own_duty", actor=staff["h1"]
+    )
+    exemptions.decide(s, exemption_id=b.id, approve=True, actor=staff["sup"])
+    pending, more = exemptions.search(s, state="pending")
+    assert [r.id for r in pending] == [a.id] and not more
+    mine, _ = exemptions.search(s, unit_ids={history["d"]})
+    assert [r.id for r in mine] == [b.id]
+    [shown] = exemptions.as_dicts(s, mine)
+    assert shown["unit_code"] == "K-D1" and shown["order_number"] and shown["state"] == "approved"
+    with pytest.raises(ValidationFailed, match="state"):
+        exemptions.search(s, state="open")
