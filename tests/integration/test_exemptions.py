@@ -3,11 +3,16 @@ assessment — on the hand-counted history of test_kpi, on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_kpi import EXPECTED, MARCH, T, history  # noqa: F401  (the fixture)
 
+from app_helpers import shared_app
 from cityhub.analytics import exemptions, kpi
+from cityhub.auth.service import create_token
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.org.models import Role, User
 from cityhub.workorders import service
@@ -177,3 +182,97 @@ def test_a_list_by_state_and_unit(db_session, history, staff):  # noqa: F811
     assert shown["unit_code"] == "K-D1" and shown["order_number"] and shown["state"] == "approved"
     with pytest.raises(ValidationFailed, match="state"):
         exemptions.search(s, state="open")
+
+
+@pytest.fixture
+def api(app_db, db_session, history, staff):  # noqa: F811
+    """The app, and bearer headers of the staff above."""
+    headers = {
+        name: {"Authorization": f"Bearer {create_token(db_session, user_id=a.user_id, name='t')[1]}"}
+        for name, a in staff.items()
+    }
+    db_session.commit()  # the app reads over its own connections
+    with TestClient(shared_app(), raise_server_exceptions=False) as client:
+        yield client, headers
+
+
+def test_the_api_creates_lists_and_decides_requests(api, history):  # noqa: F811
+    client, h = api
+    o4, url = history["orders"]["o4"], "/api/v1/kpi/exemptions"
+    body = {
+        "order_id": o4,
+        "measures": ["on_time_completion"],
+        "reason_category": "force_majeure",
+        "reason_text": "台风",
+    }
+    assert client.post(url, json=body, headers=h["h1"]).status_code == 404  # D's handler does not see D2's order
+    assert client.post(url, json=body, headers=h["sup"]).status_code == 403
+    bad = client.post(url, json={**body, "measures": ["repeat_rate"]}, headers=h["h2"])
+    assert bad.status_code == 422 and "repeat_rate" in bad.json()["message"]
+    made = client.post(url, json=body, headers=h["h2"])
+    assert made.status_code == 201, made.text
+    req = made.json()
+    assert req["state"] == "pending" and req["unit_code"] == "K-D2" and req["order_number"]
+    again = client.post(url, json=body, headers=h["h2"])
+    assert again.status_code == 409 and f"#{req['id']}" in again.json()["message"]
+    pending = client.get(url, params={"state": "pending"}, headers=h["sup"]).json()
+    assert [r["id"] for r in pending] == [req["id"]]
+    assert client.get(url, params={"unit_id": history["d"]}, headers=h["sup"]).json() == []
+    assert client.get(url, headers=h["h1"]).json() == []  # another unit's requests are not D's to read
+    assert client.get(f"{url}/{req['id']}", headers=h["h1"]).status_code == 404
+    assert client.get(url, params={"state": "open"}, headers=h["sup"]).status_code == 422
+    decision = f"{url}/{req['id']}/decision"
+    assert client.post(decision, json={"approve": True}, headers=h["h2"]).status_code == 403
+    refused = client.post(decision, json={"approve": False}, headers=h["sup"])
+    assert refused.status_code == 422 and "reason" in refused.json()["message"]
+    done = client.post(decision, json={"approve": True, "reason": "台风预警证明"}, headers=h["sup"])
+    assert done.status_code == 200 and done.json()["state"] == "approved" and done.json()["decided_by"] == "考核科"
+    assert client.post(decision, json={"approve": True}, headers=h["sup"]).status_code == 409
+    figures = client.get("/api/v1/kpi", params={"period": "2026-03"}, headers=h["lead"]).json()
+    d2 = next(u for u in figures["units"] if u["code"] == "K-D2")
+    assert d2["kpis"]["on_time_completion"] == {"numerator": 1, "denominator": 1, "rate": 1.0, "exempted": 1}
+    assert d2["exempted_orders"] == 1
+    drill = client.get(
+        "/api/v1/kpi/drilldown",
+        params={"period": "2026-03", "unit_id": history["d2"], "kpi": "on_time_completion"},
+        headers=h["lead"],
+    ).json()
+    assert drill["exempted_count"] == 1 and drill["exempted"][0]["order_id"] == o4
+    assert client.get(url, params={"state": "approved"}, headers=h["h2"]).json()[0]["id"] == req["id"]
+
+
+def test_the_command_line_lists_asks_and_decides(app_db, db_session, history, cli_run):  # noqa: F811
+    o4 = history["orders"]["o4"]
+    number = db_session.get(Order, o4).number
+    db_session.commit()
+    code, out, err = cli_run(
+        "analytics",
+        "exemptions",
+        "request",
+        number,
+        "--unit",
+        "K-D2",
+        "--measures",
+        "on_time_completion",
+        "--reason",
+        "unreachable",
+        "--actor",
+        "考核科",
+    )
+    assert code == 0, err
+    assert "pending" in out
+    code, out, _ = cli_run("analytics", "exemptions", "list", "--state", "pending", "--format", "json")
+    [row] = json.loads(out)
+    assert row["order_number"] == number and row["unit_code"] == "K-D2" and row["requested_by"] == "考核科"
+    code, _, err = cli_run("analytics", "exemptions", "decide", str(row["id"]), "--reject")
+    assert code == 1 and err.count("\n") == 1 and "reason" in err
+    code, out, _ = cli_run("analytics", "exemptions", "decide", str(row["id"]), "--approve", "--reason", "属实")
+    assert code == 0 and "approved" in out
+    code, _, err = cli_run("analytics", "exemptions", "decide", str(row["id"]), "--approve")
+    assert code == 1 and "already approved" in err
+    code, _, err = cli_run("analytics", "exemptions", "list", "--state", "open")
+    assert code == 1 and err.startswith("error: unknown state")
+    code, out, _ = cli_run(
+        "analytics", "drilldown", "--unit", "K-D2", "--kpi", "on_time_completion", "--period", "2026-03"
+    )
+    assert code == 0 and "left out by approved exemptions" in out and number in out

@@ -27,13 +27,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from cityhub.analytics import kpi
 from cityhub.analytics.models import AssessmentExemption
 from cityhub.auth import permissions
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
+from cityhub.auth.principal import Principal
 from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.org.models import Role, Unit
@@ -255,6 +256,25 @@ def decide(
     return row
 
 
+def query(
+    *, state: str | None = None, unit_ids: Collection[int] | None = None, order_id: int | None = None
+) -> Select[AssessmentExemption]:
+    """The requests (of ``state``; of the units ``unit_ids`` — a reader's, None: all; of one order), pending ones
+    oldest first (the supervisor works through them in order), others latest first."""
+    if state is not None and state not in STATES:
+        raise ValidationFailed(f"unknown state '{state}' (one of {', '.join(STATES)})", details={"field": "state"})
+    found = select(AssessmentExemption)
+    if state is not None:
+        found = found.where(AssessmentExemption.state == state)
+    if unit_ids is not None:
+        found = found.where(AssessmentExemption.unit_id.in_(sorted(unit_ids)))
+    if order_id is not None:
+        found = found.where(AssessmentExemption.order_id == order_id)
+    if state == PENDING:
+        return found.order_by(AssessmentExemption.requested_at, AssessmentExemption.id)
+    return found.order_by(AssessmentExemption.id.desc())
+
+
 def search(
     session: Session,
     *,
@@ -264,23 +284,27 @@ def search(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[AssessmentExemption], bool]:
-    """Requests, pending ones oldest first (the supervisor works through them in order), decided ones latest first;
-    ``unit_ids``: of these units only (a reader's scope; None: all). Returns (page, has_more)."""
-    if state is not None and state not in STATES:
-        raise ValidationFailed(f"unknown state '{state}' (one of {', '.join(STATES)})", details={"field": "state"})
-    query = select(AssessmentExemption)
-    if state is not None:
-        query = query.where(AssessmentExemption.state == state)
-    if unit_ids is not None:
-        query = query.where(AssessmentExemption.unit_id.in_(sorted(unit_ids)))
-    if order_id is not None:
-        query = query.where(AssessmentExemption.order_id == order_id)
-    if state == PENDING:
-        query = query.order_by(AssessmentExemption.requested_at, AssessmentExemption.id)
-    else:
-        query = query.order_by(AssessmentExemption.id.desc())
-    rows = list(session.scalars(query.limit(min(limit, LIST_MAX) + 1).offset(offset)))
+    """A page of :func:`query`: (rows, has_more)."""
+    found = query(state=state, unit_ids=unit_ids, order_id=order_id)
+    rows = list(session.scalars(found.limit(min(limit, LIST_MAX) + 1).offset(offset)))
     return rows[:limit], len(rows) > limit
+
+
+def units_seen(session: Session, principal: Principal) -> frozenset[int] | None:
+    """The units whose requests ``principal`` reads (None: every unit): who decides them, and a leader, those of
+    their data scope; a unit's staff who ask, their own unit's. Anyone else: PermissionDenied."""
+    from cityhub.auth.scope import scope_of
+
+    role = principal.role
+    if permissions.allows(role, permissions.EXEMPTION_DECIDE) or permissions.allows(role, permissions.ORDER_READ_ALL):
+        scope = scope_of(session, principal)
+        return None if scope.everything else frozenset(scope.units)
+    if permissions.allows(role, permissions.EXEMPTION_REQUEST) and principal.unit_id is not None:
+        return frozenset({principal.unit_id})
+    raise PermissionDenied(
+        f"role {role.value} reads no assessment exemption requests",
+        details={"permission": permissions.EXEMPTION_DECIDE},
+    )
 
 
 def count(session: Session, *, state: str, unit_ids: Collection[int] | None = None) -> int:
