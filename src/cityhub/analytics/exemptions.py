@@ -141,14 +141,15 @@ def request(
     if role is not None and not permissions.allows(role, permissions.EXEMPTION_REQUEST):
         raise PermissionDenied(
             f"role {role.value} may not ask for an assessment exemption",
-            details={"permission": permissions.EXEMPTION_REQUEST},
+            details={"permission": permissions.EXEMPTION_REQUEST, "why": "may_not_request"},
         )
     unit_id = unit_id if unit_id is not None else actor.unit_id
     if unit_id is None:
         raise ValidationFailed("name the unit asking (unit_id)", details={"field": "unit_id"})
     if role in UNIT_STAFF_ROLES and unit_id != actor.unit_id:
         raise PermissionDenied(
-            "a unit's staff ask for their own unit only", details={"unit_id": actor.unit_id, "field": "unit_id"}
+            "a unit's staff ask for their own unit only",
+            details={"unit_id": actor.unit_id, "field": "unit_id", "why": "own_unit"},
         )
     unit = session.get(Unit, unit_id) if 0 < unit_id <= MAX_ID else None
     if unit is None:
@@ -159,16 +160,19 @@ def request(
         raise ValidationFailed(
             (f"unknown measure {', '.join(unknown)}; " if unknown else "name the measures; ")
             + f"one or more of {', '.join(kpi.EXEMPTIBLE)}",
-            details={"field": "measures"},
+            details={"field": "measures", "why": "measures"},
         )
     if reason_category not in REASONS:
         raise ValidationFailed(
             f"unknown reason_category '{reason_category}' (one of {', '.join(REASONS)})",
-            details={"field": "reason_category"},
+            details={"field": "reason_category", "why": "reason_category"},
         )
     text = _check_text(reason_text, "reason_text")
     if reason_category == OTHER and text is None:
-        raise ValidationFailed("say why in reason_text (reason_category other)", details={"field": "reason_text"})
+        raise ValidationFailed(
+            "say why in reason_text (reason_category other)",
+            details={"field": "reason_text", "why": "other_needs_text"},
+        )
     order = read_for_update(session, order_id) if 0 < order_id <= MAX_ID else None
     if order is None:
         raise NotFound(f"order {order_id} not found")
@@ -177,20 +181,20 @@ def request(
         raise ValidationFailed(
             f"order {order.number} counts in no assessment figure of {unit.name} that could be left out: only a unit "
             "that handled the order (accepted, replied, was called back or had it returned) may ask",
-            details={"field": "order_id"},
+            details={"field": "order_id", "why": "no_facts"},
         )
     missing = [m for m in chosen if m not in open_]
     if missing:
         raise ValidationFailed(
             f"order {order.number} holds no fact of {', '.join(missing)} for {unit.name} still counted "
             f"(it may ask for {', '.join(open_)})",
-            details={"field": "measures", "open": open_},
+            details={"field": "measures", "open": open_, "why": "not_counted"},
         )
     waiting = open_request(session, order_id=order.id, unit_id=unit.id)
     if waiting is not None:
         raise Conflict(
             f"a request of {unit.name} for order {order.number} already waits for a decision (#{waiting.id})",
-            details={"exemption_id": waiting.id},
+            details={"exemption_id": waiting.id, "why": "waiting"},
         )
     now = now or utcnow()
     ordered = [m for m in kpi.EXEMPTIBLE if m in chosen]
@@ -229,23 +233,27 @@ def decide(
     if role is not None and not permissions.allows(role, permissions.EXEMPTION_DECIDE):
         raise PermissionDenied(
             f"role {role.value} may not decide assessment exemptions",
-            details={"permission": permissions.EXEMPTION_DECIDE},
+            details={"permission": permissions.EXEMPTION_DECIDE, "why": "may_not_decide"},
         )
     row = session.get(AssessmentExemption, exemption_id) if 0 < exemption_id <= MAX_ID else None
     if row is None or (units is not None and row.unit_id not in units):
         raise NotFound(f"exemption request {exemption_id} not found")
     text = _check_text(reason, "reason")
     if not approve and text is None:
-        raise ValidationFailed("say why the request is rejected (reason)", details={"field": "reason"})
+        raise ValidationFailed(
+            "say why the request is rejected (reason)", details={"field": "reason", "why": "reject_needs_reason"}
+        )
     if actor.user_id is not None and actor.user_id == row.requested_by_id:
-        raise PermissionDenied("no one decides their own request", details={"exemption_id": row.id})
+        raise PermissionDenied(
+            "no one decides their own request", details={"exemption_id": row.id, "why": "own_request"}
+        )
     order = read_for_update(session, row.order_id)
     if order is None:  # pragma: no cover - the request goes with its order (ON DELETE CASCADE)
         raise NotFound(f"order {row.order_id} not found")
     if row.state != PENDING:
         raise Conflict(
             f"exemption request {row.id} was already {row.state} by {row.decided_by_name}",
-            details={"state": row.state},
+            details={"state": row.state, "why": "decided"},
         )
     now = now or utcnow()
     row.state = APPROVED if approve else REJECTED
