@@ -175,8 +175,10 @@ def exemptions_list(
             )
         )
         rows = exemptions.as_dicts(session, found_rows)
-    if fmt != "json":
-        rows = [{**r, "measures": ",".join(r["measures"])} for r in rows]
+    if fmt != "json":  # a table or a spreadsheet: the measures in one cell, nothing said for what is not yet
+        rows = [
+            {k: "" if v is None else v for k, v in {**r, "measures": ",".join(r["measures"])}.items()} for r in rows
+        ]
     _kpi_emit(rows, _EXEMPTION_COLUMNS, fmt)
 
 

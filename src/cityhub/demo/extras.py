@@ -643,6 +643,9 @@ def demo_exemptions(session: Session, *, now: datetime | None = None) -> int:
     }
     if supervisor is None or not handlers:
         return 0
+    named = session.scalar(select(User).where(User.username == "handler"))  # the demo's handler login: its unit first
+    if named is not None and named.unit_id is not None:
+        handlers[named.unit_id] = named
 
     def actor(user: User) -> orders.Actor:
         return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
@@ -659,6 +662,8 @@ def demo_exemptions(session: Session, *, now: datetime | None = None) -> int:
         .order_by(Order.replied_at.desc(), Order.id.desc())
         .limit(400)
     ).all()
+    if named is not None:
+        candidates = sorted(candidates, key=lambda c: c[1] != named.unit_id)  # stable: the latest replies first
     made, units_used = 0, set[int]()
     for reason, words, wanted, decision in DEMO_EXEMPTIONS:
         for order_id, unit_id, replied_at in candidates:
