@@ -15,8 +15,10 @@ from cityhub.analytics import exemptions, kpi
 from cityhub.auth.service import create_token
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.org.models import Role, User
+from cityhub.sharing import georeport
 from cityhub.workorders import service
 from cityhub.workorders.models import Order, OrderEvent
+from cityhub.workorders.schemas import CITIZEN_STEPS
 
 LATER = T.replace(month=5)  # decisions come long after the facts: the figures of March change all the same
 
@@ -85,6 +87,8 @@ def test_an_approved_exemption_leaves_the_late_reply_out_of_the_units_figures(db
     assert all(e.from_state == e.to_state == state.value for e in events)
     assert events[1].reason == "气象部门证明" and events[1].payload["exemption_id"] == req.id
     assert s.get(Order, o4).state == state
+    # Between the unit and its supervisors: not a step of the citizen's progress, nor an Open311 service request update.
+    assert set(exemptions.EVENTS) <= georeport.INTERNAL_ACTIONS and not set(exemptions.EVENTS) & CITIZEN_STEPS
 
 
 def test_a_rejected_request_changes_no_figure(db_session, history, staff):  # noqa: F811

@@ -40,7 +40,7 @@ from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFaile
 from cityhub.org.models import Role, Unit
 from cityhub.workorders import changes
 from cityhub.workorders.models import Order
-from cityhub.workorders.schemas import REASON_MAX_CHARS
+from cityhub.workorders.schemas import EXEMPTION_EVENTS, REASON_MAX_CHARS
 from cityhub.workorders.service import Actor, note_beside, order_numbers, read_for_update
 
 # Why the fault was not the unit's (the request's ``reason_category``); 其他 (other) says it in words.
@@ -57,8 +57,8 @@ OTHER = "other"
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 STATES = (PENDING, APPROVED, REJECTED)
 # The audit trail's events (``order_events.action``): from and to the order's state as it stands.
-REQUESTED, APPROVE, REJECT = "exemption_request", "exemption_approve", "exemption_reject"
-EVENTS = (REQUESTED, APPROVE, REJECT)
+EVENTS = EXEMPTION_EVENTS  # internal to the units: neither the citizen nor Open311 reads them
+REQUESTED, APPROVE, REJECT = EVENTS
 LIST_MAX = 200
 
 
