@@ -8,13 +8,13 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from test_kpi import EXPECTED, MARCH, T, history  # noqa: F401  (the fixture)
+from test_kpi import EXPECTED, MARCH, D, H, T, _act, _new, history  # noqa: F401  (the fixture)
 
 from app_helpers import shared_app
 from cityhub.analytics import exemptions, kpi
 from cityhub.auth.service import create_token
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from cityhub.org.models import Role, User
+from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.sharing import georeport
 from cityhub.workorders import service
 from cityhub.workorders.models import Order, OrderEvent
@@ -280,3 +280,26 @@ def test_the_command_line_lists_asks_and_decides(app_db, db_session, history, cl
         "analytics", "drilldown", "--unit", "K-D2", "--kpi", "on_time_completion", "--period", "2026-03"
     )
     assert code == 0 and "left out by approved exemptions" in out and number in out
+
+
+def test_a_communitys_exemption_leaves_its_streets_figure_too(db_session, history, staff):  # noqa: F811
+    """A street answers for its communities' facts (中事不出镇): an order a community answered late, exempted for the
+    community, leaves the street's figure as it leaves the community's."""
+    s = db_session
+    street = history["units"]["S"]
+    community = Unit(code="K-C1", name="测试社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
+    s.add(community)
+    s.flush()
+    oid = _new(s, T, "13700000001")
+    _act(s, oid, "dispatch", T, unit_id=community.id)
+    _act(s, oid, "accept", T + H)
+    _act(s, oid, "reply", T + 10 * D, text="已处理")  # past its limit
+    assert _figure(s, "K-C1", "on_time_completion") == (0, 1) and _figure(s, "K-S1", "on_time_completion") == (0, 1)
+    grid = service.Actor(name="社区网格员", unit_id=community.id, role=Role.INSPECTOR.value)
+    req = exemptions.request(
+        s, order_id=oid, measures=["on_time_completion"], reason_category="unreachable", actor=grid
+    )
+    exemptions.decide(s, exemption_id=req.id, approve=True, actor=staff["sup"])
+    assert _figure(s, "K-C1", "on_time_completion") == (0, 0) and _figure(s, "K-S1", "on_time_completion") == (0, 0)
+    row = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-S1")
+    assert row.exempted == {"on_time_completion": 1} and row.exempted_orders == 1
