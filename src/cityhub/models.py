@@ -1,6 +1,6 @@
 """Import every ORM model so that metadata (Alembic, tests) sees all tables."""
 
-from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
+from cityhub.analytics.models import AssessmentExemption, HotTopic, HotTopicModelState, HotTopicOrder
 from cityhub.auditlog import LogEntry
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion, DispatchThreshold
@@ -34,6 +34,7 @@ __all__ = [
     "ApiKey",
     "ApiRateWindow",
     "ApiToken",
+    "AssessmentExemption",
     "Attachment",
     "AuthSession",
     "CalendarDay",

@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from app_helpers import shared_app
 from cityhub import migrate
-from cityhub.analytics.models import HotTopic, HotTopicModelState
+from cityhub.analytics.models import AssessmentExemption, HotTopic, HotTopicModelState
 from cityhub.auth import passwords
 from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_factory, session_scope
@@ -209,6 +209,11 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path, seeded_demo: Seeded)
             assert len(own) == 2 and all(o.street_id is not None for o in own), username
             assert "replied" in {o.state.value for o in own}, username
     assert f"staff's work in hand: {len(STAFF_WORK)} appeals" in first.output
+    # 考核核减: a few units' requests, some waiting for the supervisor, some decided.
+    assert "assessment exemptions (考核核减):" in first.output
+    with session_scope() as s:
+        states = s.scalars(select(AssessmentExemption.state)).all()
+        assert "pending" in states and "approved" in states, states
     # Every open order placed in a street or community has a point there: the one map showed half of them nowhere.
     with session_scope() as s:
         codes = dict(s.execute(select(Unit.id, Unit.code)).all())
@@ -243,6 +248,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path, seeded_demo: Seeded)
     assert "0 entries imported" in second.output and "routing rules: already seeded" in second.output
     assert "monitoring: already seeded" in second.output and "new appeals" not in second.output
     assert "citizens' own appeals" not in second.output and "staff's work in hand" not in second.output
+    assert "assessment exemptions" not in second.output
     assert "(already there)" in second.output and "(mined now)" not in second.output
     assert _snapshot(demo_env) == before
 

@@ -28,6 +28,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/dispatch/thresholds/{category_id}"): {"json": {"threshold": 0.5}},
     ("POST", "/api/v1/orders/{order_id}/attachments"): {"files": {"files": ("a.txt", b"x", "text/plain")}},
     ("DELETE", "/api/v1/orders/{order_id}/attachments/{attachment_id}"): {"params": {"reason": "错传"}},
+    ("POST", "/api/v1/kpi/exemptions/{exemption_id}/decision"): {"json": {"approve": True}},
 }
 NOUNS = {
     "order_id": "order",
@@ -43,6 +44,7 @@ NOUNS = {
     "client_id": "API client",
     "subscription_id": "subscription",
     "message_id": "outbox message",
+    "exemption_id": "exemption request",
 }
 
 
@@ -141,6 +143,11 @@ CLI_IDS: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("kb", "deactivate"): ([str(BEYOND_32)], "knowledge entry"),
     ("notify", "webhooks", "remove"): ([str(BEYOND_32)], "subscription"),
     ("notify", "outbox", "retry"): ([str(BEYOND_32)], "outbox message"),
+    ("analytics", "exemptions", "decide"): ([str(BEYOND_32), "--approve"], "exemption request"),
+    ("analytics", "exemptions", "request"): (
+        [str(BEYOND_64), "--unit", "T-QU", "--measures", "satisfaction", "--reason", "unreachable"],
+        "order",
+    ),
 }
 
 

@@ -112,6 +112,130 @@ def drilldown_command(
             f"numerator {len(result.numerator)} / denominator {len(result.denominator)}"
         )
     _kpi_emit(result.denominator, ["number", "order_id", "ref_id", "hit"], fmt)
+    if result.exempted and fmt == "table":
+        numbers = ", ".join(str(i["number"] or i["order_id"]) for i in result.exempted)
+        typer.echo(f"left out by approved exemptions (考核核减): {len(result.exempted)}: {numbers}")
+
+
+# --- exemption requests (考核核减) ------------------------------------------------------------------------------
+
+exemptions_app = typer.Typer(
+    no_args_is_help=True,
+    help="Assessment exemption requests (考核核减): list them, ask for one for a unit, approve or reject one.",
+)
+app.add_typer(exemptions_app, name="exemptions")
+
+_EXEMPTION_COLUMNS = [
+    "id",
+    "state",
+    "order_number",
+    "unit_code",
+    "measures",
+    "reason_category",
+    "requested_by",
+    "requested_at",
+    "decided_by",
+    "decision_reason",
+]
+
+
+def _unit_id(session: Any, unit: str | None) -> int | None:
+    from cityhub.analytics import kpi
+
+    if unit is None:
+        return None
+    return kpi.resolve_unit(session, unit=int(unit) if unit.isdigit() and len(unit) < 8 else unit).id
+
+
+@exemptions_app.command("list")
+def exemptions_list(
+    state: str | None = typer.Option(None, "--state", help="pending, approved or rejected."),
+    unit: str | None = typer.Option(None, "--unit", help="Only this unit's requests (code or id)."),
+    order: str | None = typer.Option(None, "--order", help="Only this order's requests (number or id)."),
+    limit: int = typer.Option(200, "--limit", min=1, max=10_000, help="At most this many."),
+    fmt: str = typer.Option("table", "--format", help="table, json or csv."),
+) -> None:
+    """The requests, pending ones oldest first, decided ones latest first."""
+    from cityhub.analytics import exemptions
+    from cityhub.clitools import fail
+    from cityhub.db import session_scope
+    from cityhub.workorders.service import find_order
+
+    with session_scope() as session:
+        unit_id = _unit_id(session, unit)
+        order_id = None
+        if order is not None:
+            found = find_order(session, ref=order)
+            if found is None:
+                raise fail(f"order {order} not found")
+            order_id = found.id
+        found_rows = session.scalars(
+            exemptions.query(state=state, unit_ids=None if unit_id is None else [unit_id], order_id=order_id).limit(
+                limit
+            )
+        )
+        rows = exemptions.as_dicts(session, found_rows)
+    if fmt != "json":  # a table or a spreadsheet: the measures in one cell, nothing said for what is not yet
+        rows = [
+            {k: "" if v is None else v for k, v in {**r, "measures": ",".join(r["measures"])}.items()} for r in rows
+        ]
+    _kpi_emit(rows, _EXEMPTION_COLUMNS, fmt)
+
+
+@exemptions_app.command("request")
+def exemptions_request(
+    ref: str = typer.Argument(..., help="Order number (BY…) or id."),
+    unit: str = typer.Option(..., "--unit", help="The unit asking (code or id)."),
+    measures: str = typer.Option(
+        ..., "--measures", help="Comma-separated KPI names, e.g. on_time_completion,satisfaction."
+    ),
+    reason: str = typer.Option(
+        ...,
+        "--reason",
+        help="unreasonable, unreachable, refused_visit, not_own_duty, force_majeure, unrelated_rating or other.",
+    ),
+    text: str | None = typer.Option(None, "--text", help="Why, in words (required with other)."),
+    actor: str = typer.Option("cli", "--actor", help="Name recorded in the audit trail."),
+) -> None:
+    """Ask, for a unit, that an order's facts of some measures not count against it."""
+    from cityhub.analytics import exemptions
+    from cityhub.clitools import fail, named_actor
+    from cityhub.db import session_scope
+    from cityhub.workorders.service import find_order
+
+    who = named_actor(actor)
+    with session_scope() as session:
+        found = find_order(session, ref=ref)
+        if found is None:
+            raise fail(f"order {ref} not found")
+        row = exemptions.request(
+            session,
+            order_id=found.id,
+            unit_id=_unit_id(session, unit),
+            measures=[m.strip() for m in measures.split(",") if m.strip()],
+            reason_category=reason,
+            reason_text=text,
+            actor=who,
+        )
+        typer.echo(f"exemption request {row.id} of order {found.number}: pending")
+
+
+@exemptions_app.command("decide")
+def exemptions_decide(
+    exemption_id: int = typer.Argument(..., help="The request's id (cityhub analytics exemptions list)."),
+    approve: bool = typer.Option(..., "--approve/--reject", help="Approve, or reject (with --reason)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why; required to reject."),
+    actor: str = typer.Option("cli", "--actor", help="Name recorded in the audit trail."),
+) -> None:
+    """Approve or reject a pending request: approved, the order's facts of its measures leave the unit's figures."""
+    from cityhub.analytics import exemptions
+    from cityhub.clitools import named_actor
+    from cityhub.db import session_scope
+
+    who = named_actor(actor)
+    with session_scope() as session:
+        row = exemptions.decide(session, exemption_id=exemption_id, approve=approve, reason=reason, actor=who)
+        typer.echo(f"exemption request {row.id}: {row.state}")
 
 
 # --- correlation graph and risk findings (城市大脑: 关联图谱, 高频事件与风险预警) ---------------------------------

@@ -57,6 +57,13 @@ is handled within the street (中事不出镇), as the street's data scope alrea
 community's figures are its own; a ranking of all tiers together counts a community's facts twice (in its row and
 its street's).
 
+**Exemptions** (考核核减, :mod:`cityhub.analytics.exemptions`): a supervisor may approve a unit's request that one
+order not count against it in some measures (:data:`EXEMPTIBLE`). The facts of those measures of that order
+attributed to that unit are then left out of its figures — numerator and denominator, in whichever period they fall
+— and so out of its street's, its composite score and the rankings; the drill-down still lists them, marked
+(``exempted``), and each figure says how many facts were left out (``exempted``). The decision writes an event of the
+order, so the kept figures of every period its trail reaches are computed again (see *the figures kept*).
+
 Rankings (:func:`ranking`) list units whose denominator reaches ``min_sample`` (default 30, shown with ``n``);
 the others are listed apart as insufficient sample. The composite score (综合得分) is
 ``100 * Σ w_k s_k / Σ w_k`` over the KPIs with a non-empty denominator, where ``s_k`` is the rate, or
@@ -70,7 +77,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -513,7 +520,11 @@ def _recorded(e: Any, key: str) -> Any:
 
 
 def _trail_rows(
-    session: Session, period: Period, kpis: Sequence[str], units: Collection[int] | None = None
+    session: Session,
+    period: Period,
+    kpis: Sequence[str],
+    units: Collection[int] | None = None,
+    order_ids: Collection[int] | None = None,
 ) -> Iterable[Any]:
     """The walked events of every order with an event of the ``kpis``' counted actions in the period (with
     ``units``, of those of them that can hold a fact of ``units``: :func:`_can_hold`), by order and id: (id,
@@ -527,6 +538,8 @@ def _trail_rows(
     orders = select(f.c.order_id).where(f.c.action.in_(counted), _in(f, period))
     if units is not None:  # one unit's figures: not the trails of every order of the period
         orders = orders.where(_can_hold(f.c.order_id, units))
+    if order_ids is not None:  # one order's facts (:func:`order_facts`)
+        orders = orders.where(f.c.order_id.in_(sorted(order_ids)))
     in_period = _in(e, period)
 
     def of_order(column: Any) -> Any:  # read for the few events that need it, not joined to every event
@@ -579,7 +592,11 @@ class _Counted:
 
 
 def _walked_facts(
-    session: Session, period: Period, kpis: Sequence[str], units: Collection[int] | None = None
+    session: Session,
+    period: Period,
+    kpis: Sequence[str],
+    units: Collection[int] | None = None,
+    order_ids: Collection[int] | None = None,
 ) -> dict[str, list[_Counted]]:
     """The facts of each of ``kpis`` (of :data:`WALKED_KPIS`) in the period, in trail order (:func:`_as_facts` makes
     them :class:`Fact` rows); rows without a unit and lifted marks left out. With ``units``, only the trails of the
@@ -627,7 +644,7 @@ def _walked_facts(
         order_due,
         satisfied,
         lead,
-    ) in _trail_rows(session, period, kpis, units):
+    ) in _trail_rows(session, period, kpis, units, order_ids):
         if oid != trail_order:  # a new trail
             trail_order, last_unit, replied_unit, reply = oid, None, None, None
             standing, pending = {ACCEPT_MARK: False, COMPLETION_MARK: False}, {ACCEPT_MARK: [], COMPLETION_MARK: []}
@@ -719,6 +736,7 @@ class Fact:
     hit: bool
     # For the timed KPIs, the counted event's action: the act (accept / reply) or the sweep's mark of a missed limit.
     event: str | None = None
+    exempt: bool = False  # left out of the unit's figures by an approved exemption (考核核减)
 
 
 def _repeat_facts(
@@ -803,10 +821,17 @@ def _parse_due(text: str | None) -> datetime | None:
 
 
 def facts(
-    session: Session, *, kpi: str, period: Period, unit_id: int | None = None, repeat_days: int = DEFAULT_REPEAT_DAYS
+    session: Session,
+    *,
+    kpi: str,
+    period: Period,
+    unit_id: int | None = None,
+    repeat_days: int = DEFAULT_REPEAT_DAYS,
+    with_exempt: bool = False,
 ) -> list[Fact]:
     """The counted rows of one KPI (optionally of one unit: of a street, its communities' rows too; only the trails
-    of the orders that can hold a fact of theirs are read then, :func:`_can_hold`)."""
+    of the orders that can hold a fact of theirs are read then, :func:`_can_hold`). The rows an approved exemption
+    left out of the figures are not among them, or with ``with_exempt`` are, marked ``exempt``."""
     if kpi not in KPI_BY_NAME:
         raise ValidationFailed(f"unknown kpi '{kpi}' (known: {', '.join(KPI_BY_NAME)})", details={"field": "kpi"})
     units = None if unit_id is None else set(jurisdiction(session, unit_id))
@@ -815,7 +840,56 @@ def facts(
         if kpi == "repeat_rate"
         else _as_facts(kpi, _walked_facts(session, period, [kpi], units)[kpi])
     )
-    return [f for f in rows if units is None or f.unit_id in units]
+    exempted = exempted_facts(session)
+    marked = [replace(f, exempt=True) if (f.order_id, f.unit_id, kpi) in exempted else f for f in rows]
+    return [f for f in marked if (units is None or f.unit_id in units) and (with_exempt or not f.exempt)]
+
+
+# The measures an order's fact of which a unit may ask to be left out of its figures (考核核减): each counts the
+# order's own events. The repeat rate is not among them: it counts the citizen's appeals, not what a unit did.
+EXEMPTIBLE = (
+    "on_time_accept",
+    "on_time_completion",
+    "satisfaction",
+    "resolution",
+    "return_rate",
+    "extension_rate",
+    "reopen_rate",
+)
+
+
+def exempted_facts(session: Session) -> set[tuple[int, int, str]]:
+    """(order id, unit id, KPI name) of every fact an approved exemption leaves out of the figures (a few thousand
+    at most: read whole)."""
+    from cityhub.analytics.models import AssessmentExemption
+
+    rows = session.execute(
+        select(AssessmentExemption.order_id, AssessmentExemption.unit_id, AssessmentExemption.measures).where(
+            AssessmentExemption.state == "approved"
+        )
+    )
+    return {(oid, uid, str(m)) for oid, uid, measures in rows for m in measures or ()}
+
+
+def order_facts(session: Session, *, order_id: int) -> list[tuple[str, Fact]]:
+    """Every fact of the exemptible KPIs (:data:`EXEMPTIBLE`) the order's trail holds, whatever its period, as
+    (KPI name, fact) — exempted ones marked: what a unit may ask to have left out
+    (:mod:`cityhub.analytics.exemptions`)."""
+    first, last = session.execute(
+        select(func.min(OrderEvent.at), func.max(OrderEvent.at)).where(OrderEvent.order_id == order_id)
+    ).one()
+    if first is None:
+        return []
+    tz = get_settings().tz
+    start, end = first.astimezone(tz).date(), last.astimezone(tz).date()
+    period = Period(f"{start}..{end}", "range", start, end)
+    exempted = exempted_facts(session)
+    walked = _walked_facts(session, period, list(EXEMPTIBLE), order_ids=[order_id])
+    return [
+        (name, replace(f, exempt=(f.order_id, f.unit_id, name) in exempted))
+        for name in EXEMPTIBLE
+        for f in _as_facts(name, walked[name])
+    ]
 
 
 def _streets_of_communities(session: Session) -> dict[int, int]:
@@ -845,11 +919,25 @@ def _roll_up(counts: dict[int, tuple[int, int]], streets: dict[int, int]) -> dic
     return out
 
 
+@dataclass
+class _Exempted:
+    """What approved exemptions left out of a period's figures: KPI name → unit id → facts, and unit id → orders."""
+
+    facts: dict[str, Counter[int]] = field(default_factory=dict)
+    orders: dict[int, set[int]] = field(default_factory=dict)
+
+
 def _aggregate(
-    session: Session, kpis: Sequence[str], period: Period, repeat_days: int, units: Collection[int] | None = None
+    session: Session,
+    kpis: Sequence[str],
+    period: Period,
+    repeat_days: int,
+    units: Collection[int] | None = None,
+    exempted: _Exempted | None = None,
 ) -> dict[str, dict[int, tuple[int, int]]]:
     """KPI name → unit id → (numerator, denominator); the trails are walked once for all of ``kpis``. With ``units``,
-    only the orders that can hold a fact of theirs are read: their counts are exact, other units' maybe partial."""
+    only the orders that can hold a fact of theirs are read: their counts are exact, other units' maybe partial.
+    The facts approved exemptions leave out are not counted (``exempted`` gathers them)."""
     walked = [k for k in kpis if k in WALKED_KPIS]
     counted: dict[str, Sequence[_Counted | Fact]] = (
         dict(_walked_facts(session, period, walked, units)) if walked else {}
@@ -857,7 +945,16 @@ def _aggregate(
     if "repeat_rate" in kpis:
         counted["repeat_rate"] = _repeat_facts(session, period, repeat_days, units)
     out: dict[str, dict[int, tuple[int, int]]] = {}
+    left_out = exempted_facts(session)
     for name, rows in counted.items():
+        if left_out:
+            kept = [f for f in rows if (f.order_id, f.unit_id, name) not in left_out]
+            if exempted is not None and len(kept) < len(rows):
+                gone = [f for f in rows if f.unit_id is not None and (f.order_id, f.unit_id, name) in left_out]
+                exempted.facts[name] = Counter(f.unit_id for f in gone if f.unit_id is not None)
+                for f in gone:
+                    exempted.orders.setdefault(f.unit_id or 0, set()).add(f.order_id)
+            rows = kept
         hits: Counter[int | None] = Counter(f.unit_id for f in rows if f.hit)
         totals: Counter[int | None] = Counter(f.unit_id for f in rows)
         out[name] = {u: (hits[u], d) for u, d in totals.items() if u is not None}
@@ -886,6 +983,9 @@ class UnitKpis:
     rates: dict[str, Rate] = field(default_factory=dict)
     sample: int = 0  # assignments in the period (工单量)
     score: float | None = None
+    # What approved exemptions (考核核减) left out: facts per KPI, and the orders they were of.
+    exempted: dict[str, int] = field(default_factory=dict)
+    exempted_orders: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -896,9 +996,15 @@ class UnitKpis:
             "n": self.sample,
             "score": None if self.score is None else round(self.score, 2),
             "kpis": {
-                k: {"numerator": r.numerator, "denominator": r.denominator, "rate": _round(r.value)}
+                k: {
+                    "numerator": r.numerator,
+                    "denominator": r.denominator,
+                    "rate": _round(r.value),
+                    "exempted": self.exempted.get(k, 0),
+                }
                 for k, r in self.rates.items()
             },
+            "exempted_orders": self.exempted_orders,
         }
 
 
@@ -951,7 +1057,12 @@ def compute(
         # A unit is listed for the KPIs asked when it has a count in one of them or assignments (its sample).
         if row.sample or any(r.denominator for r in rates.values()):
             score = row.score if rates.keys() == KPI_BY_NAME.keys() else composite_score(rates)
-            out.append(UnitKpis(row.unit_id, row.code, row.name, row.tier, rates, row.sample, score))
+            exempted = {n: row.exempted[n] for n in names if n in row.exempted}
+            out.append(
+                UnitKpis(
+                    row.unit_id, row.code, row.name, row.tier, rates, row.sample, score, exempted, row.exempted_orders
+                )
+            )
     return out
 
 
@@ -969,8 +1080,14 @@ def _compute(
     # Each wanted unit's counts and those of the communities rolled up into it are exact when the walk reads only
     # the orders that can hold their facts; other units' counts may then be partial, and are not shown.
     units = None if wanted is None else {u for uid in wanted for u in jurisdiction(session, uid)}
-    aggregated = _aggregate(session, names, period, repeat_days, units)
+    exempted = _Exempted()
+    aggregated = _aggregate(session, names, period, repeat_days, units, exempted)
     counts = {n: _roll_up(aggregated[n], streets) for n in names}
+    left_out = {n: _roll_up({u: (0, c) for u, c in exempted.facts.get(n, {}).items()}, streets) for n in names}
+    left_out_orders = dict(exempted.orders)
+    for community, orders in exempted.orders.items():
+        if (street := streets.get(community)) is not None:
+            left_out_orders[street] = left_out_orders.get(street, set()) | orders
     # The sample (工单量) is the return rate's denominator: the assignments of the period.
     sample = counts["return_rate"]
     # Units with assignments but nothing counted for a KPI still appear (0/0), so rankings can list them apart.
@@ -986,6 +1103,8 @@ def _compute(
             row.rates[n] = Rate(num, den)
         row.sample = sample.get(uid, (0, 0))[1]
         row.score = composite_score(row.rates)
+        row.exempted = {n: left_out[n][uid][1] for n in names if uid in left_out[n]}
+        row.exempted_orders = len(left_out_orders.get(uid, ()))
         out.append(row)
     return tuple(out)
 
@@ -1192,6 +1311,8 @@ class Drilldown:
     period: str
     numerator: list[dict[str, Any]]
     denominator: list[dict[str, Any]]
+    # The facts an approved exemption (考核核减) left out of the figure: in neither list above.
+    exempted: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -1203,6 +1324,8 @@ class Drilldown:
             "denominator_count": len(self.denominator),
             "numerator": self.numerator,
             "denominator": self.denominator,
+            "exempted_count": len(self.exempted),
+            "exempted": self.exempted,
         }
 
 
@@ -1223,16 +1346,20 @@ def drilldown(
     period: Period,
     repeat_days: int = DEFAULT_REPEAT_DAYS,
 ) -> Drilldown:
-    """The orders behind one unit's figure: every counted row (denominator) and those in the numerator.
+    """The orders behind one unit's figure: every counted row (denominator) and those in the numerator, and apart
+    the rows an approved exemption left out (``exempted``).
 
     An order appears once per counted event (a re-reply after a rejected reply is a second completion).
     """
     u = resolve_unit(session, unit=unit)
-    rows = facts(session, kpi=kpi, period=period, unit_id=u.id, repeat_days=repeat_days)
+    rows = facts(session, kpi=kpi, period=period, unit_id=u.id, repeat_days=repeat_days, with_exempt=True)
     numbers = order_numbers(session, (f.order_id for f in rows))
     items = [
         {"ref_id": f.ref_id, "order_id": f.order_id, "number": numbers.get(f.order_id), "hit": f.hit}
         | ({"event": f.event} if f.event is not None else {})  # an act, or the sweep's mark of a missed limit
+        | ({"exempted": True} if f.exempt else {})
         for f in rows
     ]
-    return Drilldown(u.id, u.code, kpi, period.label, [i for i in items if i["hit"]], items)
+    counted = [i for i in items if not i.get("exempted")]
+    left_out = [i for i in items if i.get("exempted")]
+    return Drilldown(u.id, u.code, kpi, period.label, [i for i in counted if i["hit"]], counted, left_out)

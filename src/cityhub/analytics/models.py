@@ -1,10 +1,11 @@
-"""Persisted hot topics (热点问题): topics with stable ids, their member orders, and the fitted topic model."""
+"""Persisted analytics: hot topics (热点问题) — topics with stable ids, their member orders, and the fitted topic
+model — and the assessment's exemption requests (考核核减, :mod:`cityhub.analytics.exemptions`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.db import Base, utcnow
@@ -58,3 +59,46 @@ class HotTopicModelState(Base):
     params: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     note: Mapped[str | None] = mapped_column(Text)
     state: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# The one open request of an order and unit (migration 0055): a partial unique index on both backends.
+EXEMPTION_PENDING_SQL = "state = 'pending'"
+
+
+class AssessmentExemption(Base):
+    """考核核减: a handling unit asks that one order's facts of some measures not count against it in the assessment
+    (the fault was not its own: ``reason_category``), and a supervisor approves or rejects it with a reason. An
+    approved request takes those facts of that unit out of its figures, numerator and denominator, in whichever
+    period they fall (:func:`cityhub.analytics.kpi.compute`); every request and decision is also an event of the
+    order's audit trail."""
+
+    __tablename__ = "assessment_exemptions"
+    __table_args__ = (
+        Index(
+            "uq_assessment_exemptions_pending",
+            "order_id",
+            "unit_id",
+            unique=True,
+            sqlite_where=text(EXEMPTION_PENDING_SQL),
+            postgresql_where=text(EXEMPTION_PENDING_SQL),
+        ),
+        Index("ix_assessment_exemptions_state", "state", "requested_at"),
+        Index("ix_assessment_exemptions_unit", "unit_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    measures: Mapped[list[str]] = mapped_column(JSON)  # KPI names (analytics.kpi.KPIS) the request is about
+    reason_category: Mapped[str] = mapped_column(String(32))  # exemptions.REASONS
+    reason_text: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending, approved, rejected
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    requested_by_name: Mapped[str] = mapped_column(String(80))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_by_name: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decision_reason: Mapped[str | None] = mapped_column(Text)

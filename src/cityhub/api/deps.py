@@ -190,6 +190,7 @@ _PATH_IDS: dict[str, tuple[str, int]] = {
     "rule_id": ("dispatch rule", MAX_ID),
     "subscription_id": ("subscription", MAX_ID),
     "message_id": ("outbox message", MAX_BIG_ID),
+    "exemption_id": ("exemption request", MAX_ID),
 }
 
 

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
+from cityhub.analytics.exemption_views import router as exemptions_router
 from cityhub.analytics.graph_views import router as graph_router
 from cityhub.analytics.topic_views import router as topics_router
 from cityhub.analytics.views import router as kpi_router
@@ -35,6 +36,7 @@ api_router.include_router(sharing_router)
 api_router.include_router(kb_router)
 api_router.include_router(kb_orders_router)
 api_router.include_router(dispatch_router)
+api_router.include_router(exemptions_router)  # /kpi/exemptions before /kpi's own routes
 api_router.include_router(kpi_router)
 api_router.include_router(graph_router)
 api_router.include_router(topics_router)

@@ -58,6 +58,11 @@ ALIASES_FROM_ORDER = "aliases:add_from_order"
 # caller ringing again about it — and merge it there at once, before it is sent anywhere (``intake.service.submit``'s
 # ``merge_into``): whoever records appeals at the hotline's desk. Merging orders otherwise is the merge action's.
 INTAKE_MERGE = "order:merge_at_intake"
+# 考核核减: a unit's staff ask that an order their unit handled not count against it in the assessment (the fault was
+# not its own: 诉求不合理, 无法联系 …), for their own unit; the centre's supervisors (督办/考核) approve or reject the
+# requests of the units of their scope (``analytics.exemptions``). Administrators do both.
+EXEMPTION_REQUEST = "assessment:exemption_request"
+EXEMPTION_DECIDE = "assessment:exemption_decide"
 
 
 def act(action: Action | str) -> str:
@@ -73,7 +78,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
-    | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER, INTAKE_MERGE}
+    | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER, INTAKE_MERGE, EXEMPTION_REQUEST, EXEMPTION_DECIDE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -81,7 +86,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
 # also invites an assisting unit (申请协办, add_assist) and, a street's, passes the order down to one of the street's
 # communities (下派, transfer) — ``workorders.service.STAFF_ROUTING`` holds them to that.
 _HANDLER: frozenset[str] = frozenset(
-    {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
+    {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, EXEMPTION_REQUEST}
     | _acts(
         Action.ADD_ASSIST,
         Action.TRANSFER,
@@ -128,7 +133,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
         {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
-        | {ATTACHMENTS_REMOVE}
+        | {ATTACHMENTS_REMOVE, EXEMPTION_DECIDE}
         | _acts(
             Action.URGE,
             Action.ESCALATE,

@@ -139,6 +139,8 @@ def _extras(*, new_orders: bool) -> None:
             f"staff's work in hand: {r.staff_work} appeals (to accept, being worked, near or past their time limit, "
             "an extension to decide; one for street_dispatcher's queue)"
         )
+    if r.exemptions:
+        typer.echo(f"assessment exemptions (考核核减): {r.exemptions} requests, some pending for supervisor")
     if r.topics_skipped:
         typer.echo(f"hot topics: not mined, {r.topics_skipped}")
     else:

@@ -101,6 +101,7 @@ class ExtrasReport:
     citizen_appeals: int = 0  # the demo citizens' own appeals filed by this run (0: they had some)
     staff_work: int = 0  # appeals put in the demo staff's hands by this run (0: received before)
     track_example: tuple[str, str] | None = None  # (order number, phone) of a reply to look up on /track
+    exemptions: int = 0  # assessment exemption requests (考核核减) made by this run (0: there were some)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -602,6 +603,105 @@ def staff_work(session: Session, *, now: datetime | None = None) -> int:
     return made
 
 
+# 考核核减 the demo shows: (reason, words, measure wanted, decision: None pending, True approved, False rejected).
+DEMO_EXEMPTIONS: tuple[tuple[str, str, str, bool | None], ...] = (
+    (
+        "unreachable",
+        "回访前三次致电（上午、下午、晚上）均无人接听，短信亦未回复，通话记录已留存。",
+        "satisfaction",
+        None,
+    ),
+    ("unrelated_rating", "市民不满意的是小区物业收费标准，与本次路灯维修的答复无关。", "satisfaction", None),
+    ("force_majeure", "台风“海葵”红色预警期间全区停止户外作业，维修顺延。", "on_time_completion", None),
+    ("unreasonable", "诉求为要求拆除合法审批的通信基站，超出政策范围，已做好解释。", "satisfaction", True),
+    ("not_own_duty", "该事项属供电局职责，派单错误后退回重派致超时，非本单位原因。", "on_time_completion", True),
+    ("other", "市民已搬离，现住户表示不知情。", "on_time_completion", False),
+)
+
+
+def demo_exemptions(session: Session, *, now: datetime | None = None) -> int:
+    """A few requests of handlers that an answered order not count against their unit (:data:`DEMO_EXEMPTIONS`):
+    pending ones for the supervisor's 核减审核, approved ones that the units' assessment pages show as 已核减, a
+    rejected one. Only when there are none; returns how many were made."""
+    from cityhub.analytics import exemptions
+    from cityhub.analytics.models import AssessmentExemption
+    from cityhub.db import utcnow
+    from cityhub.org.models import Role, User
+    from cityhub.workorders import service as orders
+    from cityhub.workorders.lifecycle import State
+    from cityhub.workorders.models import Order
+
+    if session.scalar(select(func.count()).select_from(AssessmentExemption)):
+        return 0
+    now = now or utcnow()
+    supervisor = session.scalar(select(User).where(User.username == "supervisor"))
+    handlers = {
+        u.unit_id: u
+        for u in session.scalars(
+            select(User).where(User.role == Role.HANDLER, User.unit_id.is_not(None)).order_by(User.id)
+        )
+    }
+    if supervisor is None or not handlers:
+        return 0
+    named = session.scalar(select(User).where(User.username == "handler"))  # the demo's handler login: its unit first
+    if named is not None and named.unit_id is not None:
+        handlers[named.unit_id] = named
+
+    def actor(user: User) -> orders.Actor:
+        return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
+
+    answered = (State.CALLED_BACK, State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED, State.REPLIED)
+    candidates = session.execute(
+        select(Order.id, Order.lead_unit_id, Order.replied_at)
+        .where(
+            Order.state.in_(answered),
+            Order.lead_unit_id.in_(sorted(handlers)),
+            Order.replied_at.is_not(None),
+            Order.replied_at > now - timedelta(days=45),
+        )
+        .order_by(Order.replied_at.desc(), Order.id.desc())
+        .limit(400)
+    ).all()
+    if named is not None:
+        candidates = sorted(candidates, key=lambda c: c[1] != named.unit_id)  # stable: the latest replies first
+    made, units_used = 0, set[int]()
+    for reason, words, wanted, decision in DEMO_EXEMPTIONS:
+        for order_id, unit_id, replied_at in candidates:
+            if unit_id is None or replied_at is None:
+                continue
+            if unit_id in units_used and len(units_used) < len(handlers):
+                continue  # spread over the units, while there are others
+            open_ = exemptions.measures_open(session, order_id=order_id, unit_id=unit_id)
+            if wanted not in open_ or exemptions.open_request(session, order_id=order_id, unit_id=unit_id):
+                continue
+            asked_at = min(now - timedelta(hours=2), replied_at + timedelta(days=1))
+            row = exemptions.request(
+                session,
+                order_id=order_id,
+                measures=[wanted],
+                reason_category=reason,
+                reason_text=words,
+                actor=actor(handlers[unit_id]),
+                now=asked_at,
+            )
+            if decision is not None:
+                why = "经核实，情况属实，同意核减。" if decision else "未提供联系记录等证明材料，不予核减。"
+                exemptions.decide(
+                    session,
+                    exemption_id=row.id,
+                    approve=decision,
+                    reason=why,
+                    actor=actor(supervisor),
+                    now=min(now - timedelta(hours=1), asked_at + timedelta(hours=20)),
+                )
+            units_used.add(unit_id)
+            made += 1
+            candidates = [c for c in candidates if c[0] != order_id]
+            break
+    session.commit()
+    return made
+
+
 def track_example(session: Session) -> tuple[str, str] | None:
     """(number, phone) of the latest replied order with a phone and no rating yet: what a caller types on the
     progress lookup (办理进度查询, ``/track``) to see the reply and rate it."""
@@ -701,6 +801,10 @@ def prepare_demo(
         report.staff_work = staff_work(session)
         report.track_example = track_example(session)
         timed("staff_work", t)
+
+        t = time.perf_counter()
+        report.exemptions = demo_exemptions(session)
+        timed("exemptions", t)
 
         t = time.perf_counter()
         if new_orders or not topics_store.stored_topic_count(session):

@@ -67,7 +67,7 @@ from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
-from cityhub.web import forms, support, theme, vendor
+from cityhub.web import exemption_pages, forms, support, theme, vendor
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.map_pages import place_map
@@ -1937,6 +1937,9 @@ def _detail_page(
         dispatch_pending=dispatch_pending,
         pending_kind=_pending_kind(),
         answers=answers,
+        # 考核核减: this order's requests, and the form of the unit's staff to ask (analytics.exemptions)
+        exemption=exemption_pages.order_panel(db, order, principal) if staff else None,
+        exempt_form=exemption_pages.form_context(),
         error=error,
         open_action=open_action,
         values=values or {},
@@ -3031,6 +3034,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.brain_pages import router as brain_router
     from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.categories_pages import router as categories_router
+    from cityhub.web.exemption_pages import router as exemptions_router
     from cityhub.web.import_pages import router as import_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.map_pages import router as map_router
@@ -3061,6 +3065,7 @@ def install(app: FastAPI) -> None:
         track_router,
         brain_router,
         assessment_router,
+        exemptions_router,
     ):
         app.include_router(pages, dependencies=ids)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")

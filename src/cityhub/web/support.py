@@ -390,6 +390,9 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.unit_assessment", f"/assessment/{principal.unit_id}"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
+    if permissions.allows(role, permissions.EXEMPTION_DECIDE):
+        # 核减审核: the units' requests that an order not count against them in the assessment, to decide.
+        items.append(NavItem("nav.exemptions", "/exemptions?state=pending"))
     if permissions.allows(role, permissions.ALARMS_READ):
         items.append(NavItem("nav.monitoring", "/monitoring"))
     if permissions.allows(role, permissions.KB_MANAGE):
@@ -713,7 +716,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 _FLASH_GROUPS = frozenset(
     {"intake", "order", "queue", "login", "rules", "kb", "mon", "account", "users", "calendar", "sla", "apiclients"}
-    | {"units", "brain", "form", "webhooks"}
+    | {"units", "brain", "form", "webhooks", "exempt"}
 )
 
 

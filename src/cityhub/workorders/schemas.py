@@ -309,11 +309,14 @@ EVENT_TEXTS = ("text", "answer", "content", "title")
 
 # Events internal to the handling units, shown neither to the public (Open311) nor to the citizen: comments, the
 # assisting units' own steps, what the system writes about time limits (sweep marks; deadlines moved by a
-# calendar or time-limit edit, :mod:`cityhub.workorders.recompute`), and another citizen's appeal merged into the
-# order (:data:`MERGED_IN`: that appeal is not this citizen's business).
+# calendar or time-limit edit, :mod:`cityhub.workorders.recompute`), another citizen's appeal merged into the
+# order (:data:`MERGED_IN`: that appeal is not this citizen's business), and the assessment's exemptions.
+# The assessment's exemption requests and decisions (考核核减, :mod:`cityhub.analytics.exemptions`): between a unit and
+# its supervisors, entries of the trail beside the order's steps.
+EXEMPTION_EVENTS = ("exemption_request", "exemption_approve", "exemption_reject")
 INTERNAL_EVENTS = frozenset(
     {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue"}
-    | {"sla_accept_overdue", "sla_recompute", MERGED_IN}
+    | {"sla_accept_overdue", "sla_recompute", MERGED_IN, *EXEMPTION_EVENTS}
 )
 # The steps of an order its citizen follows (办理进度), one rule for every place they read them: the trail on their
 # order page and the API's for them (``workorders.views.citizen_reads``) and the progress lookup's milestones

@@ -1,0 +1,305 @@
+"""考核核减: a unit's request that an order not count against it, a supervisor's decision, and what it does to the
+assessment — on the hand-counted history of test_kpi, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from test_kpi import EXPECTED, MARCH, D, H, T, _act, _new, history  # noqa: F401  (the fixture)
+
+from app_helpers import shared_app
+from cityhub.analytics import exemptions, kpi
+from cityhub.auth.service import create_token
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.sharing import georeport
+from cityhub.workorders import service
+from cityhub.workorders.models import Order, OrderEvent
+from cityhub.workorders.schemas import CITIZEN_STEPS
+
+LATER = T.replace(month=5)  # decisions come long after the facts: the figures of March change all the same
+
+
+@pytest.fixture
+def staff(db_session, history):  # noqa: F811
+    """A handler of D2, a handler of D, a supervisor and a leader, as actors."""
+    s = db_session
+    district = history["units"]["S"].parent_id
+    users = {
+        "h2": User(username="x-h2", full_name="住建承办", role=Role.HANDLER, unit_id=history["d2"]),
+        "h1": User(username="x-h1", full_name="城管承办", role=Role.HANDLER, unit_id=history["d"]),
+        "sup": User(username="x-sup", full_name="考核科", role=Role.SUPERVISOR, unit_id=district),
+        "lead": User(username="x-lead", full_name="领导", role=Role.LEADER, unit_id=district),
+    }
+    s.add_all(users.values())
+    s.flush()
+    return {
+        k: service.Actor(name=u.full_name, user_id=u.id, unit_id=u.unit_id, role=u.role.value) for k, u in users.items()
+    }
+
+
+def _figure(s, code: str, name: str) -> tuple[int, int]:
+    row = next(r for r in kpi.compute(s, period=MARCH) if r.code == code)
+    return row.rates[name].numerator, row.rates[name].denominator
+
+
+def _trail(s, order_id: int) -> list[str]:
+    return list(s.scalars(select(OrderEvent.action).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)))
+
+
+def test_an_approved_exemption_leaves_the_late_reply_out_of_the_units_figures(db_session, history, staff):  # noqa: F811
+    """o4 was answered late by D2 (按时办结 1/2): approved, its fact leaves numerator and denominator (1/1), the
+    score rises, the drill-down lists it apart; the trail holds the request and the decision, the state unchanged."""
+    s, o4 = db_session, history["orders"]["o4"]
+    assert _figure(s, "K-D2", "on_time_completion") == EXPECTED["D2"]["on_time_completion"]
+    before = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-D2")
+    state = s.get(Order, o4).state
+    req = exemptions.request(
+        s,
+        order_id=o4,
+        measures=["on_time_completion"],
+        reason_category="force_majeure",
+        reason_text="暴雨停工",
+        actor=staff["h2"],
+        now=LATER,
+    )
+    s.commit()
+    assert req.state == "pending" and _figure(s, "K-D2", "on_time_completion") == (1, 2)  # a request changes nothing
+    exemptions.decide(s, exemption_id=req.id, approve=True, reason="气象部门证明", actor=staff["sup"], now=LATER)
+    s.commit()
+    after = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-D2")
+    assert (after.rates["on_time_completion"].numerator, after.rates["on_time_completion"].denominator) == (1, 1)
+    assert after.exempted == {"on_time_completion": 1} and after.exempted_orders == 1
+    assert after.score > before.score
+    assert after.as_dict()["kpis"]["on_time_completion"]["exempted"] == 1
+    dd = kpi.drilldown(s, unit="K-D2", kpi="on_time_completion", period=MARCH)
+    assert [i["order_id"] for i in dd.exempted] == [o4] and o4 not in [i["order_id"] for i in dd.denominator]
+    assert dd.as_dict()["exempted_count"] == 1
+    assert o4 not in [f.order_id for f in kpi.facts(s, kpi="on_time_completion", period=MARCH, unit_id=history["d2"])]
+    # Other measures and other units keep their figures.
+    assert _figure(s, "K-D2", "on_time_accept") == EXPECTED["D2"]["on_time_accept"]
+    assert _figure(s, "K-D1", "on_time_completion") == EXPECTED["D"]["on_time_completion"]
+    assert _trail(s, o4)[-2:] == ["exemption_request", "exemption_approve"]
+    events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == o4).order_by(OrderEvent.id)).all()[-2:]
+    assert all(e.from_state == e.to_state == state.value for e in events)
+    assert events[1].reason == "气象部门证明" and events[1].payload["exemption_id"] == req.id
+    assert s.get(Order, o4).state == state
+    # Between the unit and its supervisors: not a step of the citizen's progress, nor an Open311 service request update.
+    assert set(exemptions.EVENTS) <= georeport.INTERNAL_ACTIONS and not set(exemptions.EVENTS) & CITIZEN_STEPS
+
+
+def test_a_rejected_request_changes_no_figure(db_session, history, staff):  # noqa: F811
+    s, o2 = db_session, history["orders"]["o2"]
+    req = exemptions.request(
+        s, order_id=o2, measures=["satisfaction"], reason_category="unrelated_rating", actor=staff["h1"], now=LATER
+    )
+    with pytest.raises(ValidationFailed, match="reason"):
+        exemptions.decide(s, exemption_id=req.id, approve=False, reason=" ", actor=staff["sup"])
+    exemptions.decide(s, exemption_id=req.id, approve=False, reason="市民不满意的正是答复", actor=staff["sup"])
+    s.commit()
+    assert _figure(s, "K-D1", "satisfaction") == EXPECTED["D"]["satisfaction"]
+    assert _trail(s, o2)[-2:] == ["exemption_request", "exemption_reject"]
+    with pytest.raises(Conflict, match="already rejected"):
+        exemptions.decide(s, exemption_id=req.id, approve=True, actor=staff["sup"])
+    # Rejected, the unit may ask again (one open request at a time, not one ever).
+    again = exemptions.request(
+        s, order_id=o2, measures=["satisfaction"], reason_category="other", reason_text="补充材料", actor=staff["h1"]
+    )
+    assert again.state == "pending"
+
+
+def test_the_kept_figures_follow_a_decision(db_session, history, staff):  # noqa: F811
+    """The figures of March are kept per process; an approval made later is counted at once (no cache cleared)."""
+    s, o2 = db_session, history["orders"]["o2"]
+    s.commit()
+    assert _figure(s, "K-D1", "satisfaction") == (1, 2)
+    computed = kpi.computations
+    assert _figure(s, "K-D1", "satisfaction") == (1, 2) and kpi.computations == computed  # kept
+    req = exemptions.request(
+        s, order_id=o2, measures=["satisfaction", "reopen_rate"], reason_category="unreasonable", actor=staff["h1"]
+    )
+    s.commit()
+    exemptions.decide(s, exemption_id=req.id, approve=True, reason="诉求超出政策范围", actor=staff["sup"])
+    s.commit()
+    assert _figure(s, "K-D1", "satisfaction") == (1, 1)
+    assert _figure(s, "K-D1", "reopen_rate") == (0, 1)
+
+
+def test_requests_are_refused_saying_why(db_session, history, staff):  # noqa: F811
+    s, o = db_session, history["orders"]
+    ask = {"measures": ["on_time_completion"], "reason_category": "unreachable"}
+    with pytest.raises(ValidationFailed, match="no assessment figure"):  # o4 is D2's, not D's
+        exemptions.request(s, order_id=o["o4"], actor=staff["h1"], **ask)
+    with pytest.raises(PermissionDenied, match="own unit"):
+        exemptions.request(s, order_id=o["o4"], actor=staff["h1"], unit_id=history["d2"], **ask)
+    with pytest.raises(PermissionDenied, match="may not ask"):
+        exemptions.request(s, order_id=o["o4"], actor=staff["sup"], unit_id=history["d2"], **ask)
+    with pytest.raises(ValidationFailed, match="satisfaction"):  # o4 had no callback
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["satisfaction"], reason_category="other", reason_text="x"
+        )
+    with pytest.raises(ValidationFailed, match="repeat_rate"):
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["repeat_rate"], reason_category="other", reason_text="x"
+        )
+    with pytest.raises(ValidationFailed, match="reason_text"):
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["on_time_completion"], reason_category="other"
+        )
+    with pytest.raises(ValidationFailed, match="reason_category"):
+        exemptions.request(
+            s, order_id=o["o4"], actor=staff["h2"], measures=["on_time_completion"], reason_category="bad luck"
+        )
+    with pytest.raises(NotFound):
+        exemptions.request(s, order_id=10**9, actor=staff["h2"], **ask)
+    first = exemptions.request(s, order_id=o["o4"], actor=staff["h2"], **ask)
+    with pytest.raises(Conflict, match=f"#{first.id}"):
+        exemptions.request(s, order_id=o["o4"], actor=staff["h2"], **ask)
+    with pytest.raises(PermissionDenied, match="may not decide"):
+        exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["lead"])
+    with pytest.raises(PermissionDenied, match="may not decide"):
+        exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["h2"])
+    with pytest.raises(NotFound):  # out of the decider's scope
+        exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["sup"], units={history["d"]})
+    exemptions.decide(s, exemption_id=first.id, approve=True, actor=staff["sup"])
+    with pytest.raises(ValidationFailed, match="still counted"):  # left out already
+        exemptions.request(s, order_id=o["o4"], actor=staff["h2"], **ask)
+
+
+def test_a_list_by_state_and_unit(db_session, history, staff):  # noqa: F811
+    s, o = db_session, history["orders"]
+    a = exemptions.request(
+        s, order_id=o["o4"], measures=["on_time_completion"], reason_category="unreachable", actor=staff["h2"]
+    )
+    b = exemptions.request(
+        s, order_id=o["o2"], measures=["on_time_accept"], reason_category="not_own_duty", actor=staff["h1"]
+    )
+    exemptions.decide(s, exemption_id=b.id, approve=True, actor=staff["sup"])
+    pending, more = exemptions.search(s, state="pending")
+    assert [r.id for r in pending] == [a.id] and not more
+    mine, _ = exemptions.search(s, unit_ids={history["d"]})
+    assert [r.id for r in mine] == [b.id]
+    [shown] = exemptions.as_dicts(s, mine)
+    assert shown["unit_code"] == "K-D1" and shown["order_number"] and shown["state"] == "approved"
+    with pytest.raises(ValidationFailed, match="state"):
+        exemptions.search(s, state="open")
+
+
+@pytest.fixture
+def api(app_db, db_session, history, staff):  # noqa: F811
+    """The app, and bearer headers of the staff above."""
+    headers = {
+        name: {"Authorization": f"Bearer {create_token(db_session, user_id=a.user_id, name='t')[1]}"}
+        for name, a in staff.items()
+    }
+    db_session.commit()  # the app reads over its own connections
+    with TestClient(shared_app(), raise_server_exceptions=False) as client:
+        yield client, headers
+
+
+def test_the_api_creates_lists_and_decides_requests(api, history):  # noqa: F811
+    client, h = api
+    o4, url = history["orders"]["o4"], "/api/v1/kpi/exemptions"
+    body = {
+        "order_id": o4,
+        "measures": ["on_time_completion"],
+        "reason_category": "force_majeure",
+        "reason_text": "台风",
+    }
+    assert client.post(url, json=body, headers=h["h1"]).status_code == 404  # D's handler does not see D2's order
+    assert client.post(url, json=body, headers=h["sup"]).status_code == 403
+    bad = client.post(url, json={**body, "measures": ["repeat_rate"]}, headers=h["h2"])
+    assert bad.status_code == 422 and "repeat_rate" in bad.json()["message"]
+    made = client.post(url, json=body, headers=h["h2"])
+    assert made.status_code == 201, made.text
+    req = made.json()
+    assert req["state"] == "pending" and req["unit_code"] == "K-D2" and req["order_number"]
+    again = client.post(url, json=body, headers=h["h2"])
+    assert again.status_code == 409 and f"#{req['id']}" in again.json()["message"]
+    pending = client.get(url, params={"state": "pending"}, headers=h["sup"]).json()
+    assert [r["id"] for r in pending] == [req["id"]]
+    assert client.get(url, params={"unit_id": history["d"]}, headers=h["sup"]).json() == []
+    assert client.get(url, headers=h["h1"]).json() == []  # another unit's requests are not D's to read
+    assert client.get(f"{url}/{req['id']}", headers=h["h1"]).status_code == 404
+    assert client.get(url, params={"state": "open"}, headers=h["sup"]).status_code == 422
+    decision = f"{url}/{req['id']}/decision"
+    assert client.post(decision, json={"approve": True}, headers=h["h2"]).status_code == 403
+    refused = client.post(decision, json={"approve": False}, headers=h["sup"])
+    assert refused.status_code == 422 and "reason" in refused.json()["message"]
+    done = client.post(decision, json={"approve": True, "reason": "台风预警证明"}, headers=h["sup"])
+    assert done.status_code == 200 and done.json()["state"] == "approved" and done.json()["decided_by"] == "考核科"
+    assert client.post(decision, json={"approve": True}, headers=h["sup"]).status_code == 409
+    figures = client.get("/api/v1/kpi", params={"period": "2026-03"}, headers=h["lead"]).json()
+    d2 = next(u for u in figures["units"] if u["code"] == "K-D2")
+    assert d2["kpis"]["on_time_completion"] == {"numerator": 1, "denominator": 1, "rate": 1.0, "exempted": 1}
+    assert d2["exempted_orders"] == 1
+    drill = client.get(
+        "/api/v1/kpi/drilldown",
+        params={"period": "2026-03", "unit_id": history["d2"], "kpi": "on_time_completion"},
+        headers=h["lead"],
+    ).json()
+    assert drill["exempted_count"] == 1 and drill["exempted"][0]["order_id"] == o4
+    assert client.get(url, params={"state": "approved"}, headers=h["h2"]).json()[0]["id"] == req["id"]
+
+
+def test_the_command_line_lists_asks_and_decides(app_db, db_session, history, cli_run):  # noqa: F811
+    o4 = history["orders"]["o4"]
+    number = db_session.get(Order, o4).number
+    db_session.commit()
+    code, out, err = cli_run(
+        "analytics",
+        "exemptions",
+        "request",
+        number,
+        "--unit",
+        "K-D2",
+        "--measures",
+        "on_time_completion",
+        "--reason",
+        "unreachable",
+        "--actor",
+        "考核科",
+    )
+    assert code == 0, err
+    assert "pending" in out
+    code, out, _ = cli_run("analytics", "exemptions", "list", "--state", "pending", "--format", "json")
+    [row] = json.loads(out)
+    assert row["order_number"] == number and row["unit_code"] == "K-D2" and row["requested_by"] == "考核科"
+    code, _, err = cli_run("analytics", "exemptions", "decide", str(row["id"]), "--reject")
+    assert code == 1 and err.count("\n") == 1 and "reason" in err
+    code, out, _ = cli_run("analytics", "exemptions", "decide", str(row["id"]), "--approve", "--reason", "属实")
+    assert code == 0 and "approved" in out
+    code, _, err = cli_run("analytics", "exemptions", "decide", str(row["id"]), "--approve")
+    assert code == 1 and "already approved" in err
+    code, _, err = cli_run("analytics", "exemptions", "list", "--state", "open")
+    assert code == 1 and err.startswith("error: unknown state")
+    code, out, _ = cli_run(
+        "analytics", "drilldown", "--unit", "K-D2", "--kpi", "on_time_completion", "--period", "2026-03"
+    )
+    assert code == 0 and "left out by approved exemptions" in out and number in out
+
+
+def test_a_communitys_exemption_leaves_its_streets_figure_too(db_session, history, staff):  # noqa: F811
+    """A street answers for its communities' facts (中事不出镇): an order a community answered late, exempted for the
+    community, leaves the street's figure as it leaves the community's."""
+    s = db_session
+    street = history["units"]["S"]
+    community = Unit(code="K-C1", name="测试社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
+    s.add(community)
+    s.flush()
+    oid = _new(s, T, "13700000001")
+    _act(s, oid, "dispatch", T, unit_id=community.id)
+    _act(s, oid, "accept", T + H)
+    _act(s, oid, "reply", T + 10 * D, text="已处理")  # past its limit
+    assert _figure(s, "K-C1", "on_time_completion") == (0, 1) and _figure(s, "K-S1", "on_time_completion") == (0, 1)
+    grid = service.Actor(name="社区网格员", unit_id=community.id, role=Role.INSPECTOR.value)
+    req = exemptions.request(
+        s, order_id=oid, measures=["on_time_completion"], reason_category="unreachable", actor=grid
+    )
+    exemptions.decide(s, exemption_id=req.id, approve=True, actor=staff["sup"])
+    assert _figure(s, "K-C1", "on_time_completion") == (0, 0) and _figure(s, "K-S1", "on_time_completion") == (0, 0)
+    row = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-S1")
+    assert row.exempted == {"on_time_completion": 1} and row.exempted_orders == 1

@@ -1,0 +1,114 @@
+"""考核核减 in the web UI, over the real app on both backends: a street's handler asks on the order page that an
+answered order not count against the street, the supervisor finds it under 核减审核 and decides, and the street's
+assessment page says what was left out (the small world of ``web_helpers``: hand_a is 景泰街道's handler, sup the
+district's supervisor)."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import session_scope
+from cityhub.intake.service import submit
+from cityhub.workorders import service as orders
+from web_helpers import login, small_world
+
+
+@pytest.fixture
+def answered(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    """An appeal on 景泰街道 dispatched to the street, accepted and answered."""
+    world = small_world(tmp_path, monkeypatch)
+    with session_scope() as s:
+        order = submit(
+            s, data={"channel": "hotline", "content": "小区门口路灯不亮已经一周", "street_code": "W-JT"}
+        ).order
+        orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": world.street_a})
+        for action in ("accept", "start"):
+            orders.act(s, order_id=order.id, action=action)
+        orders.act(s, order_id=order.id, action="reply", params={"text": "已派人更换灯泡，路灯恢复照明。"})
+        return {"id": order.id, "number": order.number, "street": world.street_a}
+
+
+def _text(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def _ask(client: Any, order_id: int, **data: Any) -> Any:
+    body = {"csrf_token": client.cookies["cityhub_csrf"], **data}
+    return client.post(f"/orders/{order_id}/exemption", data=body, follow_redirects=False)
+
+
+def test_a_handler_asks_a_supervisor_decides_and_the_assessment_says_so(answered: dict[str, Any]) -> None:
+    oid = answered["id"]
+    hand = login("hand_a")
+    page = hand.get(f"/orders/{oid}")
+    assert page.status_code == 200
+    form = page.text[page.text.index('data-testid="exemption-form"') :]
+    assert "申请考核核减" in form and 'value="on_time_completion"' in form and 'value="satisfaction"' not in form
+    # 其他 without a word: refused, the form open again with what was chosen and the reason in Chinese.
+    refused = _ask(hand, oid, measures="on_time_completion", reason_category="other", reason_text="")
+    assert refused.status_code == 422
+    assert "选择“其他”时请填写情况说明" in refused.text
+    assert re.search(r'<details open data-testid="exemption-form"', refused.text)
+    assert re.search(r'value="on_time_completion" checked', refused.text)
+    done = _ask(hand, oid, measures="on_time_completion", reason_category="unreachable", reason_text="三次致电无人接听")
+    assert done.status_code == 303 and done.headers["location"].endswith("#exemption")
+    page = hand.get(f"/orders/{oid}").text
+    assert 'data-state="pending"' in page and "本单位的核减申请正在审核中" in page
+    assert 'data-testid="exemption-form"' not in page  # one open request at a time
+    assert "申请考核核减" in _text(page[page.index('data-testid="audit"') :])  # in the trail
+    again = _ask(hand, oid, measures="on_time_completion", reason_category="unreachable")
+    assert again.status_code == 409 and "正在审核中，请勿重复提交" in again.text
+    assert 'href="/exemptions?state=pending"' not in page  # the menu's 核减审核 is the deciders'
+
+    sup = login("sup")
+    listed = sup.get("/exemptions?state=pending")
+    assert listed.status_code == 200 and 'href="/exemptions?state=pending"' in listed.text  # in the menu
+    row = listed.text[listed.text.index('data-testid="exemption-row"') :]
+    assert answered["number"] in row and "市民无法联系" in row and "按时办结率" in row and "三次致电无人接听" in row
+    rid = re.search(r'data-id="(\d+)"', row).group(1)
+    token = sup.cookies["cityhub_csrf"]
+    url = f"/exemptions/{rid}/decide"
+    data = {"csrf_token": token, "decision": "reject", "reason": "", "next": "/exemptions"}
+    no_reason = sup.post(url, data=data, follow_redirects=False)
+    assert no_reason.status_code == 303
+    assert "驳回时请填写理由" in sup.get(no_reason.headers["location"]).text  # the flash on the list
+    data = {"csrf_token": token, "decision": "approve", "reason": "通话记录属实"}
+    approved = sup.post(url, data=data, follow_redirects=False)
+    assert approved.status_code == 303
+    assert f"已批准工单 {answered['number']} 的核减申请" in sup.get(approved.headers["location"]).text
+    assert 'data-testid="exemptions-empty"' in sup.get("/exemptions?state=pending").text
+    assert answered["number"] in sup.get("/exemptions?state=approved").text
+
+    order_page = hand.get(f"/orders/{oid}").text
+    assert 'data-state="approved"' in order_page and "通话记录属实" in order_page
+    assessment = sup.get(f"/assessment/{answered['street']}").text
+    assert "本期已核减 1 单" in assessment
+    assert f'href="/exemptions?state=approved&amp;unit={answered["street"]}"' in assessment
+    assert 'data-testid="exempted-on_time_completion"' in assessment
+    drill = sup.get(f"/assessment/{answered['street']}?kpi=on_time_completion").text
+    exempted = drill[drill.index('data-testid="drill-exempted"') :]
+    assert f'data-order="{oid}" data-exempted="1"' in exempted and "已核减" in exempted
+    # The handler's own list of their unit's requests, linked from their assessment page.
+    own = hand.get(f"/assessment/{answered['street']}").text
+    assert 'data-testid="own-exemptions"' in own
+    mine = hand.get("/exemptions?state=all").text
+    assert "本单位核减申请" in mine and answered["number"] in mine and 'data-testid="approve-' not in mine
+
+
+def test_the_pages_are_the_deciders_and_the_units(answered: dict[str, Any]) -> None:
+    """Who neither asks nor decides has no list; a handler may not decide; another street's handler sees none of it."""
+    assert login("op").get("/exemptions").status_code == 403
+    hand = login("hand_a")
+    assert _ask(hand, answered["id"], measures="on_time_completion", reason_category="unreachable").status_code == 303
+    rid = re.search(r'data-testid="exemption-(\d+)"', hand.get(f"/orders/{answered['id']}").text).group(1)
+    token = hand.cookies["cityhub_csrf"]
+    decided = hand.post(f"/exemptions/{rid}/decide", data={"csrf_token": token, "decision": "approve"})
+    assert decided.status_code == 403
+    other = login("hand_b")
+    assert answered["number"] not in other.get("/exemptions?state=all").text
+    assert _ask(other, answered["id"], measures="on_time_completion", reason_category="other").status_code == 404
