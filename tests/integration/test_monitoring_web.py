@@ -15,6 +15,7 @@ from cityhub.monitoring import service
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate, SensorUpdate
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service as orders
+from cityhub.workorders.models import Order
 from web_helpers import login
 
 PASSWORD = "correct-horse-battery"
@@ -147,6 +148,59 @@ def test_an_alarms_snapshot_link_says_it_opens_a_new_tab(world: dict[str, Any]) 
     dsp.cookies.set("cityhub_lang", "en")
     english = re.findall(r'<a [^>]*data-testid="alarm-snapshot".*?</a>', dsp.get("/monitoring").text, flags=re.S)
     assert english[0].endswith("(opens in a new tab)</span></a>"), english
+
+
+def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_has_its_order(
+    world: dict[str, Any],
+) -> None:
+    """A level fell back under the limit but not yet past the clear threshold: the alarm stays open. The duty officer
+    read "当前值 31 > 20" — the last reading past the limit, kept as it was — while the water stood at 14; the row
+    now says the latest reading and its unit, the limit, the last crossing, and whose the order is (its state and
+    unit), as the API's alarm does (``current_value``, ``unit``, ``order_state``, ``order_lead_unit_name``)."""
+    with session_scope() as s:
+        service.create_sensor(
+            s,
+            data=SensorCreate(
+                code="WL-H", name="稻香涵洞积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="MW-S1"
+            ),
+        )
+        service.create_rule(
+            s,
+            data=RuleCreate(
+                name="涵洞积水超 20",
+                sensor_code="WL-H",
+                metric="depth",
+                comparison=">",
+                threshold=20,
+                clear_threshold=10,
+            ),
+        )
+        readings = [
+            {"sensor_code": "WL-H", "measured_at": (world["t0"] + timedelta(minutes=m)).isoformat(), "value": v}
+            for m, v in ((5, 31), (6, 14))
+        ]
+        result = service.ingest(s, items=readings)
+        assert (result.alarms_raised, result.alarms_cleared) == (1, 0)
+    dsp = login("mw-dsp")
+    [alarm] = dsp.get("/api/v1/alarms", params={"sensor": "WL-H"}).json()["items"]
+    assert (alarm["state"], alarm["last_value"], alarm["current_value"], alarm["unit"]) == ("active", 31, 14, "cm")
+    assert (alarm["order_state"], alarm["order_lead_unit_name"]) == ("dispatched", "稻香街道")
+    page = dsp.get("/monitoring").text
+    row = page.split(f'data-alarm="{alarm["id"]}"')[1].split("</tr>")[0]
+    assert re.search(r'data-testid="alarm-current">积水深度 <strong>14cm</strong>', row), row
+    assert '<small data-testid="alarm-limit">限值 &gt; 20cm</small>' in row
+    assert 'data-testid="alarm-last-breach">最近越限 31cm（<' in row
+    assert '<small data-testid="alarm-order-holder">已派单 · 稻香街道</small>' in row
+    sensor_page = dsp.get("/monitoring/sensors/WL-H").text
+    assert "最近越限读数 / 限值" in sensor_page and "积水深度 31cm &gt; 20cm" in sensor_page
+    assert '<small data-testid="alarm-order-holder">已派单 · 稻香街道</small>' in sensor_page
+    # The order keeps the reading's unit and time, which its page shows the handler beside the value and the limit.
+    with session_scope() as s:
+        attributes = s.get(Order, alarm["order_id"]).attributes  # type: ignore[union-attr]
+    raised = (world["t0"] + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    assert (attributes["measure_unit"], attributes["measured_at"], attributes["value"]) == ("cm", raised, 31)
+    details = dsp.get(f"/orders/{alarm['order_id']}").text.split('data-testid="channel-details">')[1].split("</td>")[0]
+    assert '<div data-key="value"><small>读数</small> 31cm</div>' in details
 
 
 def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:

@@ -364,6 +364,15 @@ class AlarmRead(BaseModel):
     media_url: str | None = Field(
         None, description="the link the reading that raised it gave (a camera's snapshot); its order's attachment"
     )
+    unit: str | None = Field(None, description="the measurement unit of metric, as the sensor reports it (cm, m, …)")
+    current_value: float | None = Field(
+        None,
+        description="the sensor's latest reading of metric now, whatever the alarm's state (last_value is the last "
+        "reading past the limit); null for a silence alarm or a sensor without one",
+    )
+    current_at: datetime | None = Field(None, description="when current_value was measured")
+    order_state: str | None = Field(None, description="the state of its order now (received, dispatched, …)")
+    order_lead_unit_name: str | None = Field(None, description="the unit handling its order now (承办单位)")
 
 
 class AlarmPage(BaseModel):

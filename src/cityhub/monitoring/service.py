@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, insert, or_, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cityhub import auditlog
@@ -1212,6 +1212,9 @@ def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRul
             "threshold": alarm.threshold,
             "comparison": alarm.comparison,
             "severity": alarm.severity,
+            # Since December 2026: the reading's measurement unit (none for a detection's confidence) and time.
+            **({"measure_unit": measure} if (measure := sensor.metrics.get(alarm.metric)) else {}),
+            "measured_at": alarm.last_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         },
     }
     result = submit(session, data=data, actor=orders.SYSTEM, similar=False)
@@ -1290,13 +1293,28 @@ def list_alarms(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Alarms, newest first, as the API shows them (with sensor, rule and order number); and whether more follow.
-    ``active=true``: open ones (active or acknowledged); ``false``: cleared."""
+    """Alarms, newest first, as the API shows them (with sensor, rule, the sensor's latest reading of the metric, and
+    the order: its number, state and lead unit); and whether more follow. ``active=true``: open ones (active or
+    acknowledged); ``false``: cleared."""
+    lead = aliased(Unit)
     query = (
-        select(Alarm, Sensor.code, Sensor.name, Sensor.kind, AlarmRule.name, Order.number, AlarmRule.kind)
+        select(
+            Alarm,
+            Sensor.code,
+            Sensor.name,
+            Sensor.kind,
+            AlarmRule.name,
+            Order.number,
+            AlarmRule.kind,
+            Sensor.metrics,
+            Sensor.latest,
+            Order.state,
+            lead.name,
+        )
         .join(Sensor, Sensor.id == Alarm.sensor_id)
         .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
         .outerjoin(Order, Order.id == Alarm.order_id)
+        .outerjoin(lead, lead.id == Order.lead_unit_id)
         .order_by(Alarm.raised_at.desc(), Alarm.id.desc())
         .limit(limit + 1)
         .offset(offset)
@@ -1327,7 +1345,15 @@ def alarm_view(
     rule_name: str,
     order_number: str | None,
     rule_kind: str = RuleKind.THRESHOLD.value,
+    metrics: Mapping[str, str] | None = None,
+    latest: Mapping[str, Any] | None = None,
+    order_state: str | None = None,
+    order_lead_unit_name: str | None = None,
 ) -> dict[str, Any]:
+    """An alarm as the API and the pages show it. Beside the alarm's own figures — ``last_value`` is its last reading
+    past the limit, which stays as it was while the readings fall back inside it (but not past the clear threshold)
+    or once it is cleared — the sensor's latest reading of the metric now (``current_value``, ``current_at``; None
+    for a silence alarm or a sensor that has none), the metric's measurement unit, and who has its order."""
     view = {
         c: getattr(alarm, c)
         for c in (
@@ -1361,16 +1387,36 @@ def alarm_view(
         rule_name=rule_name,
         order_number=order_number,
         kind=rule_kind,
+        unit=(metrics or {}).get(alarm.metric) or None,
+        order_state=order_state,
+        order_lead_unit_name=order_lead_unit_name,
     )
+    current = (latest or {}).get(alarm.metric)
+    known = isinstance(current, dict) and current.get("value") is not None
+    view["current_value"] = current["value"] if known and current else None
+    view["current_at"] = datetime.fromisoformat(current["at"]).astimezone(UTC) if known and current else None
     return view
 
 
 def describe_alarm(session: Session, alarm: Alarm) -> dict[str, Any]:
     sensor = session.get(Sensor, alarm.sensor_id)
     rule = session.get(AlarmRule, alarm.rule_id)
-    number = session.scalar(select(Order.number).where(Order.id == alarm.order_id)) if alarm.order_id else None
+    order = session.get(Order, alarm.order_id) if alarm.order_id else None
+    lead = session.get(Unit, order.lead_unit_id) if order is not None and order.lead_unit_id else None
     assert sensor is not None and rule is not None
-    return alarm_view(alarm, sensor.code, sensor.name, sensor.kind, rule.name, number, rule.kind)
+    return alarm_view(
+        alarm,
+        sensor.code,
+        sensor.name,
+        sensor.kind,
+        rule.name,
+        order.number if order is not None else None,
+        rule.kind,
+        metrics=sensor.metrics,
+        latest=sensor.latest,
+        order_state=order.state if order is not None else None,
+        order_lead_unit_name=lead.name if lead is not None else None,
+    )
 
 
 def alarm_events(session: Session, *, alarm_id: int) -> list[AlarmEvent]:
