@@ -415,6 +415,11 @@ def unknown_field(models: list[type[BaseModel]], value: Any, path: str = "") -> 
     return None
 
 
+def _takes_a_list(annotation: Any) -> bool:
+    """Whether a body parameter's type is (or may be) a list — ``list[Model]`` — rather than one object."""
+    return get_origin(annotation) is list or any(_takes_a_list(arg) for arg in get_args(annotation))
+
+
 async def known_body_fields(request: Request) -> None:
     """Refuse a JSON body that names a field its route does not take, 422 naming it — as pydantic's own ``extra``
     check words it, so that one form reaches the client — rather than drop it with what it held (``priorty`` for
@@ -428,6 +433,8 @@ async def known_body_fields(request: Request) -> None:
     models = [m for param in params for m in _body_models(param.field_info.annotation)]
     if len(params) != 1 or not models:
         return  # several body parameters (embedded) or no model: the route's validation is the check
+    if isinstance(body, list) and not _takes_a_list(params[0].field_info.annotation):
+        return  # an array where the route takes an object: its validation says so, not "0.sensor_code" unknown
     if found := unknown_field(models, body):
         error = {"type": "extra_forbidden", "loc": ("body", *found.split(".")), "msg": "Extra inputs are not permitted"}
         raise RequestValidationError([error])
