@@ -1074,6 +1074,34 @@ def _close(
     else:
         text = f"alarm #{alarm.id} cleared by {actor.name} at {_local(at)}"
     _tell_order(session, alarm, actor=actor, text=text, note=note if value is None else None)
+    _notify_cleared(session, alarm, note=note)
+
+
+def _notify_cleared(session: Session, alarm: Alarm, *, note: str | None) -> None:
+    """The ``alarm_cleared`` notification through the outbox, in this transaction, to the subscriptions of that topic
+    of every unit or of the sensor's responsible unit, street or community: the alarm's keys as when it was raised,
+    and when, by whom (``system`` when the readings recovered) and at which reading it cleared."""
+    from cityhub.notify.models import Topic
+    from cityhub.notify.service import on_alarm_raised
+
+    sensor, rule = session.get(Sensor, alarm.sensor_id), session.get(AlarmRule, alarm.rule_id)
+    assert sensor is not None and rule is not None
+    payload = _alarm_payload(alarm, sensor, rule, "alarm_cleared") | {
+        "cleared_at": _iso(alarm.cleared_at),
+        "cleared_by": alarm.cleared_by,
+        "clear_value": alarm.clear_value,
+        "last_value": alarm.last_value,
+        "peak_value": alarm.peak_value,
+        "count": alarm.count,
+        "note": note,
+    }
+    on_alarm_raised(
+        session,
+        order_id=alarm.order_id,
+        units=(sensor.unit_id, sensor.street_id, sensor.community_id),
+        payload=payload,
+        topic=Topic.ALARM_CLEARED,
+    )
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
