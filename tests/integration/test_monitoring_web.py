@@ -203,6 +203,27 @@ def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_ha
     assert '<div data-key="value"><small>读数</small> 31cm</div>' in details
 
 
+def test_a_rules_limits_read_in_its_sensors_unit_and_mixed_units_are_flagged(world: dict[str, Any]) -> None:
+    """The rules page said 积水深度 > 20 — cm or m? A rule keeps no unit: its number is read in whatever each sensor
+    sends. The page now writes the unit its sensors report in, and flags a rule whose sensors report in several
+    (a gauge registered in metres under a kind rule written in centimetres never alarms)."""
+    page = login("mw-adm").get("/monitoring/rules").text
+    row = page.split("积水超 20")[1].split("</tr>")[0]
+    assert "积水深度</span> &gt; 20cm" in row and 'data-testid="rule-mixed-units"' not in row
+    assert "限值按监测点上报的单位读取" in page and "工单一般派给监测点的责任单位" in page
+    with session_scope() as s:
+        service.create_sensor(
+            s,
+            data=SensorCreate(
+                code="WL-M", name="麦田桥水尺", kind="waterlogging", metrics={"depth": "m"}, unit_code="MW-S1"
+            ),
+        )
+    row = login("mw-adm").get("/monitoring/rules").text.split("积水超 20")[1].split("</tr>")[0]
+    assert "积水深度</span> &gt; 20<" in row  # no single unit to write
+    warning = row.split('data-testid="rule-mixed-units">')[1].split("<")[0]
+    assert warning.startswith("所适用的监测点单位不一（cm、m）"), warning
+
+
 def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:
     leader = login("mw-ldr").get("/monitoring")
     assert leader.status_code == 200 and leader.text.count('data-testid="alarm-row"') == 2
@@ -419,7 +440,7 @@ def test_a_rule_form_offers_metrics_by_name_and_conditions_read_as_signs(world: 
         assert (rule.metric, rule.comparison) == ("depth", ">=")
     listed = adm.get("/monitoring/rules").text
     row = re.search(rf'data-id="{rule.id}">.*?data-testid="rule-condition">(.*?)</td>', listed, re.S)
-    assert row is not None and row.group(1) == '<span title="depth">积水深度</span> ≥ 40'
+    assert row is not None and row.group(1) == '<span title="depth">积水深度</span> ≥ 40cm'
     unknown = adm.post("/monitoring/rules", data=fields | {"name": "水深", "metric": "水深"}, follow_redirects=False)
     assert unknown.status_code == 422 and 'value="水深"' in unknown.text  # not a name of any metric: kept, refused
 
