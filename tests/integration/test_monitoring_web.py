@@ -224,6 +224,41 @@ def test_a_rules_limits_read_in_its_sensors_unit_and_mixed_units_are_flagged(wor
     assert warning.startswith("所适用的监测点单位不一（cm、m）"), warning
 
 
+def test_the_duty_officers_list_puts_the_worst_unseen_alarms_first(world: dict[str, Any]) -> None:
+    """The open alarms were listed newest first: a 严重 flood raised an hour ago sat under every later 提示 and alarm
+    already acknowledged, and beyond the 200 shown it was not on the page at all. Now the most severe come first,
+    those nobody acknowledged before those seen, then the newest."""
+    t0 = world["t0"]
+    with session_scope() as s:
+        for code, severity, minutes in (("WL-X", "critical", -5), ("WL-I", "info", 10)):
+            service.create_sensor(
+                s,
+                data=SensorCreate(
+                    code=code, name=f"{code} 积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="MW-S1"
+                ),
+            )
+            service.create_rule(
+                s,
+                data=RuleCreate(
+                    name=f"{code} 规则",
+                    sensor_code=code,
+                    metric="depth",
+                    comparison=">",
+                    threshold=20,
+                    severity=severity,
+                    opens_order=False,
+                ),
+            )
+            reading = {"sensor_code": code, "measured_at": (t0 + timedelta(minutes=minutes)).isoformat(), "value": 40}
+            assert service.ingest(s, items=[reading]).alarms_raised == 1
+        seen = service.list_alarms(s, sensor_code="WL-N")[0][0]["id"]
+        service.acknowledge(s, alarm_id=seen, actor=orders.SYSTEM)
+    page = login("mw-adm").get("/monitoring").text
+    table = page.split('data-testid="alarms"')[1].split("</table>")[0]
+    shown = re.findall(r'data-testid="sensor-link">([^<]*)</a>', table)
+    assert shown == ["WL-X 积水点", "麦田桥积水点", "稻香隧道积水点", "WL-I 积水点"], shown
+
+
 def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:
     leader = login("mw-ldr").get("/monitoring")
     assert leader.status_code == 200 and leader.text.count('data-testid="alarm-row"') == 2

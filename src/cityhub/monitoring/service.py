@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1320,10 +1320,12 @@ def list_alarms(
     scope: ColumnElement[bool] | None = None,
     limit: int = 50,
     offset: int = 0,
+    worst_first: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Alarms, newest first, as the API shows them (with sensor, rule, the sensor's latest reading of the metric, and
-    the order: its number, state and lead unit); and whether more follow. ``active=true``: open ones (active or
-    acknowledged); ``false``: cleared."""
+    """Alarms, newest first (``worst_first``: the most severe first, those not yet acknowledged before those seen,
+    then newest — the duty officer's list), as the API shows them (with sensor, rule, the sensor's latest reading of
+    the metric, and the order: its number, state and lead unit); and whether more follow. ``active=true``: open ones
+    (active or acknowledged); ``false``: cleared."""
     lead = aliased(Unit)
     query = (
         select(
@@ -1343,7 +1345,18 @@ def list_alarms(
         .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
         .outerjoin(Order, Order.id == Alarm.order_id)
         .outerjoin(lead, lead.id == Order.lead_unit_id)
-        .order_by(Alarm.raised_at.desc(), Alarm.id.desc())
+        .order_by(
+            *(
+                (
+                    case({v.value: -v.rank for v in Severity}, value=Alarm.severity, else_=0),
+                    case((Alarm.state == AlarmState.ACKNOWLEDGED.value, 1), else_=0),
+                )
+                if worst_first
+                else ()
+            ),
+            Alarm.raised_at.desc(),
+            Alarm.id.desc(),
+        )
         .limit(limit + 1)
         .offset(offset)
     )

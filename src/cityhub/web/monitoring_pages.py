@@ -50,7 +50,9 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
     if kind not in {k.value for k in SensorKind}:
         kind = None
     scope = service.sensor_scope(scope_of(db, principal))
-    alarms, more_alarms = service.list_alarms(db, active=True, kind=kind, scope=scope, limit=ALARMS_SHOWN)
+    alarms, more_alarms = service.list_alarms(
+        db, active=True, kind=kind, scope=scope, limit=ALARMS_SHOWN, worst_first=True
+    )
     recent, _ = service.list_alarms(db, active=False, kind=kind, scope=scope, limit=10)
     try:
         status = SensorStatus(request.query_params.get("status") or "active")
