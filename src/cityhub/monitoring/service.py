@@ -1045,13 +1045,21 @@ def _alarm_payload(alarm: Alarm, sensor: Sensor, rule: AlarmRule, action: str) -
 def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:
     """The ``alarm`` notification through the outbox, in this transaction: subscriptions of the sensor's responsible
     unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch)."""
+    _notify(session, alarm, sensor, _alarm_payload(alarm, sensor, rule, "alarm_raised"))
+
+
+def _notify(session: Session, alarm: Alarm, sensor: Sensor, payload: dict[str, Any], *, cleared: bool = False) -> None:
+    """Enqueue ``payload`` about ``alarm`` under the topic ``alarm`` (or ``alarm_cleared``) for the subscriptions of
+    every unit or of the sensor's responsible unit, street or community."""
+    from cityhub.notify.models import Topic
     from cityhub.notify.service import on_alarm_raised
 
     on_alarm_raised(
         session,
         order_id=alarm.order_id,
         units=(sensor.unit_id, sensor.street_id, sensor.community_id),
-        payload=_alarm_payload(alarm, sensor, rule, "alarm_raised"),
+        payload=payload,
+        topic=Topic.ALARM_CLEARED if cleared else Topic.ALARM,
     )
 
 
@@ -1081,9 +1089,6 @@ def _notify_cleared(session: Session, alarm: Alarm, *, note: str | None) -> None
     """The ``alarm_cleared`` notification through the outbox, in this transaction, to the subscriptions of that topic
     of every unit or of the sensor's responsible unit, street or community: the alarm's keys as when it was raised,
     and when, by whom (``system`` when the readings recovered) and at which reading it cleared."""
-    from cityhub.notify.models import Topic
-    from cityhub.notify.service import on_alarm_raised
-
     sensor, rule = session.get(Sensor, alarm.sensor_id), session.get(AlarmRule, alarm.rule_id)
     assert sensor is not None and rule is not None
     payload = _alarm_payload(alarm, sensor, rule, "alarm_cleared") | {
@@ -1095,13 +1100,7 @@ def _notify_cleared(session: Session, alarm: Alarm, *, note: str | None) -> None
         "count": alarm.count,
         "note": note,
     }
-    on_alarm_raised(
-        session,
-        order_id=alarm.order_id,
-        units=(sensor.unit_id, sensor.street_id, sensor.community_id),
-        payload=payload,
-        topic=Topic.ALARM_CLEARED,
-    )
+    _notify(session, alarm, sensor, payload, cleared=True)
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
@@ -1771,19 +1770,12 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
                 escalated_orders += 1
         note = f"not acknowledged within {minutes} min: escalated"
         _event(session, alarm, "escalated", actor=orders.SYSTEM, at=now, note=note, **extra)
-        from cityhub.notify.service import on_alarm_raised
-
         payload = _alarm_payload(alarm, sensor, rule, "alarm_escalated") | {
             "escalation": True,
             "escalated_at": now.isoformat(),
             "after_minutes": minutes,
         }
-        on_alarm_raised(
-            session,
-            order_id=alarm.order_id,
-            units=(sensor.unit_id, sensor.street_id, sensor.community_id),
-            payload=payload,
-        )
+        _notify(session, alarm, sensor, payload)
     session.flush()
     return {"escalated": len(rows), "orders_escalated": escalated_orders}
 
