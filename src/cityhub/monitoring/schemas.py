@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -297,9 +297,17 @@ class RuleRead(BaseModel):
     created_at: datetime
 
 
+# The fields of a reading pushed over the API (``ReadingsIn``); any other is refused, naming it, as a field a JSON body
+# does not take is everywhere in the API (``media_ur`` would lose the snapshot unseen).
+READING_FIELDS = ("sensor_code", "metric", "measured_at", "value", "media_url")
+
+
 class ReadingsIn(BaseModel):
     """Readings to store and evaluate. Items are checked one by one (a bad one is reported by its index and the
     others kept), so they are taken as plain objects here."""
+
+    # A body that is one item itself (a reading's fields, no ``readings``) is told to wrap it (``api.deps``).
+    items_field: ClassVar[tuple[str, tuple[str, ...]]] = ("readings", READING_FIELDS)
 
     readings: list[Any] = Field(
         ...,

@@ -61,6 +61,7 @@ from cityhub.monitoring.rules import (
 )
 from cityhub.monitoring.schemas import (
     NOTE_MAX_CHARS,
+    READING_FIELDS,
     IngestResult,
     RejectedReading,
     RuleCreate,
@@ -92,9 +93,6 @@ COMPARISON_WORDS = {">": "超过", ">=": "达到", "<": "低于", "<=": "不高�
 SEVERITY_LABELS = {"info": "提示", "warning": "预警", "critical": "严重"}
 # Readings looked up / written per statement (SQLite's bound-parameter limit).
 CHUNK = 500
-# The fields of a reading pushed over the API (``ReadingsIn``); any other is refused, naming it, as a field a JSON body
-# does not take is everywhere in the API (``media_ur`` would lose the snapshot unseen).
-READING_FIELDS = ("sensor_code", "metric", "measured_at", "value", "media_url")
 
 
 # ------------------------------------------------------------------------------------------------------ sensors
