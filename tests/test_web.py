@@ -2287,6 +2287,34 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
     assert re.findall(r'<div data-key="([^"]+)"><small>([^<]*)</small>', details) == [("demo", "演示数据")]
 
 
+def test_a_sensor_alarms_reading_reads_with_its_unit_sign_and_local_time(org) -> None:
+    """The department handler read 读数 26.0, 阈值 15.0, 比较 >= — a program's figures: now the reading and the limit
+    in the sensor's unit as the monitoring pages write them, the comparison as its sign, the reading's time local."""
+    attributes = {
+        "source": "monitoring",
+        "sensor_code": "BY-WL-001",
+        "metric": "depth",
+        "value": 26.0,
+        "threshold": 15.0,
+        "comparison": ">=",
+        "measure_unit": "cm",
+        "measured_at": "2026-12-07T02:20:00Z",
+    }
+    order = _order(attributes=attributes)
+    page = login("sup").get(f"/orders/{order.id}").text
+    details = re.search(r'data-testid="channel-details">(.*?)</td>', page, re.S).group(1)  # type: ignore[union-attr]
+    rows = dict(re.findall(r'<div data-key="([^"]+)"><small>[^<]*</small> (.*?)</div>', details))
+    assert (rows["value"], rows["threshold"], rows["comparison"]) == ("26cm", "15cm", "≥")
+    assert rows["measured_at"] == "2026-12-07 10:20"  # Asia/Shanghai, as every time on the pages
+    assert "<small>测量时间</small>" in details and "<small>计量单位</small>" in details
+    # Another system's columns of the same names are its own: shown as they came.
+    other = _order(attributes={"value": 26.0, "measured_at": "2026-12-07T02:20:00Z", "comparison": "gt"})
+    page = login("sup").get(f"/orders/{other.id}").text
+    details = re.search(r'data-testid="channel-details">(.*?)</td>', page, re.S).group(1)  # type: ignore[union-attr]
+    rows = dict(re.findall(r'<div data-key="([^"]+)"><small>[^<]*</small> (.*?)</div>', details))
+    assert (rows["value"], rows["measured_at"]) == ("26.0", "2026-12-07T02:20:00Z")
+
+
 def test_a_phone_number_in_an_appeals_text_is_searched_only_by_those_who_read_it(org) -> None:
     """Finding an order by a phone number in its text would tell a masked reader who filed it: a leader is told why
     not, a handler finds it among the orders its unit leads (whose personal data it reads), an operator anywhere."""

@@ -478,15 +478,24 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     assert flooded["alarm"] is True and flooded["kind"] == "waterlogging"
     assert re.fullmatch(r"积水深度 32cm（\d\d-\d\d \d\d:\d\d）", flooded["summary"]), flooded["summary"]
     assert sensors["WL-JT"]["geometry"]["coordinates"] == [113.281, 23.181]
+    # The water goes down to 14 cm: under the limit, not yet past the clear threshold (10), so the alarm stays open.
+    # Its popup says the depth now (it said "32 > 20", the last reading past the limit), the limit with its sign and
+    # unit, and who has the order it opened.
+    with session_scope() as s:
+        later = {"sensor_code": "WL-JT", "measured_at": (start + timedelta(minutes=30)).isoformat(), "value": 14}
+        assert monitoring.ingest(s, items=[later]).alarms_cleared == 0
     (alarm,) = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/alarms"))
     props = alarm["properties"]
     assert props["severity"] == "critical" and props["link"].startswith("/orders/") and props["link_kind"] == "order"
     summary = props["summary"]
-    assert re.fullmatch(r"积水深度 32 > 20（峰值 32，共 2 次，\d\d-\d\d \d\d:\d\d 起）", summary), summary
+    when, number = r"\d\d-\d\d \d\d:\d\d", r"BY[\d-]+"
+    pattern = rf"积水深度 现为 14cm（限值 > 20cm；峰值 32，共 2 次，{when} 起）；工单 {number}：已派单 · 景泰街道"
+    assert re.fullmatch(pattern, summary), summary
     client.cookies.set("cityhub_lang", "en")  # the page's language switch
     english = _get(client, world, "m-lead", "/api/v1/map/layers/alarms")["features"][0]["properties"]
     client.cookies.delete("cityhub_lang")
-    assert english["summary"].startswith("Water depth 32 > 20 (peak 32, ×2, since ")
+    assert english["summary"].startswith("Water depth now 14cm (limit > 20cm; peak 32, ×2, since ")
+    assert re.search(r"; order BY[\d-]+: Dispatched · ", english["summary"]), english["summary"]
     figures = {i["name"]: i for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
     assert figures["active_alarms"]["value"] == 1 and figures["active_alarms"]["level"] == "alert"
     assert figures["active_alarms"]["apart"] == 0  # no sensor gone silent: no silence alarm beside it

@@ -496,6 +496,55 @@ def test_a_raised_alarm_is_notified_through_the_outbox_to_its_units_subscribers(
     assert body["topic"] == "alarm" and body["order"]["channel"] == "sensor"
 
 
+def test_a_cleared_alarm_is_notified_to_the_subscribers_of_alarm_cleared_with_its_order(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """The integrator's platform heard an alarm raised and its order dispatched, replied, closed — but never that the
+    alarm itself was over: the water went down, the duty officer cleared it, and its screen kept it red. A
+    subscription of ``alarm_cleared`` now hears each clear — by the readings (``cleared_by`` system, the reading
+    that recovered) or by a person (their name and note) — with the alarm's keys and its order; the ``alarm``
+    subscribers hear the raises as before, nothing more."""
+    import json
+
+    from cityhub.notify import service as notify
+    from cityhub.notify.models import OutboxMessage, Topic
+
+    raised, _ = notify.add_subscription(db_session, target="http://127.0.0.1:9/raised", topics=["alarm"])
+    ended, _ = notify.add_subscription(
+        db_session, target="http://127.0.0.1:9/c", topics=["alarm_cleared"], unit_code="M-SQ"
+    )
+    notify.add_subscription(db_session, target="http://127.0.0.1:9/w", topics=["alarm_cleared"], unit_code="M-SW")
+    _sensor(db_session)
+    _rule(db_session, duration_s=0)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-001", [30, 35, 8, 40]))  # raised, repeated, cleared, raised
+    db_session.commit()
+    first, second = _alarms(db_session)
+    service.clear(db_session, alarm_id=second.id, actor=PERSON, note="已排水")
+    db_session.commit()
+
+    def sent(topic: Topic) -> list[OutboxMessage]:
+        query = select(OutboxMessage).where(OutboxMessage.topic == topic).order_by(OutboxMessage.id)
+        return list(db_session.scalars(query))
+
+    assert [m.subscription_id for m in sent(Topic.ALARM)] == [raised.id, raised.id]  # the two raises only
+    by_readings, by_person = sent(Topic.ALARM_CLEARED)  # the community's subscription; not the water bureau's
+    assert {by_readings.subscription_id, by_person.subscription_id} == {ended.id}
+    assert by_readings.payload is not None and by_person.payload is not None
+    assert (by_readings.payload["action"], by_readings.payload["alarm_id"]) == ("alarm_cleared", first.id)
+    assert (by_readings.payload["cleared_by"], by_readings.payload["clear_value"]) == ("system", 8)
+    assert (by_readings.payload["value"], by_readings.payload["peak_value"], by_readings.payload["unit"]) == (
+        30,
+        35,
+        "cm",
+    )
+    assert (by_person.payload["alarm_id"], by_person.payload["cleared_by"]) == (second.id, "值班员")
+    assert (by_person.payload["clear_value"], by_person.payload["note"]) == (None, "已排水")
+    body = json.loads(notify.render_body(db_session, by_readings))
+    assert body["topic"] == "alarm_cleared" and body["event"]["cleared_at"].endswith("Z")
+    assert body["order"]["id"] == first.order_id and body["order"]["channel"] == "sensor"
+
+
 def test_only_alarms_at_the_configured_severity_open_orders(
     db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -321,6 +321,41 @@ def test_a_reading_naming_a_field_no_reading_has_or_another_sensor_is_rejected_n
     assert env.call("GET", "/sensors/WL-API-2/readings").json() == []
 
 
+def test_readings_sent_as_a_bare_array_are_told_the_body_is_an_object(env: Env) -> None:
+    """A gateway posting its readings as a JSON array instead of ``{"readings": [...]}`` was told
+    ``0.sensor_code: Extra inputs are not permitted`` — as if the field were wrong, not the body's shape. The answer
+    now names the body: an object is expected. Nothing is stored either way."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    bare = [_reading(0, 3, sensor_code="WL-API-1")]
+    for path in ("/sensors/readings", "/sensors/WL-API-1/readings"):
+        answer = env.call("POST", path, "key", json=bare)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["details"]["errors"] == [
+            {"field": "(body)", "message": "Input should be a valid dictionary or object to extract fields from"}
+        ]
+    assert env.call("GET", "/sensors/WL-API-1/readings").json() == []
+
+
+def test_one_reading_sent_without_its_list_is_told_to_wrap_it_in_readings(env: Env) -> None:
+    """A device posting its one reading as the body — ``{"metric", "measured_at", "value"}`` — was told ``metric:
+    Extra inputs are not permitted``, as if ``metric`` were misspelt. It is now told the body is one item, to be sent
+    in ``{"readings": [...]}``, naming ``readings``; a body with no field of a reading is refused as before."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    said = 'Field required: this body is one item; send the items as a list, {"readings": [{…}, …]}'
+    for path, body in (
+        ("/sensors/WL-API-1/readings", _reading(0, 3, metric="depth")),
+        ("/sensors/readings", _reading(0, 3, sensor_code="WL-API-1", unit="cm")),
+    ):
+        answer = env.call("POST", path, "key", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["details"]["errors"] == [{"field": "readings", "message": said}], path
+    other = env.call("POST", "/sensors/readings", "key", json={"zz_not_a_field": 1})
+    assert other.json()["details"]["errors"] == [
+        {"field": "zz_not_a_field", "message": "Extra inputs are not permitted"}
+    ]
+    assert env.call("GET", "/sensors/WL-API-1/readings").json() == []
+
+
 def test_text_no_database_stores_is_refused_wherever_it_is_in_the_body(env: Env) -> None:
     """A lone surrogate (JSON's \\ud800) in a metric's unit or a reading's sensor code: 422 naming the field, not
     a 500 from the answer or the sensor lookup."""

@@ -15,6 +15,7 @@ from cityhub.monitoring import service
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate, SensorUpdate
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service as orders
+from cityhub.workorders.models import Order
 from web_helpers import login
 
 PASSWORD = "correct-horse-battery"
@@ -147,6 +148,115 @@ def test_an_alarms_snapshot_link_says_it_opens_a_new_tab(world: dict[str, Any]) 
     dsp.cookies.set("cityhub_lang", "en")
     english = re.findall(r'<a [^>]*data-testid="alarm-snapshot".*?</a>', dsp.get("/monitoring").text, flags=re.S)
     assert english[0].endswith("(opens in a new tab)</span></a>"), english
+
+
+def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_has_its_order(
+    world: dict[str, Any],
+) -> None:
+    """A level fell back under the limit but not yet past the clear threshold: the alarm stays open. The duty officer
+    read "当前值 31 > 20" — the last reading past the limit, kept as it was — while the water stood at 14; the row
+    now says the latest reading and its unit, the limit, the last crossing, and whose the order is (its state and
+    unit), as the API's alarm does (``current_value``, ``unit``, ``order_state``, ``order_lead_unit_name``)."""
+    with session_scope() as s:
+        service.create_sensor(
+            s,
+            data=SensorCreate(
+                code="WL-H", name="稻香涵洞积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="MW-S1"
+            ),
+        )
+        service.create_rule(
+            s,
+            data=RuleCreate(
+                name="涵洞积水超 20",
+                sensor_code="WL-H",
+                metric="depth",
+                comparison=">",
+                threshold=20,
+                clear_threshold=10,
+            ),
+        )
+        readings = [
+            {"sensor_code": "WL-H", "measured_at": (world["t0"] + timedelta(minutes=m)).isoformat(), "value": v}
+            for m, v in ((5, 31), (6, 14))
+        ]
+        result = service.ingest(s, items=readings)
+        assert (result.alarms_raised, result.alarms_cleared) == (1, 0)
+    dsp = login("mw-dsp")
+    [alarm] = dsp.get("/api/v1/alarms", params={"sensor": "WL-H"}).json()["items"]
+    assert (alarm["state"], alarm["last_value"], alarm["current_value"], alarm["unit"]) == ("active", 31, 14, "cm")
+    assert (alarm["order_state"], alarm["order_lead_unit_name"]) == ("dispatched", "稻香街道")
+    page = dsp.get("/monitoring").text
+    row = page.split(f'data-alarm="{alarm["id"]}"')[1].split("</tr>")[0]
+    assert re.search(r'data-testid="alarm-current">积水深度 <strong>14cm</strong>', row), row
+    assert '<small data-testid="alarm-limit">限值 &gt; 20cm</small>' in row
+    assert 'data-testid="alarm-last-breach">最近越限 31cm（<' in row
+    assert '<small data-testid="alarm-order-holder">已派单 · 稻香街道</small>' in row
+    sensor_page = dsp.get("/monitoring/sensors/WL-H").text
+    assert "最近越限读数 / 限值" in sensor_page and "积水深度 31cm &gt; 20cm" in sensor_page
+    assert '<small data-testid="alarm-order-holder">已派单 · 稻香街道</small>' in sensor_page
+    # The order keeps the reading's unit and time, which its page shows the handler beside the value and the limit.
+    with session_scope() as s:
+        attributes = s.get(Order, alarm["order_id"]).attributes  # type: ignore[union-attr]
+    raised = (world["t0"] + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    assert (attributes["measure_unit"], attributes["measured_at"], attributes["value"]) == ("cm", raised, 31)
+    details = dsp.get(f"/orders/{alarm['order_id']}").text.split('data-testid="channel-details">')[1].split("</td>")[0]
+    assert '<div data-key="value"><small>读数</small> 31cm</div>' in details
+
+
+def test_a_rules_limits_read_in_its_sensors_unit_and_mixed_units_are_flagged(world: dict[str, Any]) -> None:
+    """The rules page said 积水深度 > 20 — cm or m? A rule keeps no unit: its number is read in whatever each sensor
+    sends. The page now writes the unit its sensors report in, and flags a rule whose sensors report in several
+    (a gauge registered in metres under a kind rule written in centimetres never alarms)."""
+    page = login("mw-adm").get("/monitoring/rules").text
+    row = page.split("积水超 20")[1].split("</tr>")[0]
+    assert "积水深度</span> &gt; 20cm" in row and 'data-testid="rule-mixed-units"' not in row
+    assert "限值按监测点上报的单位读取" in page and "工单一般派给监测点的责任单位" in page
+    with session_scope() as s:
+        service.create_sensor(
+            s,
+            data=SensorCreate(
+                code="WL-M", name="麦田桥水尺", kind="waterlogging", metrics={"depth": "m"}, unit_code="MW-S1"
+            ),
+        )
+    row = login("mw-adm").get("/monitoring/rules").text.split("积水超 20")[1].split("</tr>")[0]
+    assert "积水深度</span> &gt; 20<" in row  # no single unit to write
+    warning = row.split('data-testid="rule-mixed-units">')[1].split("<")[0]
+    assert warning.startswith("所适用的监测点单位不一（cm、m）"), warning
+
+
+def test_the_duty_officers_list_puts_the_worst_unseen_alarms_first(world: dict[str, Any]) -> None:
+    """The open alarms were listed newest first: a 严重 flood raised an hour ago sat under every later 提示 and alarm
+    already acknowledged, and beyond the 200 shown it was not on the page at all. Now the most severe come first,
+    those nobody acknowledged before those seen, then the newest."""
+    t0 = world["t0"]
+    with session_scope() as s:
+        for code, severity, minutes in (("WL-X", "critical", -5), ("WL-I", "info", 10)):
+            service.create_sensor(
+                s,
+                data=SensorCreate(
+                    code=code, name=f"{code} 积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="MW-S1"
+                ),
+            )
+            service.create_rule(
+                s,
+                data=RuleCreate(
+                    name=f"{code} 规则",
+                    sensor_code=code,
+                    metric="depth",
+                    comparison=">",
+                    threshold=20,
+                    severity=severity,
+                    opens_order=False,
+                ),
+            )
+            reading = {"sensor_code": code, "measured_at": (t0 + timedelta(minutes=minutes)).isoformat(), "value": 40}
+            assert service.ingest(s, items=[reading]).alarms_raised == 1
+        seen = service.list_alarms(s, sensor_code="WL-N")[0][0]["id"]
+        service.acknowledge(s, alarm_id=seen, actor=orders.SYSTEM)
+    page = login("mw-adm").get("/monitoring").text
+    table = page.split('data-testid="alarms"')[1].split("</table>")[0]
+    shown = re.findall(r'data-testid="sensor-link">([^<]*)</a>', table)
+    assert shown == ["WL-X 积水点", "麦田桥积水点", "稻香隧道积水点", "WL-I 积水点"], shown
 
 
 def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:
@@ -365,7 +475,7 @@ def test_a_rule_form_offers_metrics_by_name_and_conditions_read_as_signs(world: 
         assert (rule.metric, rule.comparison) == ("depth", ">=")
     listed = adm.get("/monitoring/rules").text
     row = re.search(rf'data-id="{rule.id}">.*?data-testid="rule-condition">(.*?)</td>', listed, re.S)
-    assert row is not None and row.group(1) == '<span title="depth">积水深度</span> ≥ 40'
+    assert row is not None and row.group(1) == '<span title="depth">积水深度</span> ≥ 40cm'
     unknown = adm.post("/monitoring/rules", data=fields | {"name": "水深", "metric": "水深"}, follow_redirects=False)
     assert unknown.status_code == 422 and 'value="水深"' in unknown.text  # not a name of any metric: kept, refused
 

@@ -416,6 +416,26 @@ def unknown_field(models: list[type[BaseModel]], value: Any, path: str = "") -> 
     return None
 
 
+def _an_item_alone(models: list[type[BaseModel]], body: Any) -> dict[str, Any] | None:
+    """The error for a body that is one of the items its route takes in a list — a reading's fields (some of them)
+    sent without ``{"readings": [...]}`` around them, which was refused as ``metric: Extra inputs are not permitted``
+    as if the field were misspelt — naming the list's field; None for any other body. A model says which field holds its
+    items and what an item's fields are with the class attribute ``items_field``."""
+    wrapper = getattr(models[0], "items_field", None) if len(models) == 1 else None
+    if not wrapper or not isinstance(body, dict) or not body:
+        return None
+    name, item_fields = wrapper
+    if name in body or not set(body) & set(item_fields):
+        return None  # the list is there, or nothing of an item is: a field the route does not take, as anywhere
+    said = f'Field required: this body is one item; send the items as a list, {{"{name}": [{{…}}, …]}}'
+    return {"type": "missing", "loc": ("body", name), "msg": said}
+
+
+def _takes_a_list(annotation: Any) -> bool:
+    """Whether a body parameter's type is (or may be) a list — ``list[Model]`` — rather than one object."""
+    return get_origin(annotation) is list or any(_takes_a_list(arg) for arg in get_args(annotation))
+
+
 async def known_body_fields(request: Request) -> None:
     """Refuse a JSON body that names a field its route does not take, 422 naming it — as pydantic's own ``extra``
     check words it, so that one form reaches the client — rather than drop it with what it held (``priorty`` for
@@ -429,6 +449,10 @@ async def known_body_fields(request: Request) -> None:
     models = [m for param in params for m in _body_models(param.field_info.annotation)]
     if len(params) != 1 or not models:
         return  # several body parameters (embedded) or no model: the route's validation is the check
+    if isinstance(body, list) and not _takes_a_list(params[0].field_info.annotation):
+        return  # an array where the route takes an object: its validation says so, not "0.sensor_code" unknown
+    if unwrapped := _an_item_alone(models, body):
+        raise RequestValidationError([unwrapped])
     if found := unknown_field(models, body):
         error = {"type": "extra_forbidden", "loc": ("body", *found.split(".")), "msg": "Extra inputs are not permitted"}
         raise RequestValidationError([error])

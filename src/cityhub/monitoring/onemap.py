@@ -11,6 +11,7 @@ from statistics import mean
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, select
+from sqlalchemy.orm import aliased
 
 from cityhub.config import get_settings
 from cityhub.monitoring.models import Alarm, AlarmRule, Sensor
@@ -26,6 +27,7 @@ from cityhub.onemap.registry import (
     register_layer,
 )
 from cityhub.onemap.service import collection
+from cityhub.org.models import Unit
 
 # National ambient air quality standard GB 3095-2012, PM2.5 24-hour mean: 35 µg/m³ (grade I "good") and 75 (grade
 # II, above which the air is polluted). Surface water GB 3838-2002, dissolved oxygen: at least 5 mg/L for class III
@@ -120,19 +122,44 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
     from cityhub.web import machine_text
     from cityhub.workorders.models import Order
 
+    lead = aliased(Unit)
     query = (
-        select(Alarm, Sensor, AlarmRule.name, Order.id, Order.number)
+        select(Alarm, Sensor, AlarmRule.name, Order.id, Order.number, Order.state, lead.name)
         .join(Sensor, Sensor.id == Alarm.sensor_id)
         .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
         .outerjoin(Order, Order.id == Alarm.order_id)
+        .outerjoin(lead, lead.id == Order.lead_unit_id)
         .where(Alarm.open_key.is_not(None), *_where(ctx, *_in_view(ctx)))
         .order_by(case({s.value: -s.rank for s in Severity}, value=Alarm.severity, else_=0), Alarm.raised_at.desc())
         .limit(2000)
     )
     tz = get_settings().tz
     features: list[dict[str, Any]] = []
-    for alarm, sensor, rule_name, order_id, number in ctx.session.execute(query):
+    for alarm, sensor, rule_name, order_id, number, order_state, lead_name in ctx.session.execute(query):
         since = alarm.raised_at.astimezone(tz).strftime("%m-%d %H:%M")
+        unit = (sensor.metrics or {}).get(alarm.metric, "")
+        latest = (sensor.latest or {}).get(alarm.metric)
+        # The reading now, not the alarm's last one past the limit, which stays while the readings are back inside it
+        # but not yet past the clear threshold (a river at 5.08 m read "5.2 >= 5.2"); a silence alarm has none.
+        now = latest.get("value") if isinstance(latest, dict) else None
+        summary = ctx.t(
+            "map.alarm.summary_now" if now is not None else "map.alarm.summary",
+            metric=ctx.t.label("metric", alarm.metric),
+            value=f"{now if now is not None else alarm.last_value:g}{unit}",
+            comparison=ctx.t.label("comparison", alarm.comparison),
+            threshold=f"{alarm.threshold:g}{unit}",
+            peak=f"{alarm.peak_value:g}",
+            count=alarm.count,
+            since=since,
+        )
+        if number is not None:  # who has its order now
+            holder = ctx.t(
+                "map.alarm.order",
+                number=number,
+                state=ctx.t.label("state", order_state),
+                unit=lead_name or ctx.t("mon.order_no_unit"),
+            )
+            summary = ctx.t("map.sensor.reading_sep").join((summary, holder))
         features.append(
             {
                 "type": "Feature",
@@ -140,16 +167,7 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
                 "properties": {
                     "id": alarm.id,
                     "title": f"{sensor.name} · {machine_text.rule_name(ctx.t, rule_name)}",
-                    "summary": ctx.t(
-                        "map.alarm.summary",
-                        metric=ctx.t.label("metric", alarm.metric),
-                        value=f"{alarm.last_value:g}",
-                        comparison=alarm.comparison,
-                        threshold=f"{alarm.threshold:g}",
-                        peak=f"{alarm.peak_value:g}",
-                        count=alarm.count,
-                        since=since,
-                    ),
+                    "summary": summary,
                     "severity": alarm.severity,
                     "state": alarm.state,
                     "order": number,

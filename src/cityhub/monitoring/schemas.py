@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -297,9 +297,17 @@ class RuleRead(BaseModel):
     created_at: datetime
 
 
+# The fields of a reading pushed over the API (``ReadingsIn``); any other is refused, naming it, as a field a JSON body
+# does not take is everywhere in the API (``media_ur`` would lose the snapshot unseen).
+READING_FIELDS = ("sensor_code", "metric", "measured_at", "value", "media_url")
+
+
 class ReadingsIn(BaseModel):
     """Readings to store and evaluate. Items are checked one by one (a bad one is reported by its index and the
     others kept), so they are taken as plain objects here."""
+
+    # A body that is one item itself (a reading's fields, no ``readings``) is told to wrap it (``api.deps``).
+    items_field: ClassVar[tuple[str, tuple[str, ...]]] = ("readings", READING_FIELDS)
 
     readings: list[Any] = Field(
         ...,
@@ -364,6 +372,15 @@ class AlarmRead(BaseModel):
     media_url: str | None = Field(
         None, description="the link the reading that raised it gave (a camera's snapshot); its order's attachment"
     )
+    unit: str | None = Field(None, description="the measurement unit of metric, as the sensor reports it (cm, m, …)")
+    current_value: float | None = Field(
+        None,
+        description="the sensor's latest reading of metric now, whatever the alarm's state (last_value is the last "
+        "reading past the limit); null for a silence alarm or a sensor without one",
+    )
+    current_at: datetime | None = Field(None, description="when current_value was measured")
+    order_state: str | None = Field(None, description="the state of its order now (received, dispatched, …)")
+    order_lead_unit_name: str | None = Field(None, description="the unit handling its order now (承办单位)")
 
 
 class AlarmPage(BaseModel):

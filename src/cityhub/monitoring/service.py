@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, insert, or_, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cityhub import auditlog
@@ -61,6 +61,7 @@ from cityhub.monitoring.rules import (
 )
 from cityhub.monitoring.schemas import (
     NOTE_MAX_CHARS,
+    READING_FIELDS,
     IngestResult,
     RejectedReading,
     RuleCreate,
@@ -92,9 +93,6 @@ COMPARISON_WORDS = {">": "超过", ">=": "达到", "<": "低于", "<=": "不高�
 SEVERITY_LABELS = {"info": "提示", "warning": "预警", "critical": "严重"}
 # Readings looked up / written per statement (SQLite's bound-parameter limit).
 CHUNK = 500
-# The fields of a reading pushed over the API (``ReadingsIn``); any other is refused, naming it, as a field a JSON body
-# does not take is everywhere in the API (``media_ur`` would lose the snapshot unseen).
-READING_FIELDS = ("sensor_code", "metric", "measured_at", "value", "media_url")
 
 
 # ------------------------------------------------------------------------------------------------------ sensors
@@ -1045,13 +1043,21 @@ def _alarm_payload(alarm: Alarm, sensor: Sensor, rule: AlarmRule, action: str) -
 def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:
     """The ``alarm`` notification through the outbox, in this transaction: subscriptions of the sensor's responsible
     unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch)."""
+    _notify(session, alarm, sensor, _alarm_payload(alarm, sensor, rule, "alarm_raised"))
+
+
+def _notify(session: Session, alarm: Alarm, sensor: Sensor, payload: dict[str, Any], *, cleared: bool = False) -> None:
+    """Enqueue ``payload`` about ``alarm`` under the topic ``alarm`` (or ``alarm_cleared``) for the subscriptions of
+    every unit or of the sensor's responsible unit, street or community."""
+    from cityhub.notify.models import Topic
     from cityhub.notify.service import on_alarm_raised
 
     on_alarm_raised(
         session,
         order_id=alarm.order_id,
         units=(sensor.unit_id, sensor.street_id, sensor.community_id),
-        payload=_alarm_payload(alarm, sensor, rule, "alarm_raised"),
+        payload=payload,
+        topic=Topic.ALARM_CLEARED if cleared else Topic.ALARM,
     )
 
 
@@ -1074,6 +1080,25 @@ def _close(
     else:
         text = f"alarm #{alarm.id} cleared by {actor.name} at {_local(at)}"
     _tell_order(session, alarm, actor=actor, text=text, note=note if value is None else None)
+    _notify_cleared(session, alarm, note=note)
+
+
+def _notify_cleared(session: Session, alarm: Alarm, *, note: str | None) -> None:
+    """The ``alarm_cleared`` notification through the outbox, in this transaction, to the subscriptions of that topic
+    of every unit or of the sensor's responsible unit, street or community: the alarm's keys as when it was raised,
+    and when, by whom (``system`` when the readings recovered) and at which reading it cleared."""
+    sensor, rule = session.get(Sensor, alarm.sensor_id), session.get(AlarmRule, alarm.rule_id)
+    assert sensor is not None and rule is not None
+    payload = _alarm_payload(alarm, sensor, rule, "alarm_cleared") | {
+        "cleared_at": _iso(alarm.cleared_at),
+        "cleared_by": alarm.cleared_by,
+        "clear_value": alarm.clear_value,
+        "last_value": alarm.last_value,
+        "peak_value": alarm.peak_value,
+        "count": alarm.count,
+        "note": note,
+    }
+    _notify(session, alarm, sensor, payload, cleared=True)
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
@@ -1212,6 +1237,9 @@ def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRul
             "threshold": alarm.threshold,
             "comparison": alarm.comparison,
             "severity": alarm.severity,
+            # Since December 2026: the reading's measurement unit (none for a detection's confidence) and time.
+            **({"measure_unit": measure} if (measure := sensor.metrics.get(alarm.metric)) else {}),
+            "measured_at": alarm.last_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         },
     }
     result = submit(session, data=data, actor=orders.SYSTEM, similar=False)
@@ -1289,15 +1317,43 @@ def list_alarms(
     scope: ColumnElement[bool] | None = None,
     limit: int = 50,
     offset: int = 0,
+    worst_first: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Alarms, newest first, as the API shows them (with sensor, rule and order number); and whether more follow.
-    ``active=true``: open ones (active or acknowledged); ``false``: cleared."""
+    """Alarms, newest first (``worst_first``: the most severe first, those not yet acknowledged before those seen,
+    then newest — the duty officer's list), as the API shows them (with sensor, rule, the sensor's latest reading of
+    the metric, and the order: its number, state and lead unit); and whether more follow. ``active=true``: open ones
+    (active or acknowledged); ``false``: cleared."""
+    lead = aliased(Unit)
     query = (
-        select(Alarm, Sensor.code, Sensor.name, Sensor.kind, AlarmRule.name, Order.number, AlarmRule.kind)
+        select(
+            Alarm,
+            Sensor.code,
+            Sensor.name,
+            Sensor.kind,
+            AlarmRule.name,
+            Order.number,
+            AlarmRule.kind,
+            Sensor.metrics,
+            Sensor.latest,
+            Order.state,
+            lead.name,
+        )
         .join(Sensor, Sensor.id == Alarm.sensor_id)
         .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
         .outerjoin(Order, Order.id == Alarm.order_id)
-        .order_by(Alarm.raised_at.desc(), Alarm.id.desc())
+        .outerjoin(lead, lead.id == Order.lead_unit_id)
+        .order_by(
+            *(
+                (
+                    case({v.value: -v.rank for v in Severity}, value=Alarm.severity, else_=0),
+                    case((Alarm.state == AlarmState.ACKNOWLEDGED.value, 1), else_=0),
+                )
+                if worst_first
+                else ()
+            ),
+            Alarm.raised_at.desc(),
+            Alarm.id.desc(),
+        )
         .limit(limit + 1)
         .offset(offset)
     )
@@ -1327,7 +1383,15 @@ def alarm_view(
     rule_name: str,
     order_number: str | None,
     rule_kind: str = RuleKind.THRESHOLD.value,
+    metrics: Mapping[str, str] | None = None,
+    latest: Mapping[str, Any] | None = None,
+    order_state: str | None = None,
+    order_lead_unit_name: str | None = None,
 ) -> dict[str, Any]:
+    """An alarm as the API and the pages show it. Beside the alarm's own figures — ``last_value`` is its last reading
+    past the limit, which stays as it was while the readings fall back inside it (but not past the clear threshold)
+    or once it is cleared — the sensor's latest reading of the metric now (``current_value``, ``current_at``; None
+    for a silence alarm or a sensor that has none), the metric's measurement unit, and who has its order."""
     view = {
         c: getattr(alarm, c)
         for c in (
@@ -1361,16 +1425,36 @@ def alarm_view(
         rule_name=rule_name,
         order_number=order_number,
         kind=rule_kind,
+        unit=(metrics or {}).get(alarm.metric) or None,
+        order_state=order_state,
+        order_lead_unit_name=order_lead_unit_name,
     )
+    current = (latest or {}).get(alarm.metric)
+    known = isinstance(current, dict) and current.get("value") is not None
+    view["current_value"] = current["value"] if known and current else None
+    view["current_at"] = datetime.fromisoformat(current["at"]).astimezone(UTC) if known and current else None
     return view
 
 
 def describe_alarm(session: Session, alarm: Alarm) -> dict[str, Any]:
     sensor = session.get(Sensor, alarm.sensor_id)
     rule = session.get(AlarmRule, alarm.rule_id)
-    number = session.scalar(select(Order.number).where(Order.id == alarm.order_id)) if alarm.order_id else None
+    order = session.get(Order, alarm.order_id) if alarm.order_id else None
+    lead = session.get(Unit, order.lead_unit_id) if order is not None and order.lead_unit_id else None
     assert sensor is not None and rule is not None
-    return alarm_view(alarm, sensor.code, sensor.name, sensor.kind, rule.name, number, rule.kind)
+    return alarm_view(
+        alarm,
+        sensor.code,
+        sensor.name,
+        sensor.kind,
+        rule.name,
+        order.number if order is not None else None,
+        rule.kind,
+        metrics=sensor.metrics,
+        latest=sensor.latest,
+        order_state=order.state if order is not None else None,
+        order_lead_unit_name=lead.name if lead is not None else None,
+    )
 
 
 def alarm_events(session: Session, *, alarm_id: int) -> list[AlarmEvent]:
@@ -1684,19 +1768,12 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
                 escalated_orders += 1
         note = f"not acknowledged within {minutes} min: escalated"
         _event(session, alarm, "escalated", actor=orders.SYSTEM, at=now, note=note, **extra)
-        from cityhub.notify.service import on_alarm_raised
-
         payload = _alarm_payload(alarm, sensor, rule, "alarm_escalated") | {
             "escalation": True,
             "escalated_at": now.isoformat(),
             "after_minutes": minutes,
         }
-        on_alarm_raised(
-            session,
-            order_id=alarm.order_id,
-            units=(sensor.unit_id, sensor.street_id, sensor.community_id),
-            payload=payload,
-        )
+        _notify(session, alarm, sensor, payload)
     session.flush()
     return {"escalated": len(rows), "orders_escalated": escalated_orders}
 

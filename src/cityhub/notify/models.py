@@ -26,6 +26,9 @@ class Topic(enum.StrEnum):
     # 时限调整: a running deadline moved after a calendar or time-limit edit (sla_recompute) or an urgency raise
     DEADLINE = "deadline"
     ALARM = "alarm"  # 监测报警: a sensor's alarm was raised (monitoring), with its order when the rule opens one
+    # 报警解除: a sensor's alarm was cleared — its readings recovered, or a person, a retirement or a rule's
+    # deactivation cleared it — with its order as it is then (since December 2026; subscribed apart from ``alarm``)
+    ALARM_CLEARED = "alarm_cleared"
     MATERIAL = "material"  # 补充材料: the citizen added files to their open appeal
     MERGED = "merged"  # 并入诉求: another appeal, a duplicate, was merged into the order (its ``merged_in`` event)
     # 市民通知: the citizen who appealed is told their appeal was answered or closed, in a text message's words, with

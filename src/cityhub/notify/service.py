@@ -369,21 +369,26 @@ def enqueue(
 
 
 def on_alarm_raised(
-    session: Session, *, order_id: int | None, units: Iterable[int | None], payload: dict[str, Any]
+    session: Session,
+    *,
+    order_id: int | None,
+    units: Iterable[int | None],
+    payload: dict[str, Any],
+    topic: Topic = Topic.ALARM,
 ) -> int:
-    """Enqueue the ``alarm`` notifications of a raised sensor alarm, in the caller's transaction: every active
-    subscription of the topic, for every unit or for one of ``units`` (the sensor's responsible unit, street and
-    community); returns how many."""
+    """Enqueue the ``alarm`` notifications of a raised (or escalated) sensor alarm — or, with ``topic``
+    ``alarm_cleared``, of a cleared one — in the caller's transaction: every active subscription of the topic, for
+    every unit or for one of ``units`` (the sensor's responsible unit, street and community); returns how many."""
     wanted = {u for u in units if u is not None}
     subs = [
         sub_id
         for sub_id, topics, unit_id in _active_subscriptions(session)
-        if Topic.ALARM.value in topics and (unit_id is None or unit_id in wanted)
+        if topic.value in topics and (unit_id is None or unit_id in wanted)
     ]
     for sub_id in subs:
         session.add(
             OutboxMessage(
-                topic=Topic.ALARM,
+                topic=topic,
                 order_id=order_id,
                 subscription_id=sub_id,
                 payload=payload,

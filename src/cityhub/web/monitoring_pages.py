@@ -50,7 +50,9 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
     if kind not in {k.value for k in SensorKind}:
         kind = None
     scope = service.sensor_scope(scope_of(db, principal))
-    alarms, more_alarms = service.list_alarms(db, active=True, kind=kind, scope=scope, limit=ALARMS_SHOWN)
+    alarms, more_alarms = service.list_alarms(
+        db, active=True, kind=kind, scope=scope, limit=ALARMS_SHOWN, worst_first=True
+    )
     recent, _ = service.list_alarms(db, active=False, kind=kind, scope=scope, limit=10)
     try:
         status = SensorStatus(request.query_params.get("status") or "active")
@@ -319,6 +321,23 @@ def _rule_payload(form: Any, *, new: bool) -> dict[str, Any]:
     return data
 
 
+def _rule_units(rules: list[Any], sensors: list[Any]) -> dict[int, list[str]]:
+    """The measurement units a rule's limits are read in: those its sensors in service report its metric in (a
+    rule stores none — its numbers are in whatever each sensor sends). One unit is shown beside the limits; several
+    are a warning: the same number is 15 cm at one sensor and 15 m at another."""
+    units: dict[int, list[str]] = {}
+    for rule in rules:
+        found = {
+            s.metrics[rule.metric]
+            for s in sensors
+            if s.active
+            and rule.metric in s.metrics
+            and (s.id == rule.sensor_id if rule.sensor_id else s.kind == rule.sensor_kind)
+        }
+        units[rule.id] = sorted(u for u in found if u)
+    return units
+
+
 def _rules_page(
     request: Request,
     db: Session,
@@ -339,6 +358,7 @@ def _rules_page(
         principal=principal,
         status_code=status_code,
         rules=rules,
+        rule_units=_rule_units(rules, sensors),
         sensor_names={s.id: f"{s.name}（{s.code}）" for s in sensors},
         sensors=sensors,
         kinds=[k.value for k in SensorKind],

@@ -2015,7 +2015,22 @@ CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's 
 
 # The attributes cityhub itself writes (a sensor alarm's order, a proactive finding's) whose values are shown by
 # their label of the same kind, ``t.label(key, value)``, as the monitoring pages show them.
-_LABELLED_CHANNEL_VALUES = frozenset({"sensor_kind", "metric", "severity", "source", enterprise.NEED_KEY})
+_LABELLED_CHANNEL_VALUES = frozenset({"sensor_kind", "metric", "severity", "source", "comparison", enterprise.NEED_KEY})
+# A sensor alarm's figures, shown as numbers in the reading's measurement unit (``measure_unit``, kept since
+# December 2026), and the time of the reading, shown in local time.
+_READING_NUMBERS = frozenset({"value", "threshold"})
+
+
+def _local_instant(text: str) -> str:
+    """An ISO instant a channel sent, as the pages show times (local, to the minute); the text itself if it is not
+    one."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M") if at.tzinfo else text
+
+
 # The demo generator's own bookkeeping on a demo order (its scenario's code, its planted hotspot: the benchmarks'
 # ground truth), not something a channel sent: the page says only 演示数据.
 _DEMO_BOOKKEEPING = frozenset({"scenario", "hotspot"})
@@ -2043,6 +2058,7 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
     if not unmasked:
         attributes = scrub_values(attributes, known=(order.citizen_name, order.citizen_phone))
     sensor = attributes.get("sensor_code") if isinstance(attributes.get("sensor_code"), str) else None
+    measure = attributes.get("measure_unit") if sensor and isinstance(attributes.get("measure_unit"), str) else ""
     rows = []
     demo = attributes.get("demo") is True
     for key, value in attributes.items():
@@ -2050,7 +2066,12 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
             continue
         if key == "finding" and isinstance(value, dict) and isinstance(value.get("summary"), str):
             value = value["summary"]  # a proactive finding: what it found, not its statistics' JSON
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if sensor and key in _READING_NUMBERS and isinstance(value, int | float) and not isinstance(value, bool):
+            text = f"{value:g}{measure}"  # 26cm, not 26.0: the reading as the monitoring pages show it
+        elif sensor and key == "measured_at" and isinstance(value, str):
+            text = _local_instant(value)
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         cut = text if len(text) <= CHANNEL_DETAIL_CHARS else text[:CHANNEL_DETAIL_CHARS] + "…"
         links: tuple[tuple[str, str], ...] = ()
         if monitoring and sensor and key == "sensor_code":
