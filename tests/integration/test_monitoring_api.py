@@ -106,6 +106,9 @@ def test_sensors_and_rules_are_managed_by_administrators_with_clear_errors(env: 
     assert created.status_code == 201, created.text
     assert created.json()["unit_id"] == env.units["MA-C1"] and created.json()["street_id"] == env.units["MA-S1"]
     assert "taken" in _error(env.call("POST", "/sensors", json=SENSOR), 409)
+    # A position half given is refused at its field (it named the body).
+    half = env.call("POST", "/sensors", json={**{k: v for k, v in SENSOR.items() if k != "lng"}, "code": "HALF"})
+    assert half.status_code == 422 and [e["field"] for e in half.json()["details"]["errors"]] == ["lng"], half.text
     bad = env.call("POST", "/sensors", json={**SENSOR, "code": "x y", "kind": "volcano", "metrics": {}})
     assert bad.status_code == 422 and {"code", "kind", "metrics"} <= {
         e["field"].split(".")[-1] for e in bad.json()["details"]["errors"]

@@ -112,11 +112,16 @@ class SensorCreate(SensorBase):
                 raise ValueError(f"measurement unit of {name!r}: at most 20 characters, no NUL")
         return value
 
-    @model_validator(mode="after")
-    def _both_coordinates(self) -> SensorCreate:
-        if (self.lat is None) != (self.lng is None):
+    # Checked even when not given, at this field (an order's are so): the pair's refusal named the body, not a field.
+    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False, validate_default=True)
+
+    @field_validator("lng")
+    @classmethod
+    def _with_lat(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # A latitude refused on its own (out of range) is not in ``info.data``: that error says it all.
+        if "lat" in info.data and (info.data["lat"] is None) != (value is None):
             raise ValueError("lat and lng must be given together")
-        return self
+        return value
 
 
 class SensorUpdate(BaseModel):
