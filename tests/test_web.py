@@ -3490,9 +3490,6 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     queue = disp.get("/queue").text
     bulk = re.search(r'<form id="bulk-dispatch".*?</form>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
 
-    def field(name: str) -> str:
-        return re.search(rf'name="{name}" value="([^"]*)"', queue).group(1)  # type: ignore[union-attr]
-
     def pick_of(number: str) -> str:
         return re.search(rf'name="pick" value="([^"]+)" data-testid="pick-{number}"', queue).group(1)  # type: ignore[union-attr]
 
@@ -3507,8 +3504,13 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     assert (offered[first.id][0], offered[second.id][0]) == (str(org["street_a"]), str(org["street_b"]))
     assert len(offered[second.id]) >= 2  # the dispatcher sends this one to its second suggestion instead
     units = {first.id: offered[first.id][0], second.id: offered[second.id][1], changed.id: offered[changed.id][0]}
-    reason = field(f"reason_{first.id}_{units[first.id]}")
-    second_reason = field(f"reason_{second.id}_{units[second.id]}")
+
+    def shown_reasons(number: str) -> list[str]:  # each suggestion's, as the page shows it (in the choices' order)
+        item = re.search(rf'data-number="{number}".*?</article>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
+        return [html_unescape(r) for r in re.findall(r'<small class="reasons">(.*?)</small>', item)]
+
+    reason = shown_reasons(first.number)[0]
+    second_reason = shown_reasons(second.number)[1]
     with session_scope() as s:  # changed (its version) after the page was read
         orders.act(s, order_id=changed.id, action=Action.COMMENT, params={"text": "市民来电补充：晚上更严重"})
 
@@ -3517,9 +3519,7 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
         "next": "/queue",
         "pick": [pick[first.number], pick[second.number], pick[changed.number]],
         **{f"unit_{i}": u for i, u in units.items()},
-        f"reason_{first.id}_{units[first.id]}": reason,
-        f"reason_{second.id}_{units[second.id]}": second_reason,
-    }
+    }  # (the suggestions' reasons are not posted: the dispatch reads them again)
     done = disp.post("/queue/dispatch", data=form, follow_redirects=True)
 
     assert done.url.path == "/queue"
@@ -3547,7 +3547,7 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     assert dispatch_event.actor_name == "黄派单" and dispatch_event.reason == reason and reason
     [to_second] = [e for e in _events(second.id) if e.action == "dispatch"]
     assert (str(to_second.payload["unit_id"]), to_second.reason) == (units[second.id], second_reason)
-    assert second_reason and second_reason != field(f"reason_{second.id}_{offered[second.id][0]}")
+    assert second_reason and second_reason != shown_reasons(second.number)[0]
     assert disp.post("/queue/dispatch", data={"csrf_token": hidden(bulk)}, follow_redirects=True).text.count(
         "请先勾选要派出的工单"
     )

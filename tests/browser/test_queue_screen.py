@@ -87,6 +87,18 @@ def test_a_wide_screen_shows_three_queued_orders_with_their_reasons(server: str,
     page.context.close()
 
 
+def test_a_wide_screen_shows_the_reasons_without_app_js(server: str, browser: Any) -> None:
+    """推荐理由和派单依据 were opened by app.js: where it did not run (blocked, failed to load) a wide screen showed
+    every order's reasons folded, a click each. They are sent open, the fold's summary hidden on a wide screen."""
+    page = browser.new_context(locale="zh-CN", viewport=WIDE, java_script_enabled=False).new_page()
+    sign_in(page, f"{server}/login", "disp").goto(server + "/queue")
+    item = page.locator('[data-testid="queue-item"]:has(.card)').first
+    shown = item.evaluate(_REASONS)
+    assert shown["reasons"] and all("规则 #" in r for r in shown["reasons"]), shown
+    assert not shown["summary"], shown
+    page.context.close()
+
+
 def test_an_order_without_a_suggestion_is_dispatched_from_the_bars_list(server: str, browser: Any) -> None:
     page = browser.new_context(locale="zh-CN", viewport=WIDE).new_page()
     sign_in(page, f"{server}/login", "disp").goto(server + "/queue")

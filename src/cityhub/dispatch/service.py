@@ -26,13 +26,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub import auditlog, refdata
 from cityhub.config import get_settings
-from cityhub.db import in_batches, utcnow
+from cityhub.db import MAX_ID, in_batches, utcnow
 from cityhub.dispatch import rules as rulebook
 from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.dispatch.schemas import RuleBase, RuleCreate, RuleUpdate
@@ -989,24 +989,66 @@ def queue(
         stmt = stmt.where(scope)
     rows = list(session.scalars(stmt.order_by(Order.created_at, Order.id).limit(limit + 1).offset(offset)))
     page = rows[:limit]
+    decisions = shown_decisions(session, page, now=now)
+    return [(order, decisions[order.id]) for order in page], len(rows) > limit
+
+
+def shown_decisions(
+    session: Session, waiting: Sequence[Order], *, now: datetime | None = None
+) -> dict[int, DispatchDecision]:
+    """The decision the queue shows for each of the ``waiting`` orders, by id: its stored one while it is current
+    (:func:`decision_is_current`), else one computed afresh (not stored: reading the queue writes nothing). What a
+    dispatch from the queue reads its suggestion's reason from, so that the page need not post it back."""
     stored = {
         r.order_id: r
         for r in session.scalars(
-            select(DispatchSuggestion).where(DispatchSuggestion.order_id.in_([o.id for o in page]))
+            select(DispatchSuggestion).where(DispatchSuggestion.order_id.in_([o.id for o in waiting]))
         )
     }
-    out: list[tuple[Order, DispatchDecision]] = []
-    for order in page:
+    out: dict[int, DispatchDecision] = {}
+    for order in waiting:
         record = stored.get(order.id)
         if (
             record is not None
             and not record.dispatched
             and decision_is_current(session, order=order, decision=record, now=now)
         ):
-            out.append((order, _from_record(record)))
+            out[order.id] = _from_record(record)
         else:
-            out.append((order, suggest(session, order=order, now=now, store=False)))
-    return out, len(rows) > limit
+            out[order.id] = suggest(session, order=order, now=now, store=False)
+    return out
+
+
+def decided_category(session: Session, category_id: int) -> Any:
+    """The waiting orders of a category or below it as the queue shows their category (a clause): the one set on the
+    order, else — none set — the one its stored, undispatched decision read (the classifier's prediction, written to
+    the order only when it is dispatched automatically). A dispatcher narrowing the queue to 物业服务 missed every
+    order only the classifier had read so. An order with neither (no decision stored for it yet: automatic dispatch
+    off, nobody asked for suggestions) is of no category here."""
+    ids = orders._category_subtree(session, category_id) if 0 < category_id <= MAX_ID else []
+    read_so = select(DispatchSuggestion.order_id).where(
+        DispatchSuggestion.dispatched.is_(False), DispatchSuggestion.place["category_id"].as_integer().in_(ids)
+    )
+    return or_(Order.category_id.in_(ids), and_(Order.category_id.is_(None), Order.id.in_(read_so)))
+
+
+def queue_categories(session: Session, *, scope: Any = None) -> dict[int, int]:
+    """How many waiting orders (within ``scope``) are of each category, as :func:`decided_category` reads it."""
+    decided = DispatchSuggestion.place["category_id"].as_integer()
+    shown = func.coalesce(Order.category_id, decided)
+    stmt = (
+        select(shown, func.count())
+        .select_from(Order)
+        .outerjoin(
+            DispatchSuggestion,
+            and_(DispatchSuggestion.order_id == Order.id, DispatchSuggestion.dispatched.is_(False)),
+        )
+        .where(Order.state.in_(QUEUE_STATES), shown.is_not(None))
+        .group_by(shown)
+    )
+    if scope is not None:
+        stmt = stmt.where(scope)
+    return {category_id: n for category_id, n in session.execute(stmt)}
 
 
 def queue_counts(session: Session, *, scope: Any = None) -> dict[State, int]:

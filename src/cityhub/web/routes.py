@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -67,7 +67,7 @@ from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
-from cityhub.web import forms, support, theme, vendor
+from cityhub.web import forms, machine_text, support, theme, vendor
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.map_pages import place_map
@@ -2118,6 +2118,12 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     takes_files = action in WITH_FILES and permissions.may_attach(principal.role)
     upload = body if takes_files else support.UploadForm(form, [])
     params, errors = _action_params(db, principal, action, form, t)
+    if action == Action.DISPATCH and form.get("reason_of") == SUGGESTION_REASON and not params.get("reason"):
+        # the queue's 派至 button of a suggestion: the reason it showed, read again (:func:`_suggestion_reasons`)
+        unit_id = params.get("unit_id")
+        shown = _suggestion_reasons(db, t, {order_id: unit_id}) if isinstance(unit_id, int) else {}
+        if order_id in shown:
+            params["reason"] = shown[order_id]
     if errors:
         dropped = _not_kept(t, errors, upload)
         return _detail_page(
@@ -2598,8 +2604,41 @@ def _alias_report(t: Translator, outcomes: list[AliasOutcome]) -> str:
 # as the order list's ``q`` reads them — and the category and street, with 只看退单 and the page.
 QUEUE_SEARCH = ("q", "category_id", "street_id")
 # The categories the queue is narrowed by: the taxonomy's first level (each holds the levels under it), so the page
-# does not carry all 650 of a district's (its first two levels: 133, 6 KB a page).
+# does not carry all 650 of a district's (its first two levels: 133, 6 KB a page) — and under each, the deeper ones
+# orders wait in (:func:`_queue_categories`), which a dispatcher working one subcategory picks.
 QUEUE_CATEGORY_DEPTH = 1
+
+
+@dataclass(frozen=True)
+class QueueCategory:
+    """One choice of the queue's category filter: the category and how many of the waiting orders (in the reader's
+    scope) are of it or below it (0: none waits)."""
+
+    category: Category
+    waiting: int
+
+
+def _queue_categories(db: Session, scope: Any, typed: str) -> list[QueueCategory]:
+    """The queue's category choices: each first-level category, followed by the deeper categories that orders wait in
+    (as the queue reads their category, ``dispatch.queue_categories``) and the one chosen (``typed``), by path, each
+    with its waiting orders."""
+    from cityhub.dispatch import service as dispatch
+
+    own = dispatch.queue_categories(db, scope=scope)
+    categories = support.active_categories(db)
+    paths = {c.id: c.path for c in categories}
+    within: dict[str, int] = {}  # path → waiting orders of it and below
+    for category_id, n in own.items():
+        path = paths.get(category_id)
+        parts = path.split("/") if path else []
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            within[prefix] = within.get(prefix, 0) + n
+    return [
+        QueueCategory(c, within.get(c.path, 0))
+        for c in categories
+        if c.path.count("/") < QUEUE_CATEGORY_DEPTH or c.id in own or str(c.id) == typed
+    ]
 
 
 @dataclass(frozen=True)
@@ -2627,9 +2666,48 @@ def _queue_search(db: Session, principal: Principal, params: QueryParams, t: Tra
         query.append(("returned", "1"))
     if not any(typed.values()):
         return QueueSearch(typed, None, {}, query)
+    from cityhub.dispatch import service as dispatch
+
     listed = _list_query(_ListReader(db, principal), QueryParams([(k, v) for k, v in typed.items() if v]), t)
-    clause = orders.search_condition(db, filters=listed.filters, scope=listed.scope)
+    # The category as the queue shows it: the order's, else the one its decision read (dispatch.decided_category).
+    category_id = listed.filters.category_id
+    filters = listed.filters.model_copy(update={"category_id": None})
+    clause = orders.search_condition(db, filters=filters, scope=listed.scope)
+    if category_id is not None:
+        clause = and_(clause, dispatch.decided_category(db, category_id))
     return QueueSearch(typed, clause, listed.errors, query)
+
+
+# A dispatch from the queue's suggestion (its button, or 批量派单's choice) posts which suggestion it took, not its
+# reason: the reason recorded is read again here as the page showed it. The page posted each reason back in two
+# hidden fields, most of a queue page's weight (~20 KB of ~90).
+SUGGESTION_REASON = "suggestion"
+
+
+def _suggestion_reasons(db: Session, t: Translator, chosen: Mapping[int, int]) -> dict[int, str]:
+    """The reason the queue showed for each waiting order's chosen suggestion (``chosen``: order id → unit id), in
+    ``t``'s language — the returning unit's word (建议改派至) when the unit is the one it named, else that unit's
+    reasons in the decision the queue shows (``dispatch.shown_decisions``). An order no longer waiting, or whose unit
+    is none of its suggestions now, has none."""
+    from cityhub.dispatch import service as dispatch
+
+    if not chosen:
+        return {}
+    waiting = list(db.scalars(select(Order).where(Order.id.in_(list(chosen)), Order.state.in_(dispatch.QUEUE_STATES))))
+    returns = dispatch.last_returns(db, [o.id for o in waiting if o.state == State.RETURNED])
+    offered = dispatch.returner_suggestions(db, returns)
+    decisions = dispatch.shown_decisions(db, [o for o in waiting if offered.get(o.id) != chosen[o.id]])
+    directory = _directory(db)
+    reasons: dict[int, str] = {}
+    for order in waiting:
+        unit_id = chosen[order.id]
+        if offered.get(order.id) == unit_id:
+            reasons[order.id] = t("queue.returner_suggestion") + t.colon + t.unit_name(directory.get(unit_id, ""))
+            continue
+        said = [c.reasons for c in decisions[order.id].shown if c.unit_id == unit_id]
+        if said:
+            reasons[order.id] = machine_text.explain(t, "; ".join(said[0]), directory)[:REASON_MAX_CHARS]
+    return reasons
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -2682,7 +2760,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         returned_only=returned_only,
         search=search,
         queue_path=search.path,
-        search_categories=[c for c in support.active_categories(db) if c.path.count("/") < QUEUE_CATEGORY_DEPTH],
+        search_categories=_queue_categories(db, scope, search.typed["category_id"]),
         search_streets=sorted(
             (u for u in unit_directory(db).values() if u.tier == UnitTier.STREET and u.active), key=lambda u: u.code
         ),
@@ -2721,6 +2799,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         if order_id is None:
             raise PageError(422, "err.validation")
         unit_id = chosen if chosen is not None else forms.whole_number(form.get(f"unit_{order_id}"))
+        # (a page of before the reasons were read here posted each suggestion's as ``reason_<order>_<unit>``)
         reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}_{unit_id}")
         if unit_id is None:  # no suggestion, and no unit chosen for all
             unsent.append(dispatch.PickOutcome(order_id, None, False, refusal=dispatch.Refusal.NO_UNIT))
@@ -2728,6 +2807,9 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         picks.append(dispatch.Pick(order_id, unit_id, version, reason.strip()[:REASON_MAX_CHARS] or None))
     if not picks and not unsent:
         return support.redirect(back, flash=("queue.bulk_none", {}))
+    if chosen is None:  # each to its chosen suggestion: with the reason the page showed for it
+        shown = _suggestion_reasons(db, support.translator(request), {p.order_id: p.unit_id for p in picks})
+        picks = [p if p.reason else replace(p, reason=shown.get(p.order_id)) for p in picks]
     try:
         outcomes = dispatch.dispatch_picked(db, picks, actor=principal.actor, scope=scope_of(db, principal).clause())
     except ValidationFailed:

@@ -28,6 +28,9 @@
   // Folded filters (data-open-wide) stay open where the screen has room for them.
   if (window.matchMedia && window.matchMedia("(min-width: 701px)").matches) {
     document.querySelectorAll("details[data-open-wide]").forEach(function (d) { d.open = true; });
+  } else if (window.matchMedia) {
+    // …and those sent open, so that a wide screen reads them without this file (data-fold-narrow), fold on a phone.
+    document.querySelectorAll("details[data-fold-narrow]").forEach(function (d) { d.open = false; });
   }
   // Controls that need this file (data-js-only) are hidden until it runs.
   document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
