@@ -3440,6 +3440,28 @@ def test_the_queue_carries_the_districts_units_once(org) -> None:
     assert queue.count(f'<option value="{org["street_a"]}">景泰街道</option>') == 2
 
 
+def test_the_queue_classifies_the_orders_it_decides_afresh_in_one_call(org, monkeypatch) -> None:
+    """A queue page without stored decisions (automatic dispatch off) decided each order afresh, the classifier
+    called once an order (two thirds of a page's decisions' time): its orders are classified in one call, the
+    suggestions as before."""
+    for content in ("工地夜间施工噪音扰民", "餐馆油烟直排", "河道有污水排放"):
+        _order(content=content)
+    loaded = dispatch.load_model()
+    assert loaded is not None
+    model = loaded[0]
+    calls: list[int] = []
+    predict = type(model).predict
+
+    def counted(self: Any, texts: Any) -> Any:
+        calls.append(len(texts))
+        return predict(self, texts)
+
+    monkeypatch.setattr(type(model), "predict", counted)
+    queue = login("disp").get("/queue")
+    assert queue.status_code == 200 and queue.text.count('data-testid="queue-item"') == 3
+    assert calls == [3]
+
+
 def _environment_bureau_rule(org: dict[str, Any]) -> None:
     """A rule sending environmental orders to the district's 区生态环境局: a second suggestion beside the street's."""
     from cityhub.dispatch import service as dispatch
