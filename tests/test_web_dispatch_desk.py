@@ -184,3 +184,28 @@ def test_an_unplaced_order_says_the_address_it_could_not_place_and_leads_to_sett
     assert "设定地点" not in _item(queue, placed.number)
     page = login("disp").get(f"/orders/{lost.id}").text
     assert 'id="place-form"' in page and 'value="三元里大道"' in page  # the alias to teach offered there
+
+
+def test_a_repeat_callers_other_appeals_are_in_sight_on_the_queue_and_the_orders_page(org: dict[str, Any]) -> None:
+    """"上周反映的油烟还没解决": whether the caller appealed before, and which unit had it, was shown to the operator at
+    intake only. The queue marks a repeat caller (同一号码另有 N 件, however the number was written) and the order's page
+    lists their other appeals with state and unit — for who reads citizens' numbers, not a unit's handler."""
+    env = org["cats"]["环境保护"]
+    first = _order(category_id=env, citizen_phone="13912345678", content="楼下餐馆油烟直排")
+    with session_scope() as s:
+        orders.act(s, order_id=first.id, action=Action.DISPATCH, params={"unit_id": org["street_a"]})
+    again = _order(category_id=env, citizen_phone="+8613912345678", content="上周反映的餐馆油烟还没解决")
+    alone = _order(category_id=env, citizen_phone="13700000000")
+    disp = login("disp")
+    queue = disp.get("/queue").text
+    badge = re.search(rf'data-testid="caller-again-{again.number}"[^>]*>(.*?)</a>', queue)
+    assert badge is not None and badge.group(1) == "同一号码另有 1 件"
+    assert f"caller-again-{alone.number}" not in queue
+    page = disp.get(f"/orders/{again.id}").text
+    history = re.search(r'data-testid="order-caller-history"><small>(.*?)</small>', page, re.S)
+    assert history is not None
+    said = unescape(re.sub(r"<[^>]+>", "", history.group(1)))
+    assert said.startswith("该号码的其他诉求（共 1 件）：") and f"{first.number} 楼下餐馆油烟直排（已派单、景泰街道、" in said
+    assert again.number not in said  # not the order itself
+    assert "该号码没有其他诉求。" in disp.get(f"/orders/{alone.id}").text
+    assert 'data-testid="order-caller-history"' not in login("hand_a").get(f"/orders/{first.id}").text

@@ -815,13 +815,67 @@ def _caller_phones(form: Form) -> set[str]:
     """The ways an appeal from the phone typed in the intake form may hold its number (none while it is still being
     typed): a mobile number is the caller's with China's country code or without (a caller ID reads +86…; the
     progress lookup compares them so too), an appeal stored either way theirs."""
+    return _phone_spellings(form.get("citizen_phone"))
+
+
+def _phone_spellings(raw: str | None) -> set[str]:
+    """:func:`_caller_phones` of one phone number as given (an order's, a form's)."""
     from cityhub.workorders.tracking import phone_digits
 
-    phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
+    phone = re.sub(r"[\s-]", "", raw or "")
     if not re.fullmatch(r"\+?\d{7,20}", phone):
         return set()
     national = phone_digits(phone)
     return {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
+
+
+@dataclass(frozen=True)
+class CallerHistory:
+    """来电历史: the appeals made from one phone (its shortest spelling, ``phone``), newest first — at most
+    ``CALLER_HISTORY`` of them — and how many there are in all, within the reader's scope."""
+
+    phone: str
+    earlier: Sequence[Order]
+    total: int
+
+
+def _caller_history(
+    db: Session, principal: Principal, spelled: set[str], *, besides: int | None = None
+) -> CallerHistory:
+    """The appeals from a phone (``spelled``: :func:`_phone_spellings`) the reader may read, but order ``besides``."""
+    conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
+    if besides is not None:
+        conditions.append(Order.id != besides)
+    if (clause := scope_of(db, principal).clause()) is not None:
+        conditions.append(clause)
+    earlier = db.scalars(
+        select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(CALLER_HISTORY)
+    ).all()
+    total = len(earlier)
+    if total == CALLER_HISTORY:  # as many as listed: there may be more
+        total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
+    return CallerHistory(min(spelled, key=len), earlier, total)
+
+
+def _callers_again(db: Session, principal: Principal, listed: Sequence[Order]) -> dict[int, int]:
+    """For each of the ``listed`` orders whose caller made other appeals the reader may read, how many (by order id):
+    the queue's 同一号码另有 N 件, in one query for the page. Only for who reads citizens' numbers."""
+    if principal.role not in permissions.UNMASKED_ROLES:
+        return {}
+    spellings = {o.id: _phone_spellings(o.citizen_phone) for o in listed if sees_personal_data(principal, o)}
+    phones = sorted(set().union(*spellings.values())) if spellings else []
+    if not phones:
+        return {}
+    stmt = select(Order.citizen_phone, func.count(Order.id)).where(Order.citizen_phone.in_(phones))
+    if (clause := scope_of(db, principal).clause()) is not None:
+        stmt = stmt.where(clause)
+    made = {phone: n for phone, n in db.execute(stmt.group_by(Order.citizen_phone))}
+    again = {
+        o.id: sum(made.get(p, 0) for p in spellings[o.id]) - (o.citizen_phone in spellings[o.id])  # not itself
+        for o in listed
+        if o.id in spellings
+    }
+    return {order_id: n for order_id, n in again.items() if n > 0}
 
 
 @router.post("/intake/caller", response_class=HTMLResponse)
@@ -835,17 +889,8 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     spelled = _caller_phones(form)
     if not spelled:  # still being typed, or shortened: no list, and no count said
         return render(request, "_caller.html", phone=None, earlier=[], total=0)
-    phone = min(spelled, key=len)
-    conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
-    if (clause := scope_of(db, principal).clause()) is not None:
-        conditions.append(clause)
-    earlier = db.scalars(
-        select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(CALLER_HISTORY)
-    ).all()
-    total = len(earlier)
-    if total == CALLER_HISTORY:  # as many as listed: there may be more
-        total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
-    return render(request, "_caller.html", phone=phone, earlier=earlier, total=total)
+    history = _caller_history(db, principal, spelled)
+    return render(request, "_caller.html", phone=history.phone, earlier=history.earlier, total=history.total)
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -1854,6 +1899,14 @@ def _detail_page(
     if returned_by is not None:
         ids |= {returned_by.unit_id, (returned_by.payload or {}).get(SUGGEST_UNIT)}
     unmasked = sees_personal_data(principal, order)
+    # 来电历史 beside the phone, for who reads citizens' numbers: a repeat caller's earlier appeals (what became of
+    # them, which unit had them) are what a dispatcher or a supervisor decides by; only the intake form showed them.
+    spelled = (
+        _phone_spellings(order.citizen_phone) if unmasked and principal.role in permissions.UNMASKED_ROLES else set()
+    )
+    caller = _caller_history(db, principal, spelled, besides=order.id) if spelled else None
+    if caller is not None:
+        ids |= {o.lead_unit_id for o in caller.earlier}
     unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
     return render(
         request,
@@ -1905,6 +1958,7 @@ def _detail_page(
         merge=_merge_relations(db, order, reading, not staff),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
+        caller=caller,
         decision=decision,
         place_units=place_units,
         alias_candidates=alias_candidates,
@@ -2749,6 +2803,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         rows=rows,
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
+        # 同一号码另有 N 件: a repeat caller, whose earlier appeals (and their units) the order's page lists
+        callers_again=_callers_again(db, principal, [order for order, _ in rows]),
         split_from=split_from,
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
