@@ -187,9 +187,9 @@ def test_an_unplaced_order_says_the_address_it_could_not_place_and_leads_to_sett
 
 
 def test_a_repeat_callers_other_appeals_are_in_sight_on_the_queue_and_the_orders_page(org: dict[str, Any]) -> None:
-    """"上周反映的油烟还没解决": whether the caller appealed before, and which unit had it, was shown to the operator at
-    intake only. The queue marks a repeat caller (同一号码另有 N 件, however the number was written) and the order's page
-    lists their other appeals with state and unit — for who reads citizens' numbers, not a unit's handler."""
+    """ "上周反映的油烟还没解决": whether the caller appealed before, and which unit had it, was shown to the operator
+    at intake only. The queue marks a repeat caller (同一号码另有 N 件, however the number was written) and the
+    order's page lists their other appeals with state and unit — for who reads citizens' numbers, not a handler."""
     env = org["cats"]["环境保护"]
     first = _order(category_id=env, citizen_phone="13912345678", content="楼下餐馆油烟直排")
     with session_scope() as s:
@@ -205,7 +205,33 @@ def test_a_repeat_callers_other_appeals_are_in_sight_on_the_queue_and_the_orders
     history = re.search(r'data-testid="order-caller-history"><small>(.*?)</small>', page, re.S)
     assert history is not None
     said = unescape(re.sub(r"<[^>]+>", "", history.group(1)))
-    assert said.startswith("该号码的其他诉求（共 1 件）：") and f"{first.number} 楼下餐馆油烟直排（已派单、景泰街道、" in said
+    assert said.startswith("该号码的其他诉求（共 1 件）：")
+    assert f"{first.number} 楼下餐馆油烟直排（已派单、景泰街道、" in said
     assert again.number not in said  # not the order itself
     assert "该号码没有其他诉求。" in disp.get(f"/orders/{alone.id}").text
     assert 'data-testid="order-caller-history"' not in login("hand_a").get(f"/orders/{first.id}").text
+
+
+def test_each_suggestion_says_what_its_unit_holds_now(org: dict[str, Any]) -> None:
+    """Choosing between units, a dispatcher weighs how much each holds and how much of it is late: each suggestion
+    says the open orders its unit leads and how many are overdue, on the queue and on the order's page."""
+    from cityhub.workorders.models import SlaStatus
+
+    env = org["cats"]["环境保护"]
+    held = [_order(category_id=env) for _ in range(2)]
+    with session_scope() as s:
+        for order in held:
+            orders.act(s, order_id=order.id, action=Action.DISPATCH, params={"unit_id": org["street_a"]})
+        late = s.get(Order, held[0].id)
+        assert late is not None
+        late.sla_status = SlaStatus.OVERDUE
+    waiting = _order(category_id=env)
+    other = _order("W-JX", category_id=env)
+    disp = login("disp")
+    queue = disp.get("/queue").text
+    load = re.search(r'data-testid="unit-load">(.*?)</small>', _item(queue, waiting.number))
+    assert load is not None and load.group(1) == "· 该单位在办 2 件，其中超期 1 件"
+    load = re.search(r'data-testid="unit-load">(.*?)</small>', _item(queue, other.number))
+    assert load is not None and load.group(1) == "· 该单位在办 0 件"  # 京溪街道 holds nothing
+    page = disp.get(f"/orders/{waiting.id}").text
+    assert 'data-testid="unit-load">· 该单位在办 2 件，其中超期 1 件</small>' in page

@@ -19,7 +19,7 @@ import csv
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -55,7 +55,7 @@ from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
 from cityhub.workorders.lifecycle import AWAITING_DISPATCH, OPEN_STATES, SUGGEST_UNIT, Action, State
-from cityhub.workorders.models import Category, Order, OrderEvent
+from cityhub.workorders.models import Category, Order, OrderEvent, SlaStatus
 
 log = logging.getLogger(__name__)
 
@@ -1067,6 +1067,35 @@ def queue_categories(session: Session, *, scope: Any = None) -> dict[int, int]:
     if scope is not None:
         stmt = stmt.where(scope)
     return {category_id: n for category_id, n in session.execute(stmt)}
+
+
+@dataclass(frozen=True)
+class UnitLoad:
+    """What a unit holds now: the open orders it leads (dispatched to it, not yet closed) and how many of them are
+    past their time limit — beside a suggestion, what a dispatcher weighs between two units that could take it."""
+
+    open: int
+    overdue: int
+
+
+# The states of an order a unit holds (led, open, no longer waiting for a dispatcher).
+HELD_STATES = tuple(sorted(OPEN_STATES - set(QUEUE_STATES)))
+
+
+def unit_loads(session: Session, unit_ids: Iterable[int]) -> dict[int, UnitLoad]:
+    """:class:`UnitLoad` of each of ``unit_ids`` (one grouped query; a unit holding nothing: 0 and 0)."""
+    ids = sorted(set(unit_ids))
+    if not ids:
+        return {}
+    overdue = func.sum(case((Order.sla_status == SlaStatus.OVERDUE, 1), else_=0))
+    stmt = (
+        select(Order.lead_unit_id, func.count(), overdue)
+        .where(Order.lead_unit_id.in_(ids), Order.state.in_(HELD_STATES))
+        .group_by(Order.lead_unit_id)
+    )
+    loads = {unit_id: UnitLoad(0, 0) for unit_id in ids}
+    loads.update({unit_id: UnitLoad(n, int(late or 0)) for unit_id, n, late in session.execute(stmt)})
+    return loads
 
 
 def queue_counts(session: Session, *, scope: Any = None) -> dict[State, int]:

@@ -1959,6 +1959,7 @@ def _detail_page(
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         caller=caller,
+        loads=dispatch.unit_loads(db, {c.unit_id for c in decision.shown}) if decision is not None else {},
         decision=decision,
         place_units=place_units,
         alias_candidates=alias_candidates,
@@ -2805,6 +2806,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
         # 同一号码另有 N 件: a repeat caller, whose earlier appeals (and their units) the order's page lists
         callers_again=_callers_again(db, principal, [order for order, _ in rows]),
+        # what each suggested unit holds now (在办, 超期), beside its reasons
+        loads=dispatch.unit_loads(db, {c.unit_id for _, d in rows for c in d.shown}),
         split_from=split_from,
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
