@@ -235,3 +235,24 @@ def test_each_suggestion_says_what_its_unit_holds_now(org: dict[str, Any]) -> No
     assert load is not None and load.group(1) == "· 该单位在办 0 件"  # 京溪街道 holds nothing
     page = disp.get(f"/orders/{waiting.id}").text
     assert 'data-testid="unit-load">· 该单位在办 2 件，其中超期 1 件</small>' in page
+
+
+def test_a_duplicate_is_merged_from_its_line_without_copying_its_number(org: dict[str, Any]) -> None:
+    """合并 asked for the master's number, typed or copied from the 可能重复 list above it: each open duplicate and
+    similar case now has 合并到此单, which opens the merge form with its number in it — sent after reading it."""
+    env = org["cats"]["环境保护"]
+    first = _order(category_id=env, content="景泰街道云景路12号楼下餐馆油烟直排，熏得窗户都不能开")
+    second = _order(category_id=env, content="景泰街道云景路12号楼下餐馆油烟直排，熏得窗户都不能开，请处理")
+    disp = login("disp")
+    page = disp.get(f"/orders/{second.id}").text
+    link = re.search(rf'<a href="([^"]+)" data-testid="merge-into-{first.number}">合并到此单</a>', page)
+    assert link is not None
+    opened = disp.get(unescape(link.group(1))).text
+    form = re.search(r'<details open data-testid="action-merge">.*?</form>', opened, re.S)
+    assert form is not None and f'name="master_id" value="{first.number}"' in form.group(0)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0)))
+    merged = disp.post(f"/orders/{second.id}/act/merge", data=fields, follow_redirects=False)
+    assert merged.status_code == 303
+    with session_scope() as s:
+        assert s.get(Order, second.id).master_order_id == first.id  # type: ignore[union-attr]
+    assert "merge-into-" not in login("hand_a").get(f"/orders/{first.id}").text  # a handler merges nothing

@@ -82,6 +82,7 @@ from cityhub.workorders.lifecycle import (
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     SUGGEST_UNIT,
+    TERMINAL_STATES,
     TRANSITIONS,
     URGENCY_RANK,
     Action,
@@ -1958,6 +1959,8 @@ def _detail_page(
         merge=_merge_relations(db, order, reading, not staff),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
+        # 合并到此单 beside each possible duplicate and similar case still open, for who may merge this order
+        merge_into_states={s.value for s in State if s not in TERMINAL_STATES} if Action.MERGE in actions else set(),
         caller=caller,
         loads=dispatch.unit_loads(db, {c.unit_id for c in decision.shown}) if decision is not None else {},
         decision=decision,
@@ -2099,8 +2102,18 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 def order_detail(order_id: int, request: Request, db: DbSession) -> Response:
     principal = support.require_user(request, db, permissions.ORDER_READ)
+    # 合并到此单 beside a possible duplicate or similar case: the merge form opened with that order's number in it,
+    # sent by the dispatcher after reading it (``merge_into``; the number was copied by hand into the form).
+    merge_into = request.query_params.get("merge_into", "").strip()[:40]
     try:
-        page = _detail_page(request, db, principal, order_id)
+        page = _detail_page(
+            request,
+            db,
+            principal,
+            order_id,
+            open_action=Action.MERGE.value if merge_into else None,
+            values={"master_id": merge_into} if merge_into else None,
+        )
     except NotFound:
         raise PageError(404, "err.not_found") from None
     if principal.role != Role.CITIZEN:
