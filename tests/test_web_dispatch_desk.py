@@ -256,3 +256,15 @@ def test_a_duplicate_is_merged_from_its_line_without_copying_its_number(org: dic
     with session_scope() as s:
         assert s.get(Order, second.id).master_order_id == first.id  # type: ignore[union-attr]
     assert "merge-into-" not in login("hand_a").get(f"/orders/{first.id}").text  # a handler merges nothing
+
+
+def test_an_urgent_order_is_marked_in_the_queue(org: dict[str, Any]) -> None:
+    """紧急 and 特急 orders looked like any other among the oldest-first queue: each is marked (a normal one not)."""
+    env = org["cats"]["环境保护"]
+    urgent = _order(category_id=env, urgency="urgent", content="燃气管道泄漏，闻到很浓的煤气味")
+    critical = _order(category_id=env, urgency="critical", content="小区井盖缺失，已有小孩掉下去")
+    normal = _order(category_id=env)
+    queue = login("disp").get("/queue").text
+    assert re.search(rf'data-testid="urgency-{urgent.number}">紧急</span>', queue)
+    assert re.search(rf'data-testid="urgency-{critical.number}">特急</span>', queue)
+    assert f"urgency-{normal.number}" not in queue
