@@ -3462,6 +3462,23 @@ def test_the_queue_classifies_the_orders_it_decides_afresh_in_one_call(org, monk
     assert calls == [3]
 
 
+def test_the_queue_tells_a_category_the_classifier_read_from_one_set_on_the_order(org) -> None:
+    """分类：… read alike for an order whose category was set and one only the classifier read — which a dispatch by
+    hand leaves without a category: the classifier's is marked so, with where to set it."""
+    read = _order(content="工地夜间施工噪音扰民")
+    chosen = _order(category_id=org["cats"]["环境保护"])
+    queue = login("disp").get("/queue").text
+
+    def item(number: str) -> str:
+        return re.search(rf'data-number="{number}".*?</article>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
+
+    guessed = re.search(
+        r'分类：[^<]+<span data-testid="category-guessed" title="([^"]*)">(.*?)</span>', item(read.number)
+    )
+    assert guessed is not None and guessed.group(2) == "（系统判断，工单未设定）" and "设定分类" in guessed.group(1)
+    assert 'data-testid="category-guessed"' not in item(chosen.number)
+
+
 def _environment_bureau_rule(org: dict[str, Any]) -> None:
     """A rule sending environmental orders to the district's 区生态环境局: a second suggestion beside the street's."""
     from cityhub.dispatch import service as dispatch
