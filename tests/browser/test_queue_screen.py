@@ -87,6 +87,52 @@ def test_a_wide_screen_shows_three_queued_orders_with_their_reasons(server: str,
     page.context.close()
 
 
+def test_a_wide_screen_shows_the_reasons_without_app_js(server: str, browser: Any) -> None:
+    """推荐理由和派单依据 were opened by app.js: where it did not run (blocked, failed to load) a wide screen showed
+    every order's reasons folded, a click each. They are sent open, the fold's summary hidden on a wide screen."""
+    page = browser.new_context(locale="zh-CN", viewport=WIDE, java_script_enabled=False).new_page()
+    sign_in(page, f"{server}/login", "disp").goto(server + "/queue")
+    item = page.locator('[data-testid="queue-item"]:has(.card)').first
+    shown = item.evaluate(_REASONS)
+    assert shown["reasons"] and all("规则 #" in r for r in shown["reasons"]), shown
+    assert not shown["summary"], shown
+    page.context.close()
+
+
+def test_a_dispatcher_works_the_queue_by_keyboard(server: str, browser: Any) -> None:
+    """A fast dispatcher's hands stay on the keys: J / K go to the next / previous order, the focus on its first
+    派至 button (Enter sends it there), X ticks it for 批量派单, / goes to the search box. Tab went through each
+    order's box, number, choices and buttons."""
+    page = browser.new_context(locale="zh-CN", viewport=WIDE).new_page()
+    sign_in(page, f"{server}/login", "disp").goto(server + "/queue")
+    assert page.locator('[data-testid="queue-keys"]').is_visible()
+    items = page.locator('[data-testid="queue-item"]')
+    focused = "() => (document.activeElement.closest('article') || {dataset: {}}).dataset.number"
+    on_button = "() => document.activeElement.matches('.candidates button[type=submit]')"
+    page.keyboard.press("j")
+    first = items.nth(0).get_attribute("data-number")
+    assert page.evaluate(focused) == first and page.evaluate(on_button)
+    page.keyboard.press("j")
+    second = items.nth(1).get_attribute("data-number")
+    assert page.evaluate(focused) == second
+    page.keyboard.press("x")
+    assert page.locator(f'[data-testid="pick-{second}"]').is_checked()
+    page.keyboard.press("k")
+    assert page.evaluate(focused) == first
+    page.keyboard.press("/")
+    assert page.evaluate("() => document.activeElement.id") == "queue-q"
+    page.keyboard.type("j")  # typed in the box: a letter, not a move
+    assert page.locator("#queue-q").input_value() == "j"
+    page.locator("#queue-q").fill("")
+    page.keyboard.press("Escape")
+    page.locator("h1").click()
+    page.keyboard.press("j")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # the first order to its first suggestion
+    assert f"已派单：{first}" in page.locator("body").inner_text()
+    page.context.close()
+
+
 def test_an_order_without_a_suggestion_is_dispatched_from_the_bars_list(server: str, browser: Any) -> None:
     page = browser.new_context(locale="zh-CN", viewport=WIDE).new_page()
     sign_in(page, f"{server}/login", "disp").goto(server + "/queue")

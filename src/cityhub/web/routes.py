@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -67,7 +67,7 @@ from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
-from cityhub.web import exemption_pages, forms, support, theme, vendor
+from cityhub.web import exemption_pages, forms, machine_text, support, theme, vendor
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.map_pages import place_map
@@ -82,6 +82,7 @@ from cityhub.workorders.lifecycle import (
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     SUGGEST_UNIT,
+    TERMINAL_STATES,
     TRANSITIONS,
     URGENCY_RANK,
     Action,
@@ -823,13 +824,67 @@ def _caller_phones(form: Form) -> set[str]:
     """The ways an appeal from the phone typed in the intake form may hold its number (none while it is still being
     typed): a mobile number is the caller's with China's country code or without (a caller ID reads +86…; the
     progress lookup compares them so too), an appeal stored either way theirs."""
+    return _phone_spellings(form.get("citizen_phone"))
+
+
+def _phone_spellings(raw: str | None) -> set[str]:
+    """:func:`_caller_phones` of one phone number as given (an order's, a form's)."""
     from cityhub.workorders.tracking import phone_digits
 
-    phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
+    phone = re.sub(r"[\s-]", "", raw or "")
     if not re.fullmatch(r"\+?\d{7,20}", phone):
         return set()
     national = phone_digits(phone)
     return {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
+
+
+@dataclass(frozen=True)
+class CallerHistory:
+    """来电历史: the appeals made from one phone (its shortest spelling, ``phone``), newest first — at most
+    ``CALLER_HISTORY`` of them — and how many there are in all, within the reader's scope."""
+
+    phone: str
+    earlier: Sequence[Order]
+    total: int
+
+
+def _caller_history(
+    db: Session, principal: Principal, spelled: set[str], *, besides: int | None = None
+) -> CallerHistory:
+    """The appeals from a phone (``spelled``: :func:`_phone_spellings`) the reader may read, but order ``besides``."""
+    conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
+    if besides is not None:
+        conditions.append(Order.id != besides)
+    if (clause := scope_of(db, principal).clause()) is not None:
+        conditions.append(clause)
+    earlier = db.scalars(
+        select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(CALLER_HISTORY)
+    ).all()
+    total = len(earlier)
+    if total == CALLER_HISTORY:  # as many as listed: there may be more
+        total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
+    return CallerHistory(min(spelled, key=len), earlier, total)
+
+
+def _callers_again(db: Session, principal: Principal, listed: Sequence[Order]) -> dict[int, int]:
+    """For each of the ``listed`` orders whose caller made other appeals the reader may read, how many (by order id):
+    the queue's 同一号码另有 N 件, in one query for the page. Only for who reads citizens' numbers."""
+    if principal.role not in permissions.UNMASKED_ROLES:
+        return {}
+    spellings = {o.id: _phone_spellings(o.citizen_phone) for o in listed if sees_personal_data(principal, o)}
+    phones = sorted(set().union(*spellings.values())) if spellings else []
+    if not phones:
+        return {}
+    stmt = select(Order.citizen_phone, func.count(Order.id)).where(Order.citizen_phone.in_(phones))
+    if (clause := scope_of(db, principal).clause()) is not None:
+        stmt = stmt.where(clause)
+    made = {phone: n for phone, n in db.execute(stmt.group_by(Order.citizen_phone))}
+    again = {
+        o.id: sum(made.get(p, 0) for p in spellings[o.id]) - (o.citizen_phone in spellings[o.id])  # not itself
+        for o in listed
+        if o.id in spellings
+    }
+    return {order_id: n for order_id, n in again.items() if n > 0}
 
 
 @router.post("/intake/caller", response_class=HTMLResponse)
@@ -843,17 +898,8 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     spelled = _caller_phones(form)
     if not spelled:  # still being typed, or shortened: no list, and no count said
         return render(request, "_caller.html", phone=None, earlier=[], total=0)
-    phone = min(spelled, key=len)
-    conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
-    if (clause := scope_of(db, principal).clause()) is not None:
-        conditions.append(clause)
-    earlier = db.scalars(
-        select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(CALLER_HISTORY)
-    ).all()
-    total = len(earlier)
-    if total == CALLER_HISTORY:  # as many as listed: there may be more
-        total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
-    return render(request, "_caller.html", phone=phone, earlier=earlier, total=total)
+    history = _caller_history(db, principal, spelled)
+    return render(request, "_caller.html", phone=history.phone, earlier=history.earlier, total=history.total)
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -1876,6 +1922,14 @@ def _detail_page(
     if returned_by is not None:
         ids |= {returned_by.unit_id, (returned_by.payload or {}).get(SUGGEST_UNIT)}
     unmasked = sees_personal_data(principal, order)
+    # 来电历史 beside the phone, for who reads citizens' numbers: a repeat caller's earlier appeals (what became of
+    # them, which unit had them) are what a dispatcher or a supervisor decides by; only the intake form showed them.
+    spelled = (
+        _phone_spellings(order.citizen_phone) if unmasked and principal.role in permissions.UNMASKED_ROLES else set()
+    )
+    caller = _caller_history(db, principal, spelled, besides=order.id) if spelled else None
+    if caller is not None:
+        ids |= {o.lead_unit_id for o in caller.earlier}
     unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
     return render(
         request,
@@ -1929,6 +1983,10 @@ def _detail_page(
         merged_progress=None if staff or order.master_order_id is None else tracking.merged_progress(db, order),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
+        # 合并到此单 beside each possible duplicate and similar case still open, for who may merge this order
+        merge_into_states={s.value for s in State if s not in TERMINAL_STATES} if Action.MERGE in actions else set(),
+        caller=caller,
+        loads=dispatch.unit_loads(db, {c.unit_id for c in decision.shown}) if decision is not None else {},
         decision=decision,
         place_units=place_units,
         alias_candidates=alias_candidates,
@@ -2092,8 +2150,18 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 def order_detail(order_id: int, request: Request, db: DbSession) -> Response:
     principal = support.require_user(request, db, permissions.ORDER_READ)
+    # 合并到此单 beside a possible duplicate or similar case: the merge form opened with that order's number in it,
+    # sent by the dispatcher after reading it (``merge_into``; the number was copied by hand into the form).
+    merge_into = request.query_params.get("merge_into", "").strip()[:40]
     try:
-        page = _detail_page(request, db, principal, order_id)
+        page = _detail_page(
+            request,
+            db,
+            principal,
+            order_id,
+            open_action=Action.MERGE.value if merge_into else None,
+            values={"master_id": merge_into} if merge_into else None,
+        )
     except NotFound:
         raise PageError(404, "err.not_found") from None
     if principal.role != Role.CITIZEN:
@@ -2166,6 +2234,12 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     takes_files = action in WITH_FILES and permissions.may_attach(principal.role)
     upload = body if takes_files else support.UploadForm(form, [])
     params, errors = _action_params(db, principal, action, form, t)
+    if action == Action.DISPATCH and form.get("reason_of") == SUGGESTION_REASON and not params.get("reason"):
+        # the queue's 派至 button of a suggestion: the reason it showed, read again (:func:`_suggestion_reasons`)
+        unit_id = params.get("unit_id")
+        shown = _suggestion_reasons(db, t, {order_id: unit_id}) if isinstance(unit_id, int) else {}
+        if order_id in shown:
+            params["reason"] = shown[order_id]
     if errors:
         dropped = _not_kept(t, errors, upload)
         return _detail_page(
@@ -2646,8 +2720,41 @@ def _alias_report(t: Translator, outcomes: list[AliasOutcome]) -> str:
 # as the order list's ``q`` reads them — and the category and street, with 只看退单 and the page.
 QUEUE_SEARCH = ("q", "category_id", "street_id")
 # The categories the queue is narrowed by: the taxonomy's first level (each holds the levels under it), so the page
-# does not carry all 650 of a district's (its first two levels: 133, 6 KB a page).
+# does not carry all 650 of a district's (its first two levels: 133, 6 KB a page) — and under each, the deeper ones
+# orders wait in (:func:`_queue_categories`), which a dispatcher working one subcategory picks.
 QUEUE_CATEGORY_DEPTH = 1
+
+
+@dataclass(frozen=True)
+class QueueCategory:
+    """One choice of the queue's category filter: the category and how many of the waiting orders (in the reader's
+    scope) are of it or below it (0: none waits)."""
+
+    category: Category
+    waiting: int
+
+
+def _queue_categories(db: Session, scope: Any, typed: str) -> list[QueueCategory]:
+    """The queue's category choices: each first-level category, followed by the deeper categories that orders wait in
+    (as the queue reads their category, ``dispatch.queue_categories``) and the one chosen (``typed``), by path, each
+    with its waiting orders."""
+    from cityhub.dispatch import service as dispatch
+
+    own = dispatch.queue_categories(db, scope=scope)
+    categories = support.active_categories(db)
+    paths = {c.id: c.path for c in categories}
+    within: dict[str, int] = {}  # path → waiting orders of it and below
+    for category_id, n in own.items():
+        path = paths.get(category_id)
+        parts = path.split("/") if path else []
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            within[prefix] = within.get(prefix, 0) + n
+    return [
+        QueueCategory(c, within.get(c.path, 0))
+        for c in categories
+        if c.path.count("/") < QUEUE_CATEGORY_DEPTH or c.id in own or str(c.id) == typed
+    ]
 
 
 @dataclass(frozen=True)
@@ -2675,9 +2782,48 @@ def _queue_search(db: Session, principal: Principal, params: QueryParams, t: Tra
         query.append(("returned", "1"))
     if not any(typed.values()):
         return QueueSearch(typed, None, {}, query)
+    from cityhub.dispatch import service as dispatch
+
     listed = _list_query(_ListReader(db, principal), QueryParams([(k, v) for k, v in typed.items() if v]), t)
-    clause = orders.search_condition(db, filters=listed.filters, scope=listed.scope)
+    # The category as the queue shows it: the order's, else the one its decision read (dispatch.decided_category).
+    category_id = listed.filters.category_id
+    filters = listed.filters.model_copy(update={"category_id": None})
+    clause = orders.search_condition(db, filters=filters, scope=listed.scope)
+    if category_id is not None:
+        clause = and_(clause, dispatch.decided_category(db, category_id))
     return QueueSearch(typed, clause, listed.errors, query)
+
+
+# A dispatch from the queue's suggestion (its button, or 批量派单's choice) posts which suggestion it took, not its
+# reason: the reason recorded is read again here as the page showed it. The page posted each reason back in two
+# hidden fields, most of a queue page's weight (~20 KB of ~90).
+SUGGESTION_REASON = "suggestion"
+
+
+def _suggestion_reasons(db: Session, t: Translator, chosen: Mapping[int, int]) -> dict[int, str]:
+    """The reason the queue showed for each waiting order's chosen suggestion (``chosen``: order id → unit id), in
+    ``t``'s language — the returning unit's word (建议改派至) when the unit is the one it named, else that unit's
+    reasons in the decision the queue shows (``dispatch.shown_decisions``). An order no longer waiting, or whose unit
+    is none of its suggestions now, has none."""
+    from cityhub.dispatch import service as dispatch
+
+    if not chosen:
+        return {}
+    waiting = list(db.scalars(select(Order).where(Order.id.in_(list(chosen)), Order.state.in_(dispatch.QUEUE_STATES))))
+    returns = dispatch.last_returns(db, [o.id for o in waiting if o.state == State.RETURNED])
+    offered = dispatch.returner_suggestions(db, returns)
+    decisions = dispatch.shown_decisions(db, [o for o in waiting if offered.get(o.id) != chosen[o.id]])
+    directory = _directory(db)
+    reasons: dict[int, str] = {}
+    for order in waiting:
+        unit_id = chosen[order.id]
+        if offered.get(order.id) == unit_id:
+            reasons[order.id] = t("queue.returner_suggestion") + t.colon + t.unit_name(directory.get(unit_id, ""))
+            continue
+        said = [c.reasons for c in decisions[order.id].shown if c.unit_id == unit_id]
+        if said:
+            reasons[order.id] = machine_text.explain(t, "; ".join(said[0]), directory)[:REASON_MAX_CHARS]
+    return reasons
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -2719,6 +2865,10 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         rows=rows,
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
+        # 同一号码另有 N 件: a repeat caller, whose earlier appeals (and their units) the order's page lists
+        callers_again=_callers_again(db, principal, [order for order, _ in rows]),
+        # what each suggested unit holds now (在办, 超期), beside its reasons
+        loads=dispatch.unit_loads(db, {c.unit_id for _, d in rows for c in d.shown}),
         split_from=split_from,
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
@@ -2730,7 +2880,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         returned_only=returned_only,
         search=search,
         queue_path=search.path,
-        search_categories=[c for c in support.active_categories(db) if c.path.count("/") < QUEUE_CATEGORY_DEPTH],
+        search_categories=_queue_categories(db, scope, search.typed["category_id"]),
         search_streets=sorted(
             (u for u in unit_directory(db).values() if u.tier == UnitTier.STREET and u.active), key=lambda u: u.code
         ),
@@ -2769,6 +2919,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         if order_id is None:
             raise PageError(422, "err.validation")
         unit_id = chosen if chosen is not None else forms.whole_number(form.get(f"unit_{order_id}"))
+        # (a page of before the reasons were read here posted each suggestion's as ``reason_<order>_<unit>``)
         reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}_{unit_id}")
         if unit_id is None:  # no suggestion, and no unit chosen for all
             unsent.append(dispatch.PickOutcome(order_id, None, False, refusal=dispatch.Refusal.NO_UNIT))
@@ -2776,6 +2927,9 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         picks.append(dispatch.Pick(order_id, unit_id, version, reason.strip()[:REASON_MAX_CHARS] or None))
     if not picks and not unsent:
         return support.redirect(back, flash=("queue.bulk_none", {}))
+    if chosen is None:  # each to its chosen suggestion: with the reason the page showed for it
+        shown = _suggestion_reasons(db, support.translator(request), {p.order_id: p.unit_id for p in picks})
+        picks = [p if p.reason else replace(p, reason=shown.get(p.order_id)) for p in picks]
     try:
         outcomes = dispatch.dispatch_picked(db, picks, actor=principal.actor, scope=scope_of(db, principal).clause())
     except ValidationFailed:

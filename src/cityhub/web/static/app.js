@@ -28,6 +28,9 @@
   // Folded filters (data-open-wide) stay open where the screen has room for them.
   if (window.matchMedia && window.matchMedia("(min-width: 701px)").matches) {
     document.querySelectorAll("details[data-open-wide]").forEach(function (d) { d.open = true; });
+  } else if (window.matchMedia) {
+    // …and those sent open, so that a wide screen reads them without this file (data-fold-narrow), fold on a phone.
+    document.querySelectorAll("details[data-fold-narrow]").forEach(function (d) { d.open = false; });
   }
   // Controls that need this file (data-js-only) are hidden until it runs.
   document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
@@ -249,6 +252,33 @@
       done();
       window.location.href = href;
     });
+  });
+  // 待派单 by keyboard (data-queue-keys on the queue's list): J / K the next / previous order — the focus on its first
+  // 派至 button (else its manual unit list, else its number), Enter sends it there —, X ticks it for 批量派单, / goes to
+  // the search box. Not while typing in a field, with a modifier, or while an input method composes.
+  document.addEventListener("keydown", function (event) {
+    var list = document.querySelector("[data-queue-keys]");
+    if (!list || event.ctrlKey || event.metaKey || event.altKey || event.isComposing || event.keyCode === 229) { return; }
+    var target = event.target;
+    if (target.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) && target.type !== "checkbox" && target.type !== "radio") { return; }
+    var items = Array.prototype.slice.call(list.querySelectorAll("article.queue-item"));
+    var current = target.closest ? target.closest("article.queue-item") : null;
+    var key = event.key.toLowerCase();
+    if (key === "/") {
+      var search = document.getElementById("queue-q");
+      if (search) { event.preventDefault(); search.focus(); search.select(); }
+    } else if ((key === "j" || key === "k") && items.length) {
+      var at = items.indexOf(current);
+      var next = items[key === "j" ? (at < 0 ? 0 : Math.min(at + 1, items.length - 1)) : (at < 0 ? 0 : Math.max(at - 1, 0))];
+      var goal = next.querySelector(".candidates button[type=submit]") || next.querySelector("form.manual-dispatch:not([hidden]) select")
+        || next.querySelector(".item-title a");
+      event.preventDefault();
+      goal.focus();
+      next.scrollIntoView({ block: "center" });
+    } else if (key === "x" && current) {
+      var pick = current.querySelector("input[name=pick]");
+      if (pick) { event.preventDefault(); pick.click(); }
+    }
   });
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[data-submitting]").forEach(function (f) { f.removeAttribute("data-submitting"); });
