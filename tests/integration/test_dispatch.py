@@ -808,6 +808,32 @@ def test_rule_edits_count_from_the_next_decision(db_session, org) -> None:
     assert top_unit() != org["env"]
 
 
+def test_the_queue_lists_the_most_urgent_first_then_the_oldest(db_session, org, model) -> None:
+    """特急, then 紧急, then the rest, each oldest first: oldest first alone left a 特急 order on page 2 behind a page
+    of ordinary ones."""
+    from datetime import timedelta
+
+    start = utcnow() - timedelta(hours=5)
+    made = [
+        _order(db_session, content, urgency=urgency, created_at=start + timedelta(minutes=i))
+        for i, (content, urgency) in enumerate(
+            [
+                ("路灯不亮", "normal"),
+                ("井盖缺失有人掉下去了", "critical"),
+                ("我家停水三天了", "urgent"),
+                ("楼道堆放杂物", "normal"),
+                ("燃气泄漏味道很重", "critical"),
+            ]
+        )
+    ]
+    db_session.commit()
+    rows, _ = service.queue(db_session, limit=50)
+    listed = [o.id for o, _ in rows if o.id in {m.id for m in made}]
+    assert listed == [made[1].id, made[4].id, made[2].id, made[0].id, made[3].id]
+    first, more = service.queue(db_session, limit=2)
+    assert [o.id for o, _ in first] == [made[1].id, made[4].id] and more
+
+
 def test_the_queue_shows_no_decision_made_before_the_rules_or_thresholds_changed(db_session, org, model) -> None:
     """A stored decision is the queue's while nothing it was made from has changed: not only the order, but the
     rules, the thresholds and the rules' validity windows too (a deactivated rule's unit must not stay suggested)."""

@@ -55,7 +55,7 @@ from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
 from cityhub.workorders.lifecycle import AWAITING_DISPATCH, OPEN_STATES, SUGGEST_UNIT, Action, State
-from cityhub.workorders.models import Category, Order, OrderEvent, SlaStatus
+from cityhub.workorders.models import Category, Order, OrderEvent, SlaStatus, Urgency
 
 log = logging.getLogger(__name__)
 
@@ -978,8 +978,9 @@ def queue(
     now: datetime | None = None,
     states: Sequence[State] = QUEUE_STATES,
 ) -> tuple[list[tuple[Order, DispatchDecision]], bool]:
-    """Orders waiting for a dispatcher (received or returned; ``states``: those of them only), oldest first, each with
-    its suggestions.
+    """Orders waiting for a dispatcher (received or returned; ``states``: those of them only), the most urgent first
+    (特急, 紧急 — on page 2 of an oldest-first queue a 特急 order waited behind a page of ordinary ones), then oldest
+    first, each with its suggestions.
 
     A stored decision is reused while it is current (:func:`decision_is_current`); otherwise it is computed afresh
     (not stored: reading the queue writes nothing).
@@ -987,7 +988,10 @@ def queue(
     stmt = select(Order).where(Order.state.in_([state for state in states if state in QUEUE_STATES]))
     if scope is not None:
         stmt = stmt.where(scope)
-    rows = list(session.scalars(stmt.order_by(Order.created_at, Order.id).limit(limit + 1).offset(offset)))
+    urgent_first = case((Order.urgency == Urgency.CRITICAL, 0), (Order.urgency == Urgency.URGENT, 1), else_=2)
+    rows = list(
+        session.scalars(stmt.order_by(urgent_first, Order.created_at, Order.id).limit(limit + 1).offset(offset))
+    )
     page = rows[:limit]
     decisions = shown_decisions(session, page, now=now)
     return [(order, decisions[order.id]) for order in page], len(rows) > limit

@@ -70,7 +70,8 @@ def _read(decision: service.DispatchDecision) -> DecisionRead:
 
 @router.get("/queue", response_model=QueuePage)
 def dispatch_queue(db: DbSession, principal: Dispatcher, page: Paging) -> QueuePage:
-    """Orders waiting for a dispatcher (received or returned), oldest first, with the top 3 units and why."""
+    """Orders waiting for a dispatcher (received or returned), 特急 then 紧急 then the rest, each oldest first (since
+    December 2026; oldest first before), with the top 3 units and why."""
     rows, has_more = service.queue(db, limit=page.limit, offset=page.offset, scope=scope_of(db, principal).clause())
     returns = service.last_returns(db, [o.id for o, _ in rows if o.state == State.RETURNED])
     suggested = service.returner_suggestions(db, returns)
