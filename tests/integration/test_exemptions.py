@@ -286,14 +286,7 @@ def test_a_communitys_exemption_leaves_its_streets_figure_too(db_session, histor
     """A street answers for its communities' facts (中事不出镇): an order a community answered late, exempted for the
     community, leaves the street's figure as it leaves the community's."""
     s = db_session
-    street = history["units"]["S"]
-    community = Unit(code="K-C1", name="测试社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
-    s.add(community)
-    s.flush()
-    oid = _new(s, T, "13700000001")
-    _act(s, oid, "dispatch", T, unit_id=community.id)
-    _act(s, oid, "accept", T + H)
-    _act(s, oid, "reply", T + 10 * D, text="已处理")  # past its limit
+    community, oid = _community_order(s, history)
     assert _figure(s, "K-C1", "on_time_completion") == (0, 1) and _figure(s, "K-S1", "on_time_completion") == (0, 1)
     grid = service.Actor(name="社区网格员", unit_id=community.id, role=Role.INSPECTOR.value)
     req = exemptions.request(
