@@ -112,3 +112,78 @@ def test_the_pages_are_the_deciders_and_the_units(answered: dict[str, Any]) -> N
     other = login("hand_b")
     assert answered["number"] not in other.get("/exemptions?state=all").text
     assert _ask(other, answered["id"], measures="on_time_completion", reason_category="other").status_code == 404
+
+
+def _nav(html: str) -> str:
+    return html[html.index('<header class="topbar">') : html.index("</header>")]
+
+
+def test_the_menu_counts_pending_requests_and_a_supervisor_revokes_an_approval(answered: dict[str, Any]) -> None:
+    """核减审核 in a decider's menu says how many requests of their scope wait (nothing when none); an approved one
+    is revoked from the list with a reason (refused without), and the order page says who revoked it and why."""
+    oid = answered["id"]
+    sup = login("sup")
+    assert 'data-testid="nav-count"' not in _nav(sup.get("/exemptions").text)  # none waits: no count
+    hand = login("hand_a")
+    assert _ask(hand, oid, measures="on_time_completion", reason_category="unreachable").status_code == 303
+    nav = _nav(sup.get("/orders").text)
+    item = nav[nav.index('href="/exemptions?state=pending"') :]
+    item = item[: item.index("</a>")]
+    assert '<span class="count" data-testid="nav-count" aria-hidden="true">1</span>' in item and "1 件待审核" in item
+    assert 'data-testid="nav-count"' not in _nav(hand.get(f"/orders/{oid}").text)  # the handler does not decide
+    rid = re.search(r'data-id="(\d+)"', sup.get("/exemptions?state=pending").text).group(1)
+    token = sup.cookies["cityhub_csrf"]
+    url = f"/exemptions/{rid}/decide"
+    assert sup.post(url, data={"csrf_token": token, "decision": "approve"}).status_code == 200
+    listed = sup.get("/exemptions?state=approved").text
+    assert 'data-testid="nav-count"' not in _nav(listed) and f'data-testid="revoke-{rid}"' in listed
+    assert f'data-testid="revoke-{rid}"' not in hand.get(f"/orders/{oid}").text  # the handler may not revoke
+    no_reason = sup.post(url, data={"csrf_token": token, "decision": "revoke", "reason": "", "next": "/exemptions"})
+    assert "撤销核减时请填写理由" in no_reason.text
+    revoked = sup.post(
+        url,
+        data={"csrf_token": token, "decision": "revoke", "reason": "复核发现已接通", "next": f"/orders/{oid}"},
+        follow_redirects=False,
+    )
+    assert revoked.status_code == 303
+    page = sup.get(revoked.headers["location"]).text
+    assert f"已撤销工单 {answered['number']} 的考核核减" in page
+    card = page[page.index(f'data-testid="exemption-{rid}"') :]
+    assert 'data-state="revoked"' in card and "已撤销" in card and "复核发现已接通" in card and "撤销核减" in card
+    assert "撤销考核核减" in _text(page[page.index('data-testid="audit"') :])  # in the trail
+    assert answered["number"] in sup.get("/exemptions?state=revoked").text
+    assert "本期已核减" not in sup.get(f"/assessment/{answered['street']}").text  # counted again
+
+
+def test_a_streets_handler_asks_on_the_order_page_for_the_community_that_answered(
+    app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """景泰街道's handler opens an order its community answered: the form asks for the community (the street's
+    figures count the community's), and the request is the community's, listed in the street's own list."""
+    from cityhub.org.models import Unit, UnitTier
+
+    world = small_world(tmp_path, monkeypatch)
+    with session_scope() as s:
+        community = Unit(code="W-JT-C1", name="景泰社区", tier=UnitTier.COMMUNITY, parent_id=world.street_a)
+        s.add(community)
+        s.flush()
+        order = submit(s, data={"channel": "hotline", "content": "楼道灯坏了很久没人修", "street_code": "W-JT"}).order
+        orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": community.id})
+        for action in ("accept", "start"):
+            orders.act(s, order_id=order.id, action=action)
+        orders.act(s, order_id=order.id, action="reply", params={"text": "已联系物业更换。"})
+        oid, cid = order.id, community.id
+    hand = login("hand_a")
+    page = hand.get(f"/orders/{oid}").text
+    form = page[page.index('data-testid="exemption-form"') :]
+    assert "为景泰社区申请考核核减" in form and f'name="unit_id" value="{cid}"' in form
+    done = _ask(hand, oid, measures="on_time_completion", reason_category="unreachable", unit_id=str(cid))
+    assert done.status_code == 303, done.text
+    page = hand.get(f"/orders/{oid}").text
+    assert 'data-state="pending"' in page and 'data-testid="exemption-form"' not in page
+    mine = hand.get("/exemptions?state=pending").text
+    assert "景泰社区" in mine and 'data-testid="exemption-row"' in mine
+    other = login("hand_b")  # another street's handler: no such request to make for a community not theirs
+    assert _ask(
+        other, oid, measures="on_time_completion", reason_category="unreachable", unit_id=str(cid)
+    ).status_code in (403, 404)

@@ -286,14 +286,7 @@ def test_a_communitys_exemption_leaves_its_streets_figure_too(db_session, histor
     """A street answers for its communities' facts (中事不出镇): an order a community answered late, exempted for the
     community, leaves the street's figure as it leaves the community's."""
     s = db_session
-    street = history["units"]["S"]
-    community = Unit(code="K-C1", name="测试社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
-    s.add(community)
-    s.flush()
-    oid = _new(s, T, "13700000001")
-    _act(s, oid, "dispatch", T, unit_id=community.id)
-    _act(s, oid, "accept", T + H)
-    _act(s, oid, "reply", T + 10 * D, text="已处理")  # past its limit
+    community, oid = _community_order(s, history)
     assert _figure(s, "K-C1", "on_time_completion") == (0, 1) and _figure(s, "K-S1", "on_time_completion") == (0, 1)
     grid = service.Actor(name="社区网格员", unit_id=community.id, role=Role.INSPECTOR.value)
     req = exemptions.request(
@@ -303,3 +296,187 @@ def test_a_communitys_exemption_leaves_its_streets_figure_too(db_session, histor
     assert _figure(s, "K-C1", "on_time_completion") == (0, 0) and _figure(s, "K-S1", "on_time_completion") == (0, 0)
     row = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-S1")
     assert row.exempted == {"on_time_completion": 1} and row.exempted_orders == 1
+
+
+def _community_order(s, history):  # noqa: F811
+    """A community K-C1 of the street K-S1, and an order it answered late (按时办结 0/1 for both)."""
+    street = history["units"]["S"]
+    community = Unit(code="K-C1", name="测试社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
+    s.add(community)
+    s.flush()
+    oid = _new(s, T, "13700000001")
+    _act(s, oid, "dispatch", T, unit_id=community.id)
+    _act(s, oid, "accept", T + H)
+    _act(s, oid, "reply", T + 10 * D, text="已处理")  # past its limit
+    return community, oid
+
+
+def test_a_street_asks_for_one_of_its_communities_and_no_further(db_session, history, staff):  # noqa: F811
+    """A street's figures count its communities': its staff may ask for an order a community holds facts of, naming
+    the community; a community's staff ask for their own community only, and neither for a unit out of their scope."""
+    s = db_session
+    street = history["units"]["S"]
+    community, oid = _community_order(s, history)
+    other_street = Unit(code="K-S2", name="别的街道", tier=UnitTier.STREET, parent_id=street.parent_id)
+    s.add(other_street)
+    s.flush()
+    ask = {"order_id": oid, "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    outsider = service.Actor(name="别街承办", unit_id=other_street.id, role=Role.HANDLER.value)
+    with pytest.raises(PermissionDenied, match="own unit"):
+        exemptions.request(s, actor=outsider, unit_id=community.id, **ask)
+    grid = service.Actor(name="社区网格员", unit_id=community.id, role=Role.INSPECTOR.value)
+    with pytest.raises(PermissionDenied, match="own unit"):
+        exemptions.request(s, actor=grid, unit_id=street.id, **ask)
+    with pytest.raises(PermissionDenied, match="own unit"):  # a department's staff: their own unit only
+        exemptions.request(s, actor=staff["h1"], unit_id=community.id, **ask)
+    street_staff = service.Actor(name="街道承办", unit_id=street.id, role=Role.HANDLER.value)
+    with pytest.raises(ValidationFailed, match="no assessment figure"):  # the street itself holds no fact of it
+        exemptions.request(s, actor=street_staff, **ask)
+    req = exemptions.request(s, actor=street_staff, unit_id=community.id, **ask)
+    assert req.unit_id == community.id and req.requested_by_name == "街道承办"
+    event = s.scalars(select(OrderEvent).where(OrderEvent.order_id == oid).order_by(OrderEvent.id.desc())).first()
+    assert event.action == "exemption_request" and event.unit_id == community.id
+    assert event.payload["actor_unit_id"] == street.id  # who asked, beside the unit exempted
+    exemptions.decide(s, exemption_id=req.id, approve=True, actor=staff["sup"])
+    assert _figure(s, "K-C1", "on_time_completion") == (0, 0) and _figure(s, "K-S1", "on_time_completion") == (0, 0)
+
+
+def test_the_api_lets_a_street_ask_for_its_community(api, db_session, history):  # noqa: F811
+    s = db_session
+    community, oid = _community_order(s, history)
+    street_user = User(username="x-street", full_name="街道承办", role=Role.HANDLER, unit_id=history["units"]["S"].id)
+    s.add(street_user)
+    s.flush()
+    header = {"Authorization": f"Bearer {create_token(s, user_id=street_user.id, name='t')[1]}"}
+    s.commit()
+    client, _ = api
+    body = {"order_id": oid, "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    made = client.post("/api/v1/kpi/exemptions", json={**body, "unit_id": community.id}, headers=header)
+    assert made.status_code == 201, made.text
+    assert made.json()["unit_code"] == "K-C1" and made.json()["requested_by"] == "街道承办"
+
+
+def test_a_revoked_exemption_counts_again(db_session, history, staff):  # noqa: F811
+    """撤销核减: a supervisor takes an approval back, saying why; the facts count again in the kept figures at once,
+    the trail and the request say who revoked it and why, and the unit may ask again."""
+    s, o4 = db_session, history["orders"]["o4"]
+    ask = {"order_id": o4, "measures": ["on_time_completion"], "reason_category": "force_majeure"}
+    req = exemptions.request(s, actor=staff["h2"], **ask)
+    with pytest.raises(Conflict, match="only an approved"):  # pending: decided, not revoked
+        exemptions.revoke(s, exemption_id=req.id, reason="x", actor=staff["sup"])
+    exemptions.decide(s, exemption_id=req.id, approve=True, reason="证明属实", actor=staff["sup"], now=LATER)
+    s.commit()
+    assert _figure(s, "K-D2", "on_time_completion") == (1, 1)
+    with pytest.raises(ValidationFailed, match="reason"):
+        exemptions.revoke(s, exemption_id=req.id, reason=" ", actor=staff["sup"])
+    with pytest.raises(PermissionDenied, match="may not decide"):
+        exemptions.revoke(s, exemption_id=req.id, reason="x", actor=staff["lead"])
+    with pytest.raises(NotFound):  # out of the decider's scope
+        exemptions.revoke(s, exemption_id=req.id, reason="x", actor=staff["sup"], units={history["d"]})
+    row = exemptions.revoke(s, exemption_id=req.id, reason="证明系伪造", actor=staff["sup"], now=LATER)
+    s.commit()
+    assert row.state == "revoked" and row.decided_by_name == "考核科" and row.decision_reason == "证明系伪造"
+    assert _figure(s, "K-D2", "on_time_completion") == EXPECTED["D2"]["on_time_completion"]  # kept figures redone
+    d2 = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-D2")
+    assert d2.exempted == {} and d2.exempted_orders == 0
+    assert _trail(s, o4)[-3:] == ["exemption_request", "exemption_approve", "exemption_revoke"]
+    event = s.scalars(select(OrderEvent).where(OrderEvent.order_id == o4).order_by(OrderEvent.id.desc())).first()
+    assert event.reason == "证明系伪造" and event.payload["exemption_id"] == req.id and event.unit_id == history["d2"]
+    assert "exemption_revoke" in georeport.INTERNAL_ACTIONS and "exemption_revoke" not in CITIZEN_STEPS
+    with pytest.raises(Conflict, match="revoked"):
+        exemptions.revoke(s, exemption_id=req.id, reason="again", actor=staff["sup"])
+    assert [r.id for r in exemptions.search(s, state="revoked")[0]] == [req.id]
+    assert exemptions.request(s, actor=staff["h2"], **ask).state == "pending"  # counted again: may ask again
+
+
+def test_the_api_and_the_command_line_revoke(api, history, cli_run):  # noqa: F811
+    client, h = api
+    url = "/api/v1/kpi/exemptions"
+    body = {"order_id": history["orders"]["o4"], "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    rid = client.post(url, json=body, headers=h["h2"]).json()["id"]
+    revoke = f"{url}/{rid}/revoke"
+    assert client.post(revoke, json={"reason": "x"}, headers=h["sup"]).status_code == 409  # not approved yet
+    assert client.post(f"{url}/{rid}/decision", json={"approve": True}, headers=h["sup"]).status_code == 200
+    assert client.post(revoke, json={"reason": "x"}, headers=h["h2"]).status_code == 403
+    assert client.post(revoke, json={}, headers=h["sup"]).status_code == 422
+    refused = client.post(revoke, json={"reason": "  "}, headers=h["sup"])
+    assert refused.status_code == 422 and refused.json()["details"]["why"] == "revoke_needs_reason"
+    done = client.post(revoke, json={"reason": "复核不属实"}, headers=h["sup"])
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "revoked" and done.json()["decision_reason"] == "复核不属实"
+    assert client.post(revoke, json={"reason": "x"}, headers=h["sup"]).status_code == 409
+    assert [r["id"] for r in client.get(url, params={"state": "revoked"}, headers=h["sup"]).json()] == [rid]
+    figures = client.get("/api/v1/kpi", params={"period": "2026-03"}, headers=h["lead"]).json()
+    d2 = next(u for u in figures["units"] if u["code"] == "K-D2")
+    assert d2["kpis"]["on_time_completion"]["exempted"] == 0 and d2["exempted_orders"] == 0
+    # The command line: another request, approved and revoked.
+    again = client.post(url, json=body, headers=h["h2"]).json()["id"]
+    code, _, err = cli_run("analytics", "exemptions", "revoke", str(again), "--reason", "x")
+    assert code == 1 and err.count("\n") == 1 and "only an approved" in err
+    assert cli_run("analytics", "exemptions", "decide", str(again), "--approve")[0] == 0
+    code, out, err = cli_run("analytics", "exemptions", "revoke", str(again), "--reason", "复核", "--actor", "考核科")
+    assert code == 0 and "revoked" in out, err
+    code, _, err = cli_run("analytics", "exemptions", "revoke", str(again), "--reason", " ")
+    assert code == 1 and err.count("\n") == 1 and "reason" in err
+
+
+def test_two_requests_at_once_meet_the_unique_index_as_a_conflict(api, history, monkeypatch):  # noqa: F811
+    """Two requests of a unit for one order at the same moment: neither sees the other's row, the second reaches the
+    partial unique index — 409 as the service's own check answers, not a 500."""
+    client, h = api
+    url = "/api/v1/kpi/exemptions"
+    body = {"order_id": history["orders"]["o4"], "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    first = client.post(url, json=body, headers=h["h2"])
+    assert first.status_code == 201
+    monkeypatch.setattr(exemptions, "open_request", lambda *a, **k: None)  # as if the first were not committed yet
+    second = client.post(url, json=body, headers=h["h2"])
+    assert second.status_code == 409, second.text
+    assert second.json()["details"]["why"] == "waiting"
+    assert [r["id"] for r in client.get(url, params={"state": "pending"}, headers=h["sup"]).json()] == [
+        first.json()["id"]
+    ]
+
+
+def test_pending_requests_are_counted_up_to_a_cap(db_session, history, staff):  # noqa: F811
+    s, o = db_session, history["orders"]
+    for oid, actor in ((o["o4"], "h2"), (o["o2"], "h1"), (o["o1"], "h1")):
+        exemptions.request(
+            s, order_id=oid, measures=["on_time_accept"], reason_category="unreachable", actor=staff[actor]
+        )
+    assert exemptions.count(s, state="pending") == 3
+    assert exemptions.count(s, state="pending", cap=2) == 2
+    assert exemptions.count(s, state="pending", unit_ids={history["d"]}, cap=100) == 2
+
+
+def test_the_report_says_how_many_orders_exemptions_left_out(db_session, history, staff, tmp_path):  # noqa: F811
+    """The 专报's assessment section says, per street and for the district, how many orders' facts approved
+    exemptions left out of the figures it shows — in Chinese and English, in the HTML and the workbook."""
+    from openpyxl import load_workbook
+
+    from cityhub.analytics import reports
+
+    s = db_session
+    community, oid = _community_order(s, history)
+    grid = service.Actor(name="社区网格员", unit_id=community.id, role=Role.INSPECTOR.value)
+    for order_id, actor in ((oid, grid), (history["orders"]["o4"], staff["h2"])):
+        req = exemptions.request(
+            s, order_id=order_id, measures=["on_time_completion"], reason_category="unreachable", actor=actor
+        )
+        exemptions.decide(s, exemption_id=req.id, approve=True, actor=staff["sup"])
+    s.commit()
+    data = reports.build_report(s, period=MARCH, charts=False)
+    assert data.exempted_orders == 2  # the community's (its street's too, counted once) and the department's
+    street = next(u for u in data.kpis if u.code == "K-S1")
+    assert street.exempted_orders == 1
+    zh = reports.render_html(data, lang="zh")
+    note = zh[zh.index('data-testid="exempted-note"') :]
+    assert "核减工单" in zh and "全区 2 件工单" in note[: note.index("</p>")]
+    en = reports.render_html(reports.build_report(s, period=MARCH, charts=False, lang="en"), lang="en")
+    note = en[en.index('data-testid="exempted-note"') :]
+    assert "Exempted orders" in en and "facts of 2 orders of the district" in note[: note.index("</p>")]
+    book = load_workbook(reports.write_xlsx(data, tmp_path / "r.xlsx", lang="zh"))
+    sheet = next(ws for ws in book.worksheets if ws.cell(1, 1).value == "单位" and ws.max_column > 10)
+    header = [c.value for c in sheet[1]]
+    column = header.index("核减工单")
+    rows = {r[0]: r[column] for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows["测试街道"] == 1 and rows["全区核减工单合计"] == 2

@@ -121,7 +121,10 @@ def drilldown_command(
 
 exemptions_app = typer.Typer(
     no_args_is_help=True,
-    help="Assessment exemption requests (考核核减): list them, ask for one for a unit, approve or reject one.",
+    help=(
+        "Assessment exemption requests (考核核减): list them, ask for one for a unit, approve or reject one, "
+        "revoke an approval."
+    ),
 )
 app.add_typer(exemptions_app, name="exemptions")
 
@@ -149,7 +152,7 @@ def _unit_id(session: Any, unit: str | None) -> int | None:
 
 @exemptions_app.command("list")
 def exemptions_list(
-    state: str | None = typer.Option(None, "--state", help="pending, approved or rejected."),
+    state: str | None = typer.Option(None, "--state", help="pending, approved, rejected or revoked."),
     unit: str | None = typer.Option(None, "--unit", help="Only this unit's requests (code or id)."),
     order: str | None = typer.Option(None, "--order", help="Only this order's requests (number or id)."),
     limit: int = typer.Option(200, "--limit", min=1, max=10_000, help="At most this many."),
@@ -235,6 +238,23 @@ def exemptions_decide(
     who = named_actor(actor)
     with session_scope() as session:
         row = exemptions.decide(session, exemption_id=exemption_id, approve=approve, reason=reason, actor=who)
+        typer.echo(f"exemption request {row.id}: {row.state}")
+
+
+@exemptions_app.command("revoke")
+def exemptions_revoke(
+    exemption_id: int = typer.Argument(..., help="The approved request's id (cityhub analytics exemptions list)."),
+    reason: str = typer.Option(..., "--reason", help="Why the approval is taken back (required)."),
+    actor: str = typer.Option("cli", "--actor", help="Name recorded in the audit trail."),
+) -> None:
+    """撤销核减: take back an approved request; the order's facts of its measures count in the unit's figures again."""
+    from cityhub.analytics import exemptions
+    from cityhub.clitools import named_actor
+    from cityhub.db import session_scope
+
+    who = named_actor(actor)
+    with session_scope() as session:
+        row = exemptions.revoke(session, exemption_id=exemption_id, reason=reason, actor=who)
         typer.echo(f"exemption request {row.id}: {row.state}")
 
 

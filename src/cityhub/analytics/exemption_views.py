@@ -1,8 +1,9 @@
 """HTTP routes of the assessment's exemption requests (考核核减, :mod:`cityhub.analytics.exemptions`).
 
-A unit's staff (``assessment:exemption_request``) ask for their own unit about an order of their data scope; who
-decides (``assessment:exemption_decide``: supervisors, administrators) lists and decides the requests of the units of
-their scope; a leader lists them. A request of a unit out of the reader's sight is 404, as a missing one.
+A unit's staff (``assessment:exemption_request``) ask for their own unit (a street's also for its communities) about an
+order of their data scope; who decides (``assessment:exemption_decide``: supervisors, administrators) lists and decides
+the requests of the units of their scope, and revokes an approval; a leader lists them. A request of a unit out of
+the reader's sight is 404, as a missing one.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class ExemptionDecision(BaseModel):
     reason: str | None = Field(default=None, max_length=REASON_MAX_CHARS, description="Why; required to reject.")
 
 
+class ExemptionRevocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(max_length=REASON_MAX_CHARS, description="Why the approval is taken back (required).")
+
+
 class ExemptionRead(BaseModel):
     id: int
     order_id: int
@@ -98,7 +105,7 @@ def list_requests(
     db: DbSession,
     principal: CurrentPrincipal,
     page: ListPaging,
-    state: Annotated[str | None, Query(description="pending, approved or rejected")] = None,
+    state: Annotated[str | None, Query(description="pending, approved, rejected or revoked")] = None,
     unit_id: Annotated[int | None, Query(description="Only this unit's requests.")] = None,
     order_id: Annotated[int | None, Query(description="Only this order's requests.")] = None,
 ) -> list[dict[str, Any]]:
@@ -127,6 +134,21 @@ def decide(exemption_id: int, body: ExemptionDecision, db: DbSession, principal:
         db,
         exemption_id=exemption_id,
         approve=body.approve,
+        reason=body.reason,
+        actor=principal.actor,
+        units=exemptions.units_seen(db, principal),
+    )
+    return _read(db, row)
+
+
+@router.post("/{exemption_id}/revoke", response_model=ExemptionRead)
+def revoke(exemption_id: int, body: ExemptionRevocation, db: DbSession, principal: Decider) -> dict[str, Any]:
+    """撤销核减: take back an approved request, saying why (``reason``, 422 without). Its facts count again in the
+    unit's figures; the request reads ``revoked``, its ``decided_*`` the revocation's. 409 for a request not approved
+    (pending, rejected, already revoked)."""
+    row = exemptions.revoke(
+        db,
+        exemption_id=exemption_id,
         reason=body.reason,
         actor=principal.actor,
         units=exemptions.units_seen(db, principal),

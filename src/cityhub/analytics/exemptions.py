@@ -6,18 +6,22 @@ refused the visit, the matter was outside its duties, force majeure made it late
 something else than the answer (:data:`REASONS`). The unit names the measures (:data:`cityhub.analytics.kpi.EXEMPTIBLE`)
 whose facts of that order it asks to have left out; a supervisor of the centre approves or rejects it, with a reason.
 
-* A request is the unit's (its staff ask for their own unit; an administrator or the command line names the unit),
-  about an order the unit has facts of in each measure named (:func:`cityhub.analytics.kpi.order_facts`), not
-  already left out; one open request per order and unit.
+* A request is the unit's (its staff ask for their own unit, a street's also for one of its communities — the
+  street's figures count theirs; an administrator or the command line names the unit), about an order the unit has
+  facts of in each measure named (:func:`cityhub.analytics.kpi.order_facts`), not already left out; one open request
+  per order and unit (two at once: the partial unique index refuses the second, 409 as the check does).
 * A decision is a supervisor's (``assessment:exemption_decide``), of a request of a unit in their data scope, never
   their own request; a rejection says why.
-* Each request and decision is an event of the order's audit trail (:data:`EVENTS`; the order's state does not
-  change) and writes the order, so the kept figures of the periods its trail reaches are computed again
+* 撤销核减: who decides may take an approval back, saying why (:func:`revoke`): state ``revoked``, the facts count
+  again; the row's decision is then the revocation's, the approval stays in the order's trail.
+* Each request, decision and revocation is an event of the order's audit trail (:data:`EVENTS`; the order's state
+  does not change) and writes the order, so the kept figures of the periods its trail reaches are computed again
   (``analytics.kpi``: *the figures kept*): an approval changes the unit's figures, its street's, composite score and
   rankings of whichever period the facts fall in; a rejection changes nothing.
 
 Table ``assessment_exemptions`` (migration 0055); the API's ``/api/v1/kpi/exemptions``, the pages ``/exemptions``
-(核减审核) and the order page's 申请考核核减, the command line's ``cityhub analytics exemptions``.
+(核减审核, its pending count in the deciders' menu) and the order page's 申请考核核减, the command line's ``cityhub
+analytics exemptions``; the 专报 says how many orders they left out of its figures.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cityhub.analytics import kpi
@@ -37,7 +42,7 @@ from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.auth.principal import Principal
 from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
-from cityhub.org.models import Role, Unit
+from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders import changes
 from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import EXEMPTION_EVENTS, REASON_MAX_CHARS
@@ -55,10 +60,13 @@ REASONS = (
 )
 OTHER = "other"
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
-STATES = (PENDING, APPROVED, REJECTED)
+# 撤销核减: an approval taken back by who decides (the facts count again); the row's decision is then the revocation's
+# (``decided_by``, ``decided_at``, ``decision_reason``), the approval stays in the order's trail.
+REVOKED = "revoked"
+STATES = (PENDING, APPROVED, REJECTED, REVOKED)
 # The audit trail's events (``order_events.action``): from and to the order's state as it stands.
 EVENTS = EXEMPTION_EVENTS  # internal to the units: neither the citizen nor Open311 reads them
-REQUESTED, APPROVE, REJECT = EVENTS
+REQUESTED, APPROVE, REJECT, REVOKE = EVENTS
 LIST_MAX = 200
 
 
@@ -109,9 +117,16 @@ def _audit(
 def measures_open(session: Session, *, order_id: int, unit_id: int) -> list[str]:
     """The measures (:data:`kpi.EXEMPTIBLE`, in its order) in which ``unit_id`` has a fact of the order not yet left
     out by an approved exemption: what the unit may ask to have left out."""
-    facts = [(name, fact) for name, fact in kpi.order_facts(session, order_id=order_id) if fact.unit_id == unit_id]
-    counted = {name for name, fact in facts if not fact.exempt}
-    return [name for name in kpi.EXEMPTIBLE if name in counted]
+    return open_by_unit(session, order_id=order_id, unit_ids={unit_id}).get(unit_id, [])
+
+
+def open_by_unit(session: Session, *, order_id: int, unit_ids: Collection[int]) -> dict[int, list[str]]:
+    """:func:`measures_open` of each of ``unit_ids`` that has any, the order's trail walked once."""
+    counted: dict[int, set[str]] = {}
+    for name, fact in kpi.order_facts(session, order_id=order_id):
+        if fact.unit_id in unit_ids and not fact.exempt:
+            counted.setdefault(fact.unit_id, set()).add(name)
+    return {u: [name for name in kpi.EXEMPTIBLE if name in names] for u, names in counted.items()}
 
 
 def open_request(session: Session, *, order_id: int, unit_id: int) -> AssessmentExemption | None:
@@ -122,6 +137,20 @@ def open_request(session: Session, *, order_id: int, unit_id: int) -> Assessment
             AssessmentExemption.state == PENDING,
         )
     ).scalar_one_or_none()
+
+
+def units_asked_for(session: Session, actor: Actor) -> frozenset[int]:
+    """The units a unit's staff may ask for: their own, and a street's its communities (the street's figures count
+    theirs, :func:`cityhub.analytics.kpi.jurisdiction`) — of its data scope (:func:`cityhub.auth.scope.unit_scope`);
+    a community's, a department's and any other unit's staff their own only."""
+    from cityhub.auth.scope import unit_scope
+
+    if actor.unit_id is None:
+        return frozenset()
+    tier = session.scalar(select(Unit.tier).where(Unit.id == actor.unit_id))
+    if tier != UnitTier.STREET:
+        return frozenset({actor.unit_id})
+    return frozenset({actor.unit_id}) | unit_scope(session, actor.unit_id, tier).communities
 
 
 def request(
@@ -136,7 +165,8 @@ def request(
     now: datetime | None = None,
 ) -> AssessmentExemption:
     """A unit's request that the order's facts of ``measures`` not count against it (see the module). ``unit_id``:
-    the unit asking — a unit's staff ask for their own only (the default); an actor without a unit names it."""
+    the unit exempted — a unit's staff ask for their own (the default), a street's also for one of its communities
+    (:func:`units_asked_for`); an actor without a unit names it."""
     role = _role(actor)
     if role is not None and not permissions.allows(role, permissions.EXEMPTION_REQUEST):
         raise PermissionDenied(
@@ -146,9 +176,9 @@ def request(
     unit_id = unit_id if unit_id is not None else actor.unit_id
     if unit_id is None:
         raise ValidationFailed("name the unit asking (unit_id)", details={"field": "unit_id"})
-    if role in UNIT_STAFF_ROLES and unit_id != actor.unit_id:
+    if role in UNIT_STAFF_ROLES and unit_id != actor.unit_id and unit_id not in units_asked_for(session, actor):
         raise PermissionDenied(
-            "a unit's staff ask for their own unit only",
+            "a unit's staff ask for their own unit only (a street's also for its communities)",
             details={"unit_id": actor.unit_id, "field": "unit_id", "why": "own_unit"},
         )
     unit = session.get(Unit, unit_id) if 0 < unit_id <= MAX_ID else None
@@ -209,8 +239,19 @@ def request(
         requested_by_name=actor.name,
         requested_at=now,
     )
-    session.add(row)
-    session.flush()
+    try:
+        # Two requests at once (PostgreSQL: neither sees the other's row before it commits) meet at the partial unique
+        # index: the second is refused as the check above refuses it, its savepoint rolled back, the session usable.
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        waiting = open_request(session, order_id=order.id, unit_id=unit.id)  # committed by now: the index waited
+        raise Conflict(
+            f"a request of {unit.name} for order {order.number} already waits for a decision"
+            + (f" (#{waiting.id})" if waiting is not None else ""),
+            details={"why": "waiting", **({"exemption_id": waiting.id} if waiting is not None else {})},
+        ) from None
     payload = {"exemption_id": row.id, "measures": ordered, "reason_category": reason_category}
     _audit(session, order, REQUESTED, actor, unit.id, text, payload, now)
     session.flush()
@@ -229,15 +270,7 @@ def decide(
 ) -> AssessmentExemption:
     """Approve or reject a pending request (a rejection says why: ``reason``). ``units``: the units of the decider's
     data scope (None: the district); a request of another unit is not found, as an order out of scope."""
-    role = _role(actor)
-    if role is not None and not permissions.allows(role, permissions.EXEMPTION_DECIDE):
-        raise PermissionDenied(
-            f"role {role.value} may not decide assessment exemptions",
-            details={"permission": permissions.EXEMPTION_DECIDE, "why": "may_not_decide"},
-        )
-    row = session.get(AssessmentExemption, exemption_id) if 0 < exemption_id <= MAX_ID else None
-    if row is None or (units is not None and row.unit_id not in units):
-        raise NotFound(f"exemption request {exemption_id} not found")
+    row = _decided_one(session, exemption_id, actor, units)
     text = _check_text(reason, "reason")
     if not approve and text is None:
         raise ValidationFailed(
@@ -260,6 +293,60 @@ def decide(
     row.decided_by_id, row.decided_by_name, row.decided_at, row.decision_reason = actor.user_id, actor.name, now, text
     payload = {"exemption_id": row.id, "measures": list(row.measures), "reason_category": row.reason_category}
     _audit(session, order, APPROVE if approve else REJECT, actor, row.unit_id, text, payload, now)
+    session.flush()
+    return row
+
+
+def _decided_one(
+    session: Session, exemption_id: int, actor: Actor, units: Collection[int] | None
+) -> AssessmentExemption:
+    """The request ``actor`` decides on: PermissionDenied for a role that does not decide; NotFound for one missing
+    or of a unit outside ``units`` (the decider's data scope; None: the district)."""
+    role = _role(actor)
+    if role is not None and not permissions.allows(role, permissions.EXEMPTION_DECIDE):
+        raise PermissionDenied(
+            f"role {role.value} may not decide assessment exemptions",
+            details={"permission": permissions.EXEMPTION_DECIDE, "why": "may_not_decide"},
+        )
+    row = session.get(AssessmentExemption, exemption_id) if 0 < exemption_id <= MAX_ID else None
+    if row is None or (units is not None and row.unit_id not in units):
+        raise NotFound(f"exemption request {exemption_id} not found")
+    return row
+
+
+def revoke(
+    session: Session,
+    *,
+    exemption_id: int,
+    reason: str | None,
+    actor: Actor,
+    units: Collection[int] | None = None,
+    now: datetime | None = None,
+) -> AssessmentExemption:
+    """撤销核减: take back an approved request (who decides, of a unit of their scope: ``units``), saying why. Its
+    facts count again in every period they fall in — the order's trail gets ``exemption_revoke`` and its
+    ``changed_xid`` moves, as an approval's; the row's state becomes ``revoked`` and its decision the revocation's (the
+    approval stays in the trail). The unit may then ask again."""
+    row = _decided_one(session, exemption_id, actor, units)
+    text = _check_text(reason, "reason")
+    if text is None:
+        raise ValidationFailed(
+            "say why the approval is revoked (reason)", details={"field": "reason", "why": "revoke_needs_reason"}
+        )
+    order = read_for_update(session, row.order_id)
+    if order is None:  # pragma: no cover - the request goes with its order (ON DELETE CASCADE)
+        raise NotFound(f"order {row.order_id} not found")
+    session.refresh(row)  # as it stands once the order is locked: a revocation at the same time is seen
+    if row.state != APPROVED:
+        raise Conflict(
+            f"exemption request {row.id} is {row.state}: only an approved one can be revoked",
+            details={"state": row.state, "why": "not_approved"},
+        )
+    now = now or utcnow()
+    row.state = REVOKED
+    row.decided_by_id, row.decided_by_name, row.decided_at, row.decision_reason = actor.user_id, actor.name, now, text
+    payload = {"exemption_id": row.id, "measures": list(row.measures), "reason_category": row.reason_category}
+    _audit(session, order, REVOKE, actor, row.unit_id, text, payload, now)
     session.flush()
     return row
 
@@ -300,7 +387,8 @@ def search(
 
 def units_seen(session: Session, principal: Principal) -> frozenset[int] | None:
     """The units whose requests ``principal`` reads (None: every unit): who decides them, and a leader, those of
-    their data scope; a unit's staff who ask, their own unit's. Anyone else: PermissionDenied."""
+    their data scope; a unit's staff who ask, those of the units they ask for (:func:`units_asked_for`). Anyone else:
+    PermissionDenied."""
     from cityhub.auth.scope import scope_of
 
     role = principal.role
@@ -308,18 +396,22 @@ def units_seen(session: Session, principal: Principal) -> frozenset[int] | None:
         scope = scope_of(session, principal)
         return None if scope.everything else frozenset(scope.units)
     if permissions.allows(role, permissions.EXEMPTION_REQUEST) and principal.unit_id is not None:
-        return frozenset({principal.unit_id})
+        return units_asked_for(session, principal.actor)  # a street's staff also read what they asked for a community
     raise PermissionDenied(
         f"role {role.value} reads no assessment exemption requests",
         details={"permission": permissions.EXEMPTION_DECIDE},
     )
 
 
-def count(session: Session, *, state: str, unit_ids: Collection[int] | None = None) -> int:
-    query = select(func.count()).select_from(AssessmentExemption).where(AssessmentExemption.state == state)
+def count(session: Session, *, state: str, unit_ids: Collection[int] | None = None, cap: int | None = None) -> int:
+    """The requests of ``state`` (of the units ``unit_ids``; None: all); with ``cap``, counted up to it (at most that
+    many rows read: the menu's 核减审核 count)."""
+    found = select(AssessmentExemption.id).where(AssessmentExemption.state == state)
     if unit_ids is not None:
-        query = query.where(AssessmentExemption.unit_id.in_(sorted(unit_ids)))
-    return int(session.scalar(query) or 0)
+        found = found.where(AssessmentExemption.unit_id.in_(sorted(unit_ids)))
+    if cap is not None:
+        found = found.limit(cap)
+    return int(session.scalar(select(func.count()).select_from(found.subquery())) or 0)
 
 
 def as_dicts(session: Session, rows: Iterable[AssessmentExemption]) -> list[dict[str, Any]]:

@@ -986,6 +986,8 @@ class UnitKpis:
     # What approved exemptions (考核核减) left out: facts per KPI, and the orders they were of.
     exempted: dict[str, int] = field(default_factory=dict)
     exempted_orders: int = 0
+    # Those orders' ids (a street's with its communities'): the 专报's district total counts them once, whichever units.
+    exempted_order_ids: frozenset[int] = field(default_factory=frozenset, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -1054,13 +1056,23 @@ def compute(
         if (tier is not None and row.tier != tier) or (wanted is not None and row.unit_id not in wanted):
             continue
         rates = {n: row.rates[n] for n in names}
-        # A unit is listed for the KPIs asked when it has a count in one of them or assignments (its sample).
-        if row.sample or any(r.denominator for r in rates.values()):
+        # A unit is listed for the KPIs asked when it has a count in one of them or assignments (its sample), or an
+        # order an approved exemption left out.
+        if row.sample or any(r.denominator for r in rates.values()) or row.exempted_orders:
             score = row.score if rates.keys() == KPI_BY_NAME.keys() else composite_score(rates)
             exempted = {n: row.exempted[n] for n in names if n in row.exempted}
             out.append(
                 UnitKpis(
-                    row.unit_id, row.code, row.name, row.tier, rates, row.sample, score, exempted, row.exempted_orders
+                    row.unit_id,
+                    row.code,
+                    row.name,
+                    row.tier,
+                    rates,
+                    row.sample,
+                    score,
+                    exempted,
+                    row.exempted_orders,
+                    row.exempted_order_ids,
                 )
             )
     return out
@@ -1091,7 +1103,8 @@ def _compute(
     # The sample (工单量) is the return rate's denominator: the assignments of the period.
     sample = counts["return_rate"]
     # Units with assignments but nothing counted for a KPI still appear (0/0), so rankings can list them apart.
-    ids = set(sample).union(*(c.keys() for c in counts.values()))
+    # So do units whose every fact an approved exemption left out: their figures say so (``exempted``).
+    ids = set(sample).union(*(c.keys() for c in counts.values())) | set(left_out_orders)
     query = select(Unit.id, Unit.code, Unit.name, Unit.tier).where(Unit.id.in_(sorted(ids)))
     out: list[UnitKpis] = []
     for uid, code, name, utier in session.execute(query.order_by(Unit.code)):
@@ -1104,7 +1117,8 @@ def _compute(
         row.sample = sample.get(uid, (0, 0))[1]
         row.score = composite_score(row.rates)
         row.exempted = {n: left_out[n][uid][1] for n in names if uid in left_out[n]}
-        row.exempted_orders = len(left_out_orders.get(uid, ()))
+        row.exempted_order_ids = frozenset(left_out_orders.get(uid, ()))
+        row.exempted_orders = len(row.exempted_order_ids)
         out.append(row)
     return tuple(out)
 

@@ -131,6 +131,12 @@ LABELS: dict[str, dict[str, str]] = {
         "finding": "{street}「{category}」类诉求 {now} 件，较上期 {earlier} 件增加 {delta} 件（{pct}）。",
         "no_findings": "本期各镇街、各类别诉求量无明显增长。",
         "method": "说明：考核指标按工单审计轨迹计算，各指标所计见上文“指标说明”；排名要求样本量不少于 {min} 件。",
+        "exempted": "核减工单",
+        "exempted_note": (
+            "考核核减：本期经批准的核减申请使全区 {n} 件工单的相关考核数据未计入"
+            "（“核减工单”列为各街镇的件数，含所辖社区）；上表各项指标的分子和分母均已剔除这些数据，与原始件数核对时请加回。"
+        ),
+        "exempted_total": "全区核减工单合计",
         "definitions": "指标说明",
         "kpi": "指标",
         "code": "代码",
@@ -236,6 +242,13 @@ LABELS: dict[str, dict[str, str]] = {
             "Note: the assessment figures are computed from the orders' audit trail, each as the definitions above "
             "say; a unit is ranked on a sample of at least {min} {min|order|orders}."
         ),
+        "exempted": "Exempted orders",
+        "exempted_note": (
+            "Assessment exemptions: approved exemption requests left the facts of {n} {n|order|orders} of the district "
+            "out of this period's figures (the column Exempted orders gives each street's or town's, its communities' "
+            "included); no numerator or denominator above counts them: add them back to reconcile with raw counts."
+        ),
+        "exempted_total": "Exempted orders, whole district",
         "definitions": "What each figure counts",
         "kpi": "Figure",
         "code": "Code",
@@ -401,6 +414,8 @@ class ReportData:
     dispatch: DispatchOutcomes | None = None
     # 企业诉求: the period's enterprise appeals by need (:func:`enterprise_needs`); none, no such section.
     enterprise: list[NeedFigures] = field(default_factory=list)
+    # 考核核减: the orders whose facts approved exemptions left out of the period's figures, any unit's, each once.
+    exempted_orders: int = 0
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -698,6 +713,7 @@ def build_report(
         cancelled=left["cancelled"],
         dispatch=outcomes(session, period=period),
         enterprise=enterprise_needs(session, period=period),
+        exempted_orders=len(frozenset().union(*(u.exempted_order_ids for u in all_kpis))),
     )
     if charts:
         data.charts = draw_charts(data, lang=lang)
@@ -1026,13 +1042,17 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             lab["kpis"],
             [lab["unit"], lab["n"], lab["score"]]
             + [k.label(lang) for k in kpi.KPIS]
-            + [lab[part].format(kpi=k.label(lang)) for k in kpi.KPIS for part in ("numerator_of", "denominator_of")],
+            + [lab[part].format(kpi=k.label(lang)) for k in kpi.KPIS for part in ("numerator_of", "denominator_of")]
+            + [lab["exempted"]],
             [
                 [u.name, u.sample, None if u.score is None else round(u.score, 2)]
                 + [None if u.rates[k.name].value is None else round(u.rates[k.name].value or 0, 4) for k in kpi.KPIS]
                 + [n for k in kpi.KPIS for n in (u.rates[k.name].numerator, u.rates[k.name].denominator)]
+                + [u.exempted_orders]
                 for u in data.kpis
-            ],
+            ]
+            # the district's total last, under the column (a street's count includes its communities')
+            + [[lab["exempted_total"]] + [None] * (2 + 3 * len(kpi.KPIS)) + [data.exempted_orders]],
             {2: SCORE, **{3 + i: PERCENT for i in range(len(kpi.KPIS))}},
         ),
         (

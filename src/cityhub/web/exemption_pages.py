@@ -41,6 +41,9 @@ class Panel:
     measures: list[str] = field(default_factory=list)  # what the reader's unit may ask to have left out now
     waiting: bool = False  # the reader's unit has a request waiting
     may_decide: bool = False
+    # The unit the form asks for when it is not the reader's own: a street's staff asking for a community of theirs
+    # that holds the order's facts (``exemptions.units_asked_for``); (id, name).
+    for_unit: tuple[int, str] | None = None
 
 
 def order_panel(db: Session, order: Order, principal: Principal) -> Panel | None:
@@ -54,9 +57,16 @@ def order_panel(db: Session, order: Order, principal: Principal) -> Panel | None
     rows = db.scalars(exemptions.query(order_id=order.id, unit_ids=seen)).all()
     panel = Panel(requests=exemptions.as_dicts(db, rows), may_decide=decides)
     if asks and principal.unit_id is not None:
-        panel.waiting = any(r.unit_id == principal.unit_id and r.state == exemptions.PENDING for r in rows)
-        if not panel.waiting:
-            panel.measures = exemptions.measures_open(db, order_id=order.id, unit_id=principal.unit_id)
+        # The reader's own unit first; else, for a street's staff, a community of theirs holding the order's facts.
+        units = exemptions.units_asked_for(db, principal.actor)
+        waiting = {r.unit_id for r in rows if r.unit_id in units and r.state == exemptions.PENDING}
+        panel.waiting = bool(waiting)
+        open_ = exemptions.open_by_unit(db, order_id=order.id, unit_ids=units - waiting)
+        chosen = principal.unit_id if principal.unit_id in open_ else min(open_, default=None)
+        if chosen is not None:
+            panel.measures = open_[chosen]
+            if chosen != principal.unit_id:
+                panel.for_unit = (chosen, db.scalar(select(Unit.name).where(Unit.id == chosen)) or str(chosen))
     if not panel.requests and not panel.measures and not panel.waiting:
         return None
     return panel
@@ -89,6 +99,7 @@ def order_request(order_id: int, request: Request, db: DbSession, form: FormBody
             reason_category=form.get("reason_category"),
             reason_text=form.text("reason_text"),
             actor=principal.actor,
+            unit_id=forms.whole_number(form.get("unit_id")),  # a street's staff asking for one of its communities
         )
         db.flush()
     except CityhubError as exc:
@@ -110,22 +121,29 @@ def order_request(order_id: int, request: Request, db: DbSession, form: FormBody
 
 @router.post("/exemptions/{exemption_id}/decide", response_class=HTMLResponse)
 def decide(exemption_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
-    """批准 / 驳回 a request, from the list or the order page; back where it was decided, saying what came of it."""
+    """批准 / 驳回 a request, or 撤销核减 an approved one, from the list or the order page; back where it was decided,
+    saying what came of it."""
     principal = support.require_user(request, db, permissions.EXEMPTION_DECIDE, form=form)
     t = support.translator(request)
     back = support.safe_next(form.get("next"), "/exemptions")
     choice = form.get("decision")
-    if choice not in ("approve", "reject"):
+    if choice not in ("approve", "reject", "revoke"):
         raise PageError(422, "err.validation")
     try:
-        row = exemptions.decide(
-            db,
-            exemption_id=exemption_id,
-            approve=choice == "approve",
-            reason=form.text("reason"),
-            actor=principal.actor,
-            units=exemptions.units_seen(db, principal),
-        )
+        units = exemptions.units_seen(db, principal)
+        if choice == "revoke":  # 撤销核减: an approval taken back
+            row = exemptions.revoke(
+                db, exemption_id=exemption_id, reason=form.text("reason"), actor=principal.actor, units=units
+            )
+        else:
+            row = exemptions.decide(
+                db,
+                exemption_id=exemption_id,
+                approve=choice == "approve",
+                reason=form.text("reason"),
+                actor=principal.actor,
+                units=units,
+            )
         db.flush()
     except NotFound:
         raise PageError(404, "err.not_found") from None

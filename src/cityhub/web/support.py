@@ -269,6 +269,8 @@ def current_url(request: Request) -> str:
 class NavItem:
     key: str
     href: str
+    # What waits there for the reader (核减审核's pending requests), up to the tabs' cap (99+); None: no count shown.
+    count: int | None = None
 
     @property
     def page(self) -> str:
@@ -370,8 +372,9 @@ def quick_views(principal: Principal) -> list[NavItem]:
     ]
 
 
-def navigation(principal: Principal | None) -> list[NavItem]:
-    """The menu of the signed-in user's role: only pages the role can use."""
+def navigation(principal: Principal | None, db: Session | None = None) -> list[NavItem]:
+    """The menu of the signed-in user's role: only pages the role can use. With ``db``, 核减审核 says how many requests
+    of the reader's scope wait for a decision (:func:`pending_exemptions`)."""
     if principal is None:
         return []
     role = principal.role
@@ -392,7 +395,7 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.reviews", "/reviews"))
     if permissions.allows(role, permissions.EXEMPTION_DECIDE):
         # 核减审核: the units' requests that an order not count against them in the assessment, to decide.
-        items.append(NavItem("nav.exemptions", "/exemptions?state=pending"))
+        items.append(NavItem("nav.exemptions", "/exemptions?state=pending", pending_exemptions(db, principal)))
     if permissions.allows(role, permissions.ALARMS_READ):
         items.append(NavItem("nav.monitoring", "/monitoring"))
     if permissions.allows(role, permissions.KB_MANAGE):
@@ -408,6 +411,30 @@ def navigation(principal: Principal | None) -> list[NavItem]:
     elif role == Role.SUPERVISOR:
         items.append(NavItem("nav.sla", "/sla"))
     return items
+
+
+def nav_count_cap() -> int:
+    """The menu counts as the order list's tabs count (:data:`cityhub.web.routes.VIEW_COUNT_CAP`: 99+)."""
+    from cityhub.web.routes import VIEW_COUNT_CAP
+
+    return VIEW_COUNT_CAP
+
+
+def pending_exemptions(db: Session | None, principal: Principal) -> int | None:
+    """The exemption requests of the units of ``principal``'s scope waiting for a decision, counted up to the cap
+    (one query reading at most that many rows; a supervisor's scope, the district, needs none); None without ``db``
+    or when the page's transaction can no longer read (an error page after a failed write)."""
+    if db is None:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cityhub.analytics import exemptions
+
+    try:
+        seen = exemptions.units_seen(db, principal)
+        return exemptions.count(db, state=exemptions.PENDING, unit_ids=seen, cap=nav_count_cap())
+    except SQLAlchemyError:
+        return None
 
 
 def admin_pages(principal: Principal) -> list[NavItem]:
@@ -486,7 +513,8 @@ def render(
         themes=theme.THEMES,
         current_url=current_url(request),
         user=principal,
-        nav=navigation(principal),
+        nav=navigation(principal, getattr(request.state, "db", None)),
+        nav_count_cap=nav_count_cap(),
         csrf_token=principal.csrf_token if principal else None,
         vendor=vendor.available(),
         version=__version__,

@@ -313,7 +313,7 @@ EVENT_TEXTS = ("text", "answer", "content", "title")
 # order (:data:`MERGED_IN`: that appeal is not this citizen's business), and the assessment's exemptions.
 # The assessment's exemption requests and decisions (考核核减, :mod:`cityhub.analytics.exemptions`): between a unit and
 # its supervisors, entries of the trail beside the order's steps.
-EXEMPTION_EVENTS = ("exemption_request", "exemption_approve", "exemption_reject")
+EXEMPTION_EVENTS = ("exemption_request", "exemption_approve", "exemption_reject", "exemption_revoke")
 INTERNAL_EVENTS = frozenset(
     {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue"}
     | {"sla_accept_overdue", "sla_recompute", MERGED_IN, *EXEMPTION_EVENTS}
