@@ -598,6 +598,7 @@ def test_the_silence_rule_the_product_made_is_named_in_the_readers_language(worl
     titles = {f["properties"]["title"] for f in layer}
     assert "稻香隧道积水点 · Sensor silent" in titles and not any("监测点离线" in title for title in titles)
 
+
 def test_a_sensors_order_once_replied_is_closed_by_a_supervisor_without_a_callback_or_reason(
     world: dict[str, Any],
 ) -> None:
@@ -628,3 +629,17 @@ def test_a_sensors_order_once_replied_is_closed_by_a_supervisor_without_a_callba
     with session_scope() as s:
         closed = s.get(Order, order_id)
         assert closed is not None and closed.state == "closed_resolved"
+
+
+def test_a_sensor_no_unit_answers_for_is_marked_on_the_list_and_its_page(world: dict[str, Any]) -> None:
+    with session_scope() as s:
+        service.create_sensor(
+            s, data=SensorCreate(code="WL-LOST", name="无主积水点", kind="waterlogging", metrics={"depth": "cm"})
+        )
+    admin = login("mw-adm")
+    listed = admin.get("/monitoring").text
+    row = listed.split('data-code="WL-LOST"')[1].split("</tr>")[0]
+    assert 'data-testid="unplaced"' in row and "未确定所属单位" in row
+    assert 'data-testid="unplaced"' not in listed.split('data-code="WL-N"')[1].split("</tr>")[0]
+    page = admin.get("/monitoring/sensors/WL-LOST").text
+    assert "未确定所属单位" in page and "unit_code" in page
