@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 
 from cityhub.demo.sensors import RULES, SENSORS, seed_sensors
 from cityhub.monitoring import service
-from cityhub.monitoring.models import Alarm, Reading, Sensor
+from cityhub.monitoring.models import Alarm, AlarmRule, Reading, Sensor
+from cityhub.monitoring.rules import DETECTIONS
 from cityhub.org.service import seed_baiyun
 from cityhub.workorders.categories import seed_default_taxonomy
 from cityhub.workorders.models import Channel, Order
@@ -55,6 +56,10 @@ def test_the_demo_storm_raises_deduplicated_alarms_that_open_orders_once(db_sess
     assert ("BY-CAM-003", "garbage_exposed", True, "active") in seen
     assert ("BY-CAM-004", "illegal_parking", True, "cleared") in seen
     assert any(x[1] == "helmetless_ebike" for x in seen) and not any(x[1] == "helmetless_ebike" and x[2] for x in seen)
+    # Every kind of detection has its rule: the four stored and raising nothing before raise one order each now.
+    assert {r.metric for r in db_session.scalars(select(AlarmRule)) if r.sensor_kind == "video_ai"} == set(DETECTIONS)
+    for metric in ("materials_stacked", "out_of_store", "road_waterlogging", "bike_disorder"):
+        assert [x[2] for x in seen if x[1] == metric] == [True], metric
     heap = next(o for o in orders.values() if o.title == "【视频AI识别】石井大道城中村入口 AI 摄像头：暴露垃圾")
     assert "置信度" in heap.content and heap.category_id is not None
     assert all(orders[a.order_id].category_id is not None for a in with_orders)

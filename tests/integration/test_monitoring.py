@@ -113,6 +113,79 @@ def test_a_sensor_is_placed_and_answered_for_by_its_community(db_session: Sessio
         _sensor(db_session, "WL-003", unit_code="NOPE")
 
 
+def _flapping(session: Session, start: datetime, n: int, one_by_one: bool) -> None:
+    """``n`` readings alternating 30, 15 around a limit of 20, a minute apart: one request each, or one for all."""
+    values = [30.0 if i % 2 == 0 else 15.0 for i in range(n)]
+    items = _series("WL-001", values, start=start, step_min=1)
+    for batch in [[item] for item in items] if one_by_one else [items]:
+        service.ingest(session, items=batch)
+        session.commit()
+
+
+@pytest.mark.parametrize("one_by_one", [True, False], ids=["one-by-one", "one-batch"])
+def test_a_value_flapping_around_its_limit_is_one_alarm_reopened_not_ten(
+    db_session: Session, units: dict[str, int], one_by_one: bool
+) -> None:
+    """20 readings alternating around a limit with no clear threshold raised 10 alarms, wrote 19 comments on the one
+    order and sent 10 alarm and 10 alarm_cleared messages. A crossing within CITYHUB_SENSOR_REARM_MINUTES of the
+    alarm being cleared by the readings reopens it: one alarm, its reopenings and last crossing on it, two comments
+    on the order at most, the ``alarm`` subscribers hearing ``alarm_reopened`` of the same alarm, never a new one."""
+    from cityhub.notify import service as notify
+    from cityhub.notify.models import OutboxMessage, Topic
+
+    notify.add_subscription(db_session, target="http://127.0.0.1:9/all", topics=["alarm", "alarm_cleared"])
+    _sensor(db_session)
+    _rule(db_session, duration_s=0, clear_threshold=None)
+    db_session.commit()
+    _flapping(db_session, T0, 20, one_by_one)
+
+    (alarm,) = _alarms(db_session)
+    assert alarm.state == AlarmState.CLEARED and alarm.clear_value == 15  # the last reading recovered
+    assert alarm.count == 10 and alarm.last_value == 30 and alarm.last_at == T0 + timedelta(minutes=18)
+    view = service.describe_alarm(db_session, alarm)
+    assert view["reopened"] == 9
+    listed, _ = service.list_alarms(db_session)
+    assert [a["reopened"] for a in listed] == [9]
+    assert db_session.scalar(select(func.count()).select_from(Order)) == 1
+    comments = [e for e in orders.history(db_session, order_id=alarm.order_id or 0) if e.action == "comment"]
+    texts = [(e.payload or {}).get("text", "") for e in comments]
+    assert len(texts) <= 2 and texts[0].startswith(f"alarm #{alarm.id} cleared at ")
+    if one_by_one:
+        assert "crossed the limit again" in texts[1] and "further crossings are counted on the alarm" in texts[1]
+        assert explain(ZH, texts[1]).startswith(f"监测报警 #{alarm.id} 在解除 1 分钟后再次越限")
+    messages = list(db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    assert {(m.payload or {})["alarm_id"] for m in messages} == {alarm.id}
+    said = [(m.topic, (m.payload or {})["action"]) for m in messages]
+    assert said.count((Topic.ALARM, "alarm_raised")) == 1
+    # Heard one by one, each reopening is said (the same alarm); in one batch, only where it ended.
+    assert said.count((Topic.ALARM, "alarm_reopened")) == (9 if one_by_one else 0)
+    assert said.count((Topic.ALARM_CLEARED, "alarm_cleared")) == (10 if one_by_one else 1)
+    assert (messages[-1].payload or {})["reopened"] == 9
+
+
+def test_a_clear_by_a_person_or_long_ago_is_final_the_next_crossing_a_new_alarm(
+    db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sensor(db_session)
+    _rule(db_session, duration_s=0, clear_threshold=None)
+    db_session.commit()
+    _flapping(db_session, T0, 1, True)
+    (first,) = _alarms(db_session)
+    service.clear(db_session, alarm_id=first.id, actor=PERSON, note="已排水")
+    db_session.commit()
+    _flapping(db_session, T0 + timedelta(minutes=1), 3, False)  # 30 (disarmed), 15 (recovered), 30: raised anew
+    assert [a.id == first.id for a in _alarms(db_session)] == [True, False]
+    # Cleared by the readings, crossed again past the re-arm window (30 minutes by default): a new alarm too.
+    _flapping(db_session, T0 + timedelta(minutes=5), 2, False)  # 30 (repeat), 15: cleared
+    _flapping(db_session, T0 + timedelta(minutes=37), 1, False)
+    assert len(_alarms(db_session)) == 3
+    monkeypatch.setenv("CITYHUB_SENSOR_REARM_MINUTES", "60")  # a longer window: 52 minutes later, reopened
+    service.ingest(db_session, items=_series("WL-001", [15, 30], start=T0 + timedelta(minutes=38), step_min=52))
+    db_session.commit()
+    alarms = _alarms(db_session)
+    assert len(alarms) == 3 and alarms[-1].state == AlarmState.ACTIVE and alarms[-1].count == 2
+
+
 def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     db_session: Session, units: dict[str, int]
 ) -> None:
@@ -155,8 +228,8 @@ def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     said = (trail[-1].payload or {}).get("text", "")
     assert trail[-1].action == "comment" and said.startswith(f"alarm #{alarm.id} cleared at ")
     # Written in a fixed form, read in the reader's language on the order's page.
-    assert re.fullmatch(rf"监测报警 #{alarm.id} 已解除：系统（监测值已恢复），[\d: -]+，当前值 8", explain(ZH, said))
-    assert explain(EN, said).endswith(": readings back within the limit, now 8")
+    assert re.fullmatch(rf"监测报警 #{alarm.id} 已解除：系统（监测值已恢复），[\d: -]+，当前值 8cm", explain(ZH, said))
+    assert explain(EN, said).endswith(": readings back within the limit, now 8cm")  # with its measurement unit
     actions = list(db_session.scalars(select(AlarmEvent.action).where(AlarmEvent.alarm_id == alarm.id)))
     assert actions == ["raised", "order_opened", "cleared"]
 
@@ -470,9 +543,11 @@ def test_concurrent_batches_for_the_same_sensor_raise_one_alarm(app_db: str) -> 
 
 
 def test_a_raised_alarm_is_notified_through_the_outbox_to_its_units_subscribers(
-    db_session: Session, units: dict[str, int]
+    db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import json
+
+    monkeypatch.setenv("CITYHUB_SENSOR_REARM_MINUTES", "0")  # the second crossing is a new alarm, not a reopening
 
     from cityhub.notify import service as notify
     from cityhub.notify.models import OutboxMessage, Topic
@@ -497,7 +572,7 @@ def test_a_raised_alarm_is_notified_through_the_outbox_to_its_units_subscribers(
 
 
 def test_a_cleared_alarm_is_notified_to_the_subscribers_of_alarm_cleared_with_its_order(
-    db_session: Session, units: dict[str, int]
+    db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The integrator's platform heard an alarm raised and its order dispatched, replied, closed — but never that the
     alarm itself was over: the water went down, the duty officer cleared it, and its screen kept it red. A
@@ -505,6 +580,8 @@ def test_a_cleared_alarm_is_notified_to_the_subscribers_of_alarm_cleared_with_it
     that recovered) or by a person (their name and note) — with the alarm's keys and its order; the ``alarm``
     subscribers hear the raises as before, nothing more."""
     import json
+
+    monkeypatch.setenv("CITYHUB_SENSOR_REARM_MINUTES", "0")  # the second crossing is a new alarm, not a reopening
 
     from cityhub.notify import service as notify
     from cityhub.notify.models import OutboxMessage, Topic

@@ -168,6 +168,7 @@ def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_h
         "alarms_repeated": 1,
         "alarms_cleared": 0,
         "orders_opened": 1,
+        "alarms_reopened": 0,
     }
     # Sent again (a device retrying): nothing new.
     again = env.call("POST", "/sensors/WL-API-1/readings", "key", json=body).json()
@@ -473,3 +474,17 @@ def test_the_times_inside_a_sensors_latest_readings_and_an_alarms_trail_are_in_u
     assert raised["payload"]["since"] == sent[0].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), raised
     texts = json.dumps([sensor, trail])
     assert "+08:00" not in texts and "+00:00" not in texts
+
+
+def test_a_sensor_placed_in_no_unit_is_told_so_at_registration(env: Env) -> None:
+    """A sensor whose position and address lie in no unit got unit_id null silently, and its orders waited for a
+    dispatcher; its registration's answer now says so (``placed``, ``warnings``), until a unit is given."""
+    lost = env.call("POST", "/sensors", json=SENSOR | {"code": "WL-LOST", "lat": 23.5, "lng": 113.5, "address": None})
+    assert lost.status_code == 201, lost.text
+    body = lost.json()
+    assert body["unit_id"] is None and body["placed"] is False
+    assert len(body["warnings"]) == 1 and "unit_code" in body["warnings"][0]
+    placed = env.call("POST", "/sensors", json=SENSOR).json()
+    assert placed["placed"] is True and placed["warnings"] == []
+    fixed = env.call("PATCH", "/sensors/WL-LOST", json={"unit_code": "MA-S2"}).json()
+    assert fixed["placed"] is True and fixed["warnings"] == []

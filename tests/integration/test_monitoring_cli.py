@@ -274,3 +274,18 @@ def test_the_sensor_list_keeps_the_sensors_in_one_status_silent_ones_among_them(
     code, out, err = cli_run("sensors", "list", "--status", "offline")
     assert code == 1 and out == ""
     assert "--status: 'offline' is not one of active, normal, alarming, silent, retired, all" in err
+
+
+def test_a_sensors_file_says_which_sensors_no_unit_answers_for(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    path = tmp_path / "sensors.csv"
+    path.write_text(
+        "code,name,kind,metrics,lat,lng,address,unit_code\n"
+        "WL-1,桂花路隧道,waterlogging,depth:cm,23.05,113.05,,\n"
+        "WL-9,城外,waterlogging,depth:cm,23.5,113.5,,\n",
+        encoding="utf-8",
+    )
+    code, out, err = cli_run("sensors", "import", str(path))
+    assert code == 0 and "2 sensors created" in out
+    assert "WL-9: not placed:" in err and "give unit_code" in err and "WL-1" not in err

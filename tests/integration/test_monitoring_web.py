@@ -597,3 +597,49 @@ def test_the_silence_rule_the_product_made_is_named_in_the_readers_language(worl
     layer = adm.get("/api/v1/map/layers/alarms").json()["features"]
     titles = {f["properties"]["title"] for f in layer}
     assert "稻香隧道积水点 · Sensor silent" in titles and not any("监测点离线" in title for title in titles)
+
+
+def test_a_sensors_order_once_replied_is_closed_by_a_supervisor_without_a_callback_or_reason(
+    world: dict[str, Any],
+) -> None:
+    """A sensor's order has no citizen to call back: its 办结 asked for 是否解决 and 理由 as if a callback were
+    skipped. Replied, a supervisor closes it as it is (resolved); the page's form asks for nothing."""
+    from web_helpers import act_on
+
+    with session_scope() as s:
+        order = s.query(Order).filter(Order.title.contains("稻香隧道积水点")).one()
+        order_id = order.id
+        for action, params in [("accept", {}), ("reply", {"text": "已到场排水，积水已消退。"})]:
+            orders.act(s, order_id=order_id, action=action, params=params)
+        s.add(
+            User(
+                username="mw-sup",
+                full_name="mw-sup",
+                role=Role.SUPERVISOR,
+                unit_id=s.query(Unit).filter(Unit.code == "MW-QU").one().id,
+                password_hash=passwords.hash_password(PASSWORD),
+            )
+        )
+    sup = login("mw-sup")
+    page = sup.get(f"/orders/{order_id}").text
+    form = page.split(f'action="/orders/{order_id}/act/close"')[1].split("</form>")[0]
+    assert " required" not in form  # neither 是否解决 nor 理由
+    done = act_on(sup, order_id, "close")
+    assert done.status_code == 303, done.text
+    with session_scope() as s:
+        closed = s.get(Order, order_id)
+        assert closed is not None and closed.state == "closed_resolved"
+
+
+def test_a_sensor_no_unit_answers_for_is_marked_on_the_list_and_its_page(world: dict[str, Any]) -> None:
+    with session_scope() as s:
+        service.create_sensor(
+            s, data=SensorCreate(code="WL-LOST", name="无主积水点", kind="waterlogging", metrics={"depth": "cm"})
+        )
+    admin = login("mw-adm")
+    listed = admin.get("/monitoring").text
+    row = listed.split('data-code="WL-LOST"')[1].split("</tr>")[0]
+    assert 'data-testid="unplaced"' in row and "未确定所属单位" in row
+    assert 'data-testid="unplaced"' not in listed.split('data-code="WL-N"')[1].split("</tr>")[0]
+    page = admin.get("/monitoring/sensors/WL-LOST").text
+    assert "未确定所属单位" in page and "unit_code" in page

@@ -739,6 +739,17 @@ def test_required_params_are_what_the_table_refuses_without() -> None:
     assert required_params(_held(S.IN_PROGRESS), A.URGE) == ("reason",)
 
 
+def test_an_order_with_no_citizen_is_closed_from_replied_without_a_callback_or_reason() -> None:
+    """A sensor's or camera's order has nobody to call back: 办结 from 已答复 asks for nothing, resolved unless said
+    otherwise; an order with a citizen still needs both."""
+    machine = _held(S.REPLIED, no_citizen=True)
+    assert required_params(machine, A.CLOSE) == ()
+    assert apply(machine, A.CLOSE).to_state == S.CLOSED_RESOLVED
+    assert apply(machine, A.CLOSE, {"resolved": False}).to_state == S.CLOSED_UNRESOLVED
+    assert A.CLOSE in allowed_actions(machine)
+    _assert_rejected(_held(S.REPLIED), A.CLOSE, {}, "needs a reason")
+
+
 @pytest.mark.parametrize("state", sorted(_HANDLING), ids=lambda s: s.value)
 def test_leader_assignment_naming_no_unit_needs_an_instruction(state: State) -> None:
     """交办 naming no unit leaves the order with its unit: without an instruction (交办意见) it would record nothing."""

@@ -302,7 +302,7 @@ CAMERAS = [
         "BY-CAM-004",
         "同和路公交站 AI 摄像头",
         "video_ai",
-        {"illegal_parking": "", "helmetless_ebike": ""},
+        {"illegal_parking": "", "helmetless_ebike": "", "road_waterlogging": ""},
         "440111009",
         "同和路公交站",
         23.196,
@@ -428,6 +428,51 @@ RULES = [
         threshold=0.8,
         clear_threshold=0.3,
         duration_s=600,
+        severity="warning",
+        category="城乡建设/城市建设和市政管理/城管执法",
+    ),
+    dict(
+        name="乱堆物料持续 30 分钟",
+        sensor_kind="video_ai",
+        metric="materials_stacked",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+        duration_s=1800,  # a delivery unloaded for a few minutes is no pile
+        severity="warning",
+        category="城乡建设/城市建设和市政管理/城管执法",
+    ),
+    dict(
+        name="出店经营持续 10 分钟",
+        sensor_kind="video_ai",
+        metric="out_of_store",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+        duration_s=600,
+        severity="warning",
+        category="城乡建设/城市建设和市政管理/城管执法",
+    ),
+    dict(
+        name="道路积水（视频识别）",
+        sensor_kind="video_ai",
+        metric="road_waterlogging",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+        duration_s=600,
+        severity="warning",
+        urgency="urgent",  # as a depth probe's flooding: traffic and people are at risk now
+        category="城乡建设/城市建设和市政管理/基础设施",
+    ),
+    dict(
+        name="非机动车乱停放 15 分钟",
+        sensor_kind="video_ai",
+        metric="bike_disorder",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+        duration_s=900,
         severity="warning",
         category="城乡建设/城市建设和市政管理/城管执法",
     ),
@@ -560,8 +605,14 @@ def _traffic(code: str, at: datetime) -> float:
 def _detection(code: str, metric: str, hours: float, local_hour: float, rng: random.Random) -> float:
     """A camera's confidence that it sees ``metric`` ``hours`` after the first reading: vendors at the market
     junction every evening, a garbage heap at the urban-village gate from hour 50 (still there at the end), a car
-    parked at the bus stop for half an hour, riders without helmets flashing past; otherwise a clear scene."""
+    parked at the bus stop for half an hour, riders without helmets flashing past, building materials piled at the
+    urban-village gate for a few hours on the first day, shops selling on the pavement of the commercial street and,
+    another day, its bicycles heaped, two hours each (by the hours from the start, not the clock: one episode each
+    whatever the hour the demo is seeded), water over the road at the bus stop in the storm; otherwise a clear
+    scene. The road's water is drawn apart (the metric was added later: the others' draws stay as they were)."""
     seen = 0.0
+    if metric == "road_waterlogging":
+        rng = random.Random(f"{code}/{metric}/{hours}")
     if metric == "street_vending" and code == "BY-CAM-001" and 18.5 <= local_hour < 20.5:
         seen = 0.88
     elif metric == "garbage_exposed" and code == "BY-CAM-003" and hours >= 50:
@@ -570,6 +621,14 @@ def _detection(code: str, metric: str, hours: float, local_hour: float, rng: ran
         seen = 0.92
     elif metric == "helmetless_ebike" and rng.random() < 0.01:
         seen = 0.95
+    elif metric == "materials_stacked" and code == "BY-CAM-003" and 20 <= hours < 26:
+        seen = 0.86
+    elif metric == "out_of_store" and code == "BY-CAM-002" and 10 <= hours < 12:
+        seen = 0.89
+    elif metric == "bike_disorder" and code == "BY-CAM-002" and 60 <= hours < 62:
+        seen = 0.87
+    elif metric == "road_waterlogging" and code == "BY-CAM-004" and 38.5 <= hours < 41:
+        seen = 0.91
     return round(min(1.0, max(0.0, seen + rng.gauss(0, 0.03))) if seen else max(0.0, rng.gauss(0, 0.03)), 2)
 
 

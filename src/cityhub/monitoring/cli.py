@@ -91,6 +91,9 @@ def import_command(
     summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
         f"{len(report.rejected)} rejected"
     )
+    if report.unplaced:
+        shown = ", ".join(report.unplaced[:SHOWN]) + (", …" if len(report.unplaced) > SHOWN else "")
+        typer.echo(f"{shown}: {service.UNPLACED}", err=True)
     _finish(report, path, summary, taken=report.created + report.updated)
 
 

@@ -178,6 +178,14 @@ class SensorRead(BaseModel):
         None, description="when it became silent (its last reading, or registration, plus its time); null unless silent"
     )
     created_at: datetime
+    placed: bool = Field(
+        True,
+        description="false: no responsible unit (unit_id null) — its position and address lie in no community or "
+        "street and no unit_code was given; its alarms' orders wait for a dispatcher",
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="what the sensor lacks and how to mend it (an unplaced sensor's)"
+    )
 
     @field_serializer("latest", when_used="json")
     def _latest_times(self, latest: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -339,6 +347,11 @@ class IngestResult(BaseModel):
     alarms_repeated: int
     alarms_cleared: int
     orders_opened: int
+    alarms_reopened: int = Field(
+        0,
+        description="alarms cleared automatically shortly before (CITYHUB_SENSOR_REARM_MINUTES) that these readings "
+        "crossed again: reopened, not raised anew (not counted in alarms_raised)",
+    )
 
 
 class AlarmRead(BaseModel):
@@ -386,6 +399,11 @@ class AlarmRead(BaseModel):
     current_at: datetime | None = Field(None, description="when current_value was measured")
     order_state: str | None = Field(None, description="the state of its order now (received, dispatched, …)")
     order_lead_unit_name: str | None = Field(None, description="the unit handling its order now (承办单位)")
+    reopened: int = Field(
+        0,
+        description="times it was reopened: crossed again within CITYHUB_SENSOR_REARM_MINUTES of being cleared "
+        "automatically (last_at, last_value: the latest crossing)",
+    )
 
 
 class AlarmPage(BaseModel):

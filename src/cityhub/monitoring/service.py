@@ -132,6 +132,13 @@ def _place_sensor(session: Session, sensor: Sensor, unit_code: str | None) -> No
         sensor.unit_id = sensor.community_id or sensor.street_id
 
 
+# What an unplaced sensor is told (the API's ``warnings``, the CLI's import): no unit answers for it.
+UNPLACED = (
+    "not placed: its position and address lie in no community or street and no unit_code was given, so no unit "
+    "answers for it and its alarms' orders wait for a dispatcher; give unit_code, or correct lat/lng or address"
+)
+
+
 def get_sensor(session: Session, *, code: str) -> Sensor | None:
     """Return the sensor with this code."""
     return session.scalars(select(Sensor).where(Sensor.code == code)).one_or_none()
@@ -575,7 +582,11 @@ class _Tally:
     repeated: int = 0
     cleared: int = 0
     orders: int = 0
+    reopened: int = 0
     alarms: list[Alarm] = field(default_factory=list)
+    # Alarms cleared automatically by this batch, told (their order, the alarm_cleared notification) once it is
+    # evaluated: one the same batch reopens was never cleared as far as anyone outside can tell.
+    untold: dict[int, Alarm] = field(default_factory=dict)
 
 
 def _parse_time(raw: Any) -> datetime:
@@ -769,6 +780,7 @@ def ingest(
         alarms_repeated=tally.repeated,
         alarms_cleared=tally.cleared,
         orders_opened=tally.orders,
+        alarms_reopened=tally.reopened,
     )
 
 
@@ -906,6 +918,8 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
             if rule_id in silence and _quiet(sensor, default, now)[1] is None:
                 _resume(session, alarm, sensor, now)
                 tally.cleared += 1
+    for alarm in tally.untold.values():
+        _tell_cleared(session, alarm, actor=orders.SYSTEM, note=READINGS_BACK)
     if changed:
         session.execute(update(RuleState), changed)  # by primary key (sensor_id, rule_id), executemany
     if added:
@@ -974,6 +988,11 @@ def _apply(
     raising reading's link (a camera's snapshot), kept by the alarm and carried by its order."""
     value, at = transition.value, transition.at
     if transition.change == Change.RAISE:
+        wanted = open_orders and opens_order(rule)
+        cleared = _recently_cleared(session, sensor, rule, at=at, wanted=wanted)
+        if cleared is not None:
+            _reopen(session, cleared, sensor, rule, transition, tally)
+            return cleared
         alarm = Alarm(
             sensor_id=sensor.id,
             rule_id=rule.id,
@@ -998,7 +1017,6 @@ def _apply(
         tally.raised += 1
         # The sensor's earlier alarm of this metric still has its order open (the same problem being handled): the
         # alarm joins it; else it opens its own.
-        wanted = open_orders and opens_order(rule)
         if wanted and _join_open_order(session, alarm=alarm, sensor=sensor) is None:
             tally.orders += open_order(session, alarm=alarm, sensor=sensor, rule=rule) is not None
         _notify_raised(session, alarm, sensor, rule)
@@ -1011,9 +1029,112 @@ def _apply(
         alarm.peak_value = _worse(alarm.comparison, alarm.peak_value, value)
         tally.repeated += 1
         return alarm
-    _close(session, alarm, actor=orders.SYSTEM, at=at, value=value, note="readings back within the limit")
+    _close(session, alarm, actor=orders.SYSTEM, at=at, value=value, note=READINGS_BACK, tell=False)
+    tally.untold[alarm.id] = alarm
     tally.cleared += 1
     return None
+
+
+READINGS_BACK = "readings back within the limit"
+
+
+def _recently_cleared(session: Session, sensor: Sensor, rule: AlarmRule, *, at: datetime, wanted: bool) -> Alarm | None:
+    """The alarm of ``sensor`` and ``rule`` that a crossing at ``at`` reopens instead of raising a new one: the latest,
+    if the readings cleared it (not a person, a retirement or the rule's deactivation: those are final) at most
+    ``CITYHUB_SENSOR_REARM_MINUTES`` before, the sensor not put back in service since, and its order — when it has
+    one, or should — still being handled (an answered order's problem back is a new alarm and a new order)."""
+    from cityhub.workorders.lifecycle import OPEN_STATES
+
+    minutes = get_monitoring_settings().sensor_rearm_minutes
+    if minutes <= 0:
+        return None
+    alarm = session.scalars(
+        select(Alarm).where(Alarm.sensor_id == sensor.id, Alarm.rule_id == rule.id).order_by(Alarm.id.desc()).limit(1)
+    ).first()
+    if alarm is None or alarm.open_key is not None or alarm.cleared_at is None:
+        return None
+    automatic = alarm.cleared_by == orders.SYSTEM.name and alarm.clear_value is not None
+    if not automatic or at - alarm.cleared_at > timedelta(minutes=minutes):
+        return None
+    if sensor.in_service_since is not None and sensor.in_service_since > alarm.cleared_at:
+        return None
+    if alarm.order_id is None:
+        return None if wanted else alarm
+    order = session.get(Order, alarm.order_id)
+    return alarm if order is not None and order.state in OPEN_STATES else None
+
+
+def _order_told_of_reopening(session: Session, alarm_id: int) -> bool:
+    """Whether the alarm's order has heard that it was reopened (:func:`_reopen`): then its further automatic clears
+    and reopenings are counted on the alarm, not written on the order."""
+    rows = session.scalars(
+        select(AlarmEvent.payload).where(AlarmEvent.alarm_id == alarm_id, AlarmEvent.action == "reopened")
+    )
+    return any((payload or {}).get("told") for payload in rows)
+
+
+def reopened_count(session: Session, alarm_id: int) -> int:
+    """How many times the alarm has been reopened (its ``reopened`` events)."""
+    return session.scalar(_reopened_count(alarm_id)) or 0
+
+
+def _reopened_count(alarm_id: Any) -> Select[Any]:
+    return select(func.count()).where(AlarmEvent.alarm_id == alarm_id, AlarmEvent.action == "reopened")
+
+
+def _reopen(
+    session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule, transition: Transition, tally: _Tally
+) -> None:
+    """Open ``alarm`` again at ``transition``'s crossing: active again (acknowledged if a person had acknowledged
+    it), counted, its last and worst values moved on, a ``reopened`` event. Cleared earlier in the same batch, nothing
+    was told of the clear and nothing is told of this; else the ``alarm`` topic hears ``alarm_reopened`` (the same
+    alarm id, ``reopened`` its times) and, the first time it hears of one, its order's trail a comment saying further
+    crossings are counted on the alarm — a value flapping around its limit writes two lines there (the first clear,
+    the first reopening), not two per flap."""
+    value, at = transition.value, transition.at
+    cleared_at, times = alarm.cleared_at, reopened_count(session, alarm.id) + 1
+    alarm.state = (AlarmState.ACKNOWLEDGED if alarm.acknowledged_at else AlarmState.ACTIVE).value
+    alarm.open_key = f"{sensor.id}:{rule.id}"
+    alarm.cleared_at = alarm.cleared_by = alarm.clear_value = None
+    alarm.count += 1
+    alarm.last_value, alarm.last_at = value, at
+    alarm.peak_value = _worse(alarm.comparison, alarm.peak_value, value)
+    session.flush()
+    quiet = tally.untold.pop(alarm.id, None) is not None
+    told = not quiet and not _order_told_of_reopening(session, alarm.id)
+    _event(
+        session,
+        alarm,
+        "reopened",
+        actor=orders.SYSTEM,
+        at=at,
+        value=value,
+        since=_iso(transition.since),
+        times=times,
+        told=told,
+    )
+    tally.reopened += 1
+    if quiet:
+        return
+    if told:
+        unit = sensor.metrics.get(alarm.metric, "")
+        text = (
+            f"alarm #{alarm.id} crossed the limit again at {_local(at)}: {alarm.metric} {value:g}{unit}, "
+            f"{_minutes_after(cleared_at, at)} min after it cleared; reopened, no new alarm; "
+            "further crossings are counted on the alarm"
+        )
+        _tell_order(session, alarm, actor=orders.SYSTEM, text=text)
+    payload = _alarm_payload(alarm, sensor, rule, "alarm_reopened") | {
+        "reopened": times,
+        "reopened_at": at.isoformat(),
+        "last_value": value,
+        "count": alarm.count,
+    }
+    _notify(session, alarm, sensor, payload)
+
+
+def _minutes_after(start: datetime | None, end: datetime) -> int:
+    return 0 if start is None else max(0, int((end - start).total_seconds() // 60))
 
 
 def opens_order(rule: AlarmRule) -> bool:
@@ -1066,20 +1187,41 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _close(
-    session: Session, alarm: Alarm, *, actor: orders.Actor, at: datetime, value: float | None, note: str | None
+    session: Session,
+    alarm: Alarm,
+    *,
+    actor: orders.Actor,
+    at: datetime,
+    value: float | None,
+    note: str | None,
+    tell: bool = True,
 ) -> None:
+    """Clear ``alarm``, in its trail; ``tell``: and on its order and to the ``alarm_cleared`` subscriptions now
+    (else the caller does, :func:`_tell_cleared`)."""
     alarm.state = AlarmState.CLEARED.value
     alarm.open_key = None
     alarm.cleared_at, alarm.cleared_by, alarm.clear_value = at, actor.name, value
     # Before any new alarm of the same sensor and rule is inserted: the open key is unique.
     session.flush()
     _event(session, alarm, "cleared", actor=actor, at=at, note=note, value=value)
-    # An automatic clear carries the reading that recovered; a person's (or a tool's, or a retirement's) none.
+    if tell:
+        _tell_cleared(session, alarm, actor=actor, note=note)
+
+
+def _tell_cleared(session: Session, alarm: Alarm, *, actor: orders.Actor, note: str | None) -> None:
+    """A clear on the alarm's order (an automatic one with the reading that recovered and its measurement unit; a
+    person's, a tool's or a retirement's with its note) — but not an automatic clear of an alarm reopened before:
+    its order heard that further crossings are counted on the alarm — and to the ``alarm_cleared`` subscriptions."""
+    at, value = alarm.cleared_at or utcnow(), alarm.clear_value
     if value is not None:
-        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {value:g}"
+        sensor = session.get(Sensor, alarm.sensor_id)
+        unit = sensor.metrics.get(alarm.metric, "") if sensor is not None else ""
+        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {value:g}{unit}"
+        if not _order_told_of_reopening(session, alarm.id):
+            _tell_order(session, alarm, actor=actor, text=text)
     else:
         text = f"alarm #{alarm.id} cleared by {actor.name} at {_local(at)}"
-    _tell_order(session, alarm, actor=actor, text=text, note=note if value is None else None)
+        _tell_order(session, alarm, actor=actor, text=text, note=note)
     _notify_cleared(session, alarm, note=note)
 
 
@@ -1097,6 +1239,7 @@ def _notify_cleared(session: Session, alarm: Alarm, *, note: str | None) -> None
         "peak_value": alarm.peak_value,
         "count": alarm.count,
         "note": note,
+        "reopened": reopened_count(session, alarm.id),
     }
     _notify(session, alarm, sensor, payload, cleared=True)
 
@@ -1337,6 +1480,7 @@ def list_alarms(
             Sensor.latest,
             Order.state,
             lead.name,
+            _reopened_count(Alarm.id).scalar_subquery(),
         )
         .join(Sensor, Sensor.id == Alarm.sensor_id)
         .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
@@ -1387,6 +1531,7 @@ def alarm_view(
     latest: Mapping[str, Any] | None = None,
     order_state: str | None = None,
     order_lead_unit_name: str | None = None,
+    reopened: int = 0,
 ) -> dict[str, Any]:
     """An alarm as the API and the pages show it. Beside the alarm's own figures — ``last_value`` is its last reading
     past the limit, which stays as it was while the readings fall back inside it (but not past the clear threshold)
@@ -1428,6 +1573,7 @@ def alarm_view(
         unit=(metrics or {}).get(alarm.metric) or None,
         order_state=order_state,
         order_lead_unit_name=order_lead_unit_name,
+        reopened=reopened or 0,
     )
     current = (latest or {}).get(alarm.metric)
     known = isinstance(current, dict) and current.get("value") is not None
@@ -1454,6 +1600,7 @@ def describe_alarm(session: Session, alarm: Alarm) -> dict[str, Any]:
         latest=sensor.latest,
         order_state=order.state if order is not None else None,
         order_lead_unit_name=lead.name if lead is not None else None,
+        reopened=reopened_count(session, alarm.id),
     )
 
 
@@ -1906,6 +2053,8 @@ class FileReport:
     updated: int = 0
     rejected: list[RowProblem] = field(default_factory=list)
     ingest: IngestResult | None = None
+    # The codes of the sensors created or updated that no unit answers for.
+    unplaced: list[str] = field(default_factory=list)
 
 
 def parse_metrics(text: str) -> dict[str, str]:
@@ -1991,6 +2140,9 @@ def import_sensors(
             report.rejected.append(RowProblem(number, str(exc.details.get("field", "(row)")), exc.message))
             continue
         seen[code] = number
+        placed = get_sensor(session, code=data.code)
+        if placed is not None and placed.unit_id is None:
+            report.unplaced.append(data.code)
     return report
 
 

@@ -51,6 +51,16 @@ class MonitoringSettings(BaseSettings):
         "when readings resume. A sensor's own silent_after_minutes takes precedence; 0: never (for sensors without "
         "their own). Two hours: two missed reports of an hourly station.",
     )
+    sensor_rearm_minutes: int = Field(
+        30,
+        ge=0,
+        le=7 * 24 * 60,
+        description="A rule crossing again on a sensor within this many minutes of that sensor's alarm of the rule "
+        "being cleared automatically (readings back within the limit) reopens that alarm — its count, last "
+        "crossing and times raised again kept on it, no new alarm, no new order — instead of raising a new one: a "
+        "value flapping around the limit is one alarm. A clear by a person, a retirement or a rule deactivated is "
+        "final; an alarm whose order has been answered is not reopened. 0: never reopen.",
+    )
 
 
 def get_monitoring_settings() -> MonitoringSettings:

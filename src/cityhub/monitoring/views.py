@@ -73,7 +73,12 @@ def _read(db: Any, sensors: list[Any]) -> list[SensorRead]:
     conditions = service.sensor_conditions(db, sensors)
     return [
         SensorRead.model_validate(s).model_copy(
-            update={"status": conditions[s.id].state, "silent_since": conditions[s.id].silent_since}
+            update={
+                "status": conditions[s.id].state,
+                "silent_since": conditions[s.id].silent_since,
+                "placed": s.unit_id is not None,
+                "warnings": [] if s.unit_id is not None else [service.UNPLACED],
+            }
         )
         for s in sensors
     ]

@@ -215,6 +215,13 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         },
     ),
     (re.compile(r"this order is still being handled: no new order"), "why.alarm_order_open", lambda m, n, t: {}),
+    (
+        re.compile(rf"alarm #(\d+) crossed the limit again at ({_AT}): (\S+) (.+?), (\d+) min after it cleared"),
+        "why.alarm_reopened",
+        lambda m, n, t: {"id": m[1], "at": m[2], "metric": t.label("metric", m[3]), "value": m[4], "minutes": m[5]},
+    ),
+    (re.compile(r"reopened, no new alarm"), "why.alarm_reopened_not_new", lambda m, n, t: {}),
+    (re.compile(r"further crossings are counted on the alarm"), "why.alarm_further_counted", lambda m, n, t: {}),
     (re.compile(r"snapshot: (\S+)"), "why.alarm_snapshot", lambda m, n, t: {"url": m[1]}),
     (
         re.compile(r'alarm #(\d+) \(sensor "(.+)"\) not acknowledged within (\d+) min: escalated automatically'),

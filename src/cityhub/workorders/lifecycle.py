@@ -125,6 +125,9 @@ class OrderView:
     consultation: bool = False  # a consultation (咨询): the only appeal answered instantly (秒回)
     urgency: str | None = None  # normal, urgent (紧急), critical (特急)
     extension_days: float | None = None  # the working days the pending extension request asks for
+    # No citizen to call back: a sensor's or a camera's order (``MACHINE_CHANNELS``) naming nobody. Once replied it
+    # is closed (办结) without the callback step and without a reason for skipping it.
+    no_citizen: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,14 +282,21 @@ def _not_self(view: OrderView, params: Params) -> str | None:
     return None
 
 
-# 办结 of a replied order without a callback says whether the matter was resolved and why no callback was made.
+# 办结 of a replied order without a callback says whether the matter was resolved and why no callback was made —
+# but for an order with no citizen to call back (``OrderView.no_citizen``): its reply is the answer, resolved unless
+# ``resolved=false`` says otherwise.
 CLOSE_WITHOUT_CALLBACK_NEEDS = ("resolved", "reason")
 
 
+def _skips_callback(view: OrderView) -> bool:
+    """Whether 办结 of the order as it stands skips a callback it could have had (a replied order with a citizen)."""
+    return view.state == State.REPLIED and not view.no_citizen
+
+
 def _reason_for_close_without_callback(view: OrderView, params: Params) -> str | None:
-    if view.state == State.REPLIED and _missing(params.get("reason")):
+    if _skips_callback(view) and _missing(params.get("reason")):
         return "closing without a callback needs a reason"
-    if view.state == State.REPLIED and not isinstance(params.get("resolved"), bool):
+    if _skips_callback(view) and not isinstance(params.get("resolved"), bool):
         return "closing without a callback needs resolved=true|false"
     return None
 
@@ -301,7 +311,7 @@ def _resume_target(view: OrderView, _params: Params) -> State:
 def _close_target(view: OrderView, params: Params) -> State:
     resolved = params.get("resolved")
     if not isinstance(resolved, bool):
-        resolved = bool(view.satisfied)
+        resolved = view.no_citizen if view.state == State.REPLIED else bool(view.satisfied)
     return State.CLOSED_RESOLVED if resolved else State.CLOSED_UNRESOLVED
 
 
@@ -401,7 +411,7 @@ def required_params(view: OrderView, action: Action) -> tuple[str, ...]:
     needed = TRANSITIONS[action].required
     if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT:
         needed += ("unit_id",)
-    if action == Action.CLOSE and view.state == State.REPLIED:
+    if action == Action.CLOSE and _skips_callback(view):
         needed += CLOSE_WITHOUT_CALLBACK_NEEDS
     return needed
 

@@ -47,6 +47,7 @@ from cityhub.workorders.models import (
     ENTERPRISE_NEED,
     ESCALATED_SQL,
     EVER_OVERDUE_SQL,
+    MACHINE_CHANNELS,
     MERGED_IN,
     OPEN_SQL,
     OVERDUE_NOW_SQL,
@@ -312,7 +313,14 @@ def view_of(order: Order) -> OrderView:
         consultation=order.appeal_type == AppealType.CONSULTATION,
         urgency=Urgency(order.urgency).value if order.urgency is not None else None,
         extension_days=order.extension_days_requested if order.extension_pending else None,
+        no_citizen=no_citizen(order),
     )
+
+
+def no_citizen(order: Order) -> bool:
+    """Whether the order has no citizen to call back: a sensor's or a camera's (``MACHINE_CHANNELS``) naming no
+    caller and no account."""
+    return order.channel in MACHINE_CHANNELS and not order.citizen_phone and order.citizen_user_id is None
 
 
 def read_for_update(session: Session, order_id: int) -> Order | None:
