@@ -286,7 +286,9 @@ def test_a_citizens_search_of_their_appeals_says_all_it_asks_at_360_px(server: s
     for lang in ("zh-CN", "en"):
         page = _phone(browser, server, PHONES[1], "cit")
         page.goto(f"{server}/lang/{lang}?next=/orders")
-        page.locator('[data-testid="filter-fold"] > summary').click()  # the whole list folds its search on a phone
+        fold = page.locator('[data-testid="filter-fold"]')
+        if fold.get_attribute("open") is None:  # the whole list folds its search on a phone
+            fold.locator("> summary").click()
         box = page.locator('[data-testid="filters"] input[type=search]')
         written, room = box.evaluate(_PLACEHOLDER_ROOM)
         assert 0 < written <= room, (lang, written, room)
