@@ -17,10 +17,9 @@ import argparse
 import json
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from _common import RESULTS, percentiles
+from _common import merge_run, percentiles
 from bench_order_tabs import _signed_in
 
 USERS = "dispatcher,admin,supervisor,handler"
@@ -104,19 +103,8 @@ def main() -> None:
             result = _time_page(client, f"/orders/{found}", args.repeat)
             cases.append({"user": user, "state": state, "order": found, "result": result})
             print(f"{user:12} {state:12} #{found:<6} {json.dumps(result)}", flush=True)
-    backend = "postgresql" if args.db.startswith("postgresql") else "sqlite"
-    path = RESULTS / f"{args.results_name}.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[f"{backend}-{args.label}"] = {
-        "backend": backend,
-        "orders": total,
-        "repeat": args.repeat,
-        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cases": cases,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-    (RESULTS / f"{args.results_name}.md").write_text(render_markdown(data))
+    run = {"orders": total, "repeat": args.repeat, "cases": cases}
+    path = merge_run(args.results_name, args.db, args.label, run, render_markdown)
     print(f"wrote {path}")
 
 

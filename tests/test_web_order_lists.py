@@ -23,7 +23,7 @@ from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Order
-from web_helpers import act_on, login, small_world
+from web_helpers import act_on, login, select_of, small_world
 
 BUREAU = "广州市生态环境局白云分局"
 BUREAU_EN = "Guangzhou Ecology and Environment Bureau, Baiyun Branch"
@@ -49,12 +49,6 @@ def _order(**extra: Any) -> Order:
         return order
 
 
-def _select(page: str, select_id: str) -> str:
-    found = re.search(rf'<select id="{select_id}".*?</select>', page, flags=re.S)
-    assert found is not None, select_id
-    return found.group(0)
-
-
 def _options(page: str, value: int, name: str) -> int:
     """How many times the page offers ``value`` named ``name`` (units and categories share numbers)."""
     return len(re.findall(rf'<option value="{value}"[^>]*>{name}</option>', page))
@@ -66,22 +60,22 @@ def test_the_order_page_carries_each_long_list_once_the_other_forms_borrowing_it
     queued = _order(category_id=cats["环境保护"])
     page = login("disp").get(f"/orders/{queued.id}").text
     assert _options(page, other, "交通运输") == 1  # 拆单 lends the categories, 分类 borrows them (each carried ~650)
-    choice = _select(page, "category-choice")
+    choice = select_of(page, "category-choice")
     assert 'name="category_id"' in choice and 'data-testid="category-choice"' in choice
     assert 'data-options-from="split-category_id"' in choice
-    assert f'value="{other}"' in _select(page, "split-category_id")
+    assert f'value="{other}"' in select_of(page, "split-category_id")
     dispatched = _order(category_id=cats["环境保护"])
     with session_scope() as s:
         orders.act(s, order_id=dispatched.id, action=Action.DISPATCH, params={"unit_id": org["street_a"]})
     page = login("adm").get(f"/orders/{dispatched.id}").text
     assert _options(page, org["bureau"], BUREAU) == 1  # 转派 lends the units; 增加协办, 交办 and 退单 borrow them
-    assert f'value="{org["bureau"]}"' in _select(page, "transfer-unit_id")
+    assert f'value="{org["bureau"]}"' in select_of(page, "transfer-unit_id")
     for borrower in ("add_assist-unit_id", "assign-unit_id", "return-suggest_unit_id"):
-        picker = _select(page, borrower)
+        picker = select_of(page, borrower)
         assert 'data-options-from="transfer-unit_id"' in picker, borrower
         assert re.findall(r'<option value="([^"]*)"', picker) == [""], borrower  # — until app.js lends the rest
     # 退单 does not offer the unit returning it: app.js leaves it out of what it borrows.
-    assert f'data-options-except="{org["street_a"]}"' in _select(page, "return-suggest_unit_id")
+    assert f'data-options-except="{org["street_a"]}"' in select_of(page, "return-suggest_unit_id")
     # The forms post as before: the borrowed field's name and a unit of the lent list.
     assert act_on(login("adm"), dispatched.id, "add_assist", unit_id=str(org["bureau"])).status_code == 303
     with session_scope() as s:
@@ -98,10 +92,10 @@ def test_a_borrowing_form_keeps_its_preset_choice_and_without_app_js_offers_its_
     assert link is not None and link.group(2) == "列出全部单位"
     assert unescape(link.group(1)) == f"/orders/{order.id}?lists=add_assist#add_assist-unit_id"
     again = adm.get(unescape(link.group(1))).text
-    picker = _select(again, "add_assist-unit_id")  # now the lender: the whole list, its form open
+    picker = select_of(again, "add_assist-unit_id")  # now the lender: the whole list, its form open
     assert "data-options-from" not in picker and f'value="{org["bureau"]}"' in picker
     assert re.search(r'<details open data-testid="action-add_assist">', again)
-    assert 'data-options-from="add_assist-unit_id"' in _select(again, "transfer-unit_id")
+    assert 'data-options-from="add_assist-unit_id"' in select_of(again, "transfer-unit_id")
     assert _options(again, org["bureau"], BUREAU) == 1
     # 分类 lends the categories when asked, 拆单 borrowing them.
     queued = _order(category_id=org["cats"]["环境保护"])
@@ -109,8 +103,8 @@ def test_a_borrowing_form_keeps_its_preset_choice_and_without_app_js_offers_its_
     page = disp.get(f"/orders/{queued.id}").text
     assert 'data-testid="whole-list-category-choice"' in page
     again = disp.get(f"/orders/{queued.id}?lists=category").text
-    assert 'data-options-from="category-choice"' in _select(again, "split-category_id")
-    assert f'value="{org["cats"]["交通运输"]}"' in _select(again, "category-choice")
+    assert 'data-options-from="category-choice"' in select_of(again, "split-category_id")
+    assert f'value="{org["cats"]["交通运输"]}"' in select_of(again, "category-choice")
 
 
 def test_the_caller_history_keeps_an_english_unit_name_with_commas_whole(org: dict[str, Any]) -> None:

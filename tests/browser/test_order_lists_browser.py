@@ -23,7 +23,7 @@ from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
-from web_helpers import build_world, sign_in, use_world_env
+from web_helpers import build_world, sign_in, stored_order, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -60,14 +60,6 @@ def _assisting(order_id: int) -> list[int]:
         return [a.unit_id for a in order.assists]
 
 
-def _order(order_id: int) -> Order:
-    with session_scope() as s:
-        order = s.get(Order, order_id)
-        assert order is not None
-        s.expunge(order)
-        return order
-
-
 def test_the_forms_post_what_is_chosen_from_the_borrowed_lists(world: dict[str, Any], browser: Any) -> None:
     base = world["base"]
     page = sign_in(browser.new_context(locale="zh-CN", viewport=WIDE).new_page(), f"{base}/login", "disp")
@@ -79,13 +71,13 @@ def test_the_forms_post_what_is_chosen_from_the_borrowed_lists(world: dict[str, 
     choice.select_option(str(world["traffic"]))
     page.get_by_test_id("category-submit").click()
     page.wait_for_load_state()
-    assert _order(world["queued"]).category_id == world["traffic"]
+    assert stored_order(world["queued"]).category_id == world["traffic"]
     # 派单 from the lending list itself, its name filter box working.
     page.get_by_test_id("action-dispatch").locator("summary").click()
     page.locator("#dispatch-unit_id").select_option(str(world["bureau"]))
     page.get_by_test_id("submit-dispatch").click()
     page.wait_for_load_state()
-    assert _order(world["queued"]).lead_unit_id == world["bureau"]
+    assert stored_order(world["queued"]).lead_unit_id == world["bureau"]
     page.context.close()
 
     # 增加协办 borrows 转派's units (the administrator's page of a dispatched order).
@@ -112,7 +104,7 @@ def test_the_forms_post_what_is_chosen_from_the_borrowed_lists(world: dict[str, 
     suggest.select_option(str(world["street_b"]))
     page.get_by_test_id("submit-return").click()
     page.wait_for_load_state()
-    returned = _order(world["sent"])
+    returned = stored_order(world["sent"])
     assert returned.state == State.RETURNED
     page.context.close()
 
