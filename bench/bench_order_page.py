@@ -14,6 +14,7 @@ seed leaves orders in each of these states): ``--db URL``. Results are merged in
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import time
@@ -37,6 +38,7 @@ def _time_page(client: Any, path: str, repeat: int) -> dict[str, Any]:
     return {
         "status": page.status_code,
         "bytes": len(body),
+        "gzip": len(gzip.compress(body, 6)),  # what a compressing proxy would send
         "options": body.count(b"<option"),
         "ms": percentiles(times),
     }
@@ -48,20 +50,20 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "`bench/bench_order_page.py`: `GET /orders/{id}` through the ASGI app (`TestClient`, one process, signed in), "
         "each role's page of the first order of each state it may open; bytes as served (before compression), "
-        "`<option>` elements counted, milliseconds median / p95.",
+        "gzipped at level 6 (what a compressing proxy sends), `<option>` elements counted, milliseconds median / p95.",
         "",
     ]
     for key, run in data.items():
         lines += [
             f"## {key} — {run['orders']} orders, {run['repeat']} requests a page, {run['measured_at']}",
             "",
-            "| account | order state | bytes | options | ms median | ms p95 |",
-            "|---|---|---:|---:|---:|---:|",
+            "| account | order state | bytes | gzip | options | ms median | ms p95 |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         for case in run["cases"]:
             r = case["result"]
             lines.append(
-                f"| {case['user']} | {case['state']} | {r['bytes']:,} | {r['options']} "
+                f"| {case['user']} | {case['state']} | {r['bytes']:,} | {r.get('gzip', 0):,} | {r['options']} "
                 f"| {r['ms']['p50']:.0f} | {r['ms']['p95']:.0f} |"
             )
         lines.append("")
