@@ -51,6 +51,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def merge_run(name: str, db_url: str, label: str, run: dict[str, Any], render: Any) -> Path:
+    """Merge one run into ``results/NAME.json`` under ``BACKEND-LABEL`` (the backend read from ``db_url``), stamped
+    with its time, and write ``NAME.md`` from the whole file by ``render`` (its data → Markdown)."""
+    from datetime import UTC, datetime
+
+    backend = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    path = RESULTS / f"{name}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[f"{backend}-{label}"] = {
+        "backend": backend,
+        **run,
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(render(data))
+    return path
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

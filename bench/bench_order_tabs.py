@@ -20,10 +20,9 @@ import os
 import re
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from _common import RESULTS, percentiles
+from _common import merge_run, percentiles
 
 USERS = "handler,street_handler,community_handler,supervisor,street_dispatcher,leader,admin"
 
@@ -165,20 +164,8 @@ def main() -> None:
             result = _time_page(client, path, args.repeat)
             cases.append({"user": user, "path": path, "result": result})
             print(f"{user:18} {path:40} {json.dumps(result, ensure_ascii=False)}", flush=True)
-    backend = "postgresql" if args.db.startswith("postgresql") else "sqlite"
-    path = RESULTS / f"{args.results_name}.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[f"{backend}-{args.label}"] = {
-        "backend": backend,
-        "orders": total,
-        "open": open_now,
-        "repeat": args.repeat,
-        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cases": cases,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-    (RESULTS / f"{args.results_name}.md").write_text(render_markdown(data))
+    run = {"orders": total, "open": open_now, "repeat": args.repeat, "cases": cases}
+    path = merge_run(args.results_name, args.db, args.label, run, render_markdown)
     print(f"wrote {path}")
 
 

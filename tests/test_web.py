@@ -3308,13 +3308,17 @@ def test_a_return_suggests_the_unit_it_belongs_to_and_the_queue_offers_it_first(
     returned = _order("W-JX", category_id=org["cats"]["环境保护"])
     disp, hand = login("disp"), login("hand_b")
     _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
-    form = re.search(r'data-testid="action-return">.*?</form>', hand.get(f"/orders/{returned.id}").text, re.S)
+    page = hand.get(f"/orders/{returned.id}").text
+    form = re.search(r'data-testid="action-return">.*?</form>', page, re.S)
     assert form is not None
     assert 'data-testid="return-hint"' in form.group(0) and "待重新派单" in form.group(0)
     choice = re.search(r'<select id="return-suggest_unit_id".*?</select>', form.group(0), re.S)
     assert choice is not None and "建议改派至" in form.group(0)
-    offered = re.findall(r'<option value="(\d+)"', choice.group(0))
-    assert str(org["street_a"]) in offered and str(org["street_b"]) not in offered  # not the unit returning it
+    # the units borrowed from the page's one list (申请协办's), the unit returning it left out (app.js)
+    lender = re.search(r'data-options-from="([^"]+)" data-options-except="(\d+)"', choice.group(0))
+    assert lender is not None and lender.group(2) == str(org["street_b"])  # not the unit returning it
+    lent = re.search(rf'<select id="{lender.group(1)}".*?</select>', page, re.S)
+    assert lent is not None and f'<option value="{org["street_a"]}"' in lent.group(0)
     # Itself, or a unit that does not exist: refused at the field, nothing recorded.
     for unit, words in ((org["street_b"], "不能建议改派给本单位"), (999_999, "单位不存在")):
         refused = _act(hand, returned.id, "return", reason="非本辖区", suggest_unit_id=str(unit))

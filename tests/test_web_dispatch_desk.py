@@ -202,11 +202,11 @@ def test_a_repeat_callers_other_appeals_are_in_sight_on_the_queue_and_the_orders
     assert badge is not None and badge.group(1) == "同一号码另有 1 件"
     assert f"caller-again-{alone.number}" not in queue
     page = disp.get(f"/orders/{again.id}").text
-    history = re.search(r'data-testid="order-caller-history"><small>(.*?)</small>', page, re.S)
+    history = re.search(r'data-testid="order-caller-history">(.*?)</div>', page, re.S)
     assert history is not None
     said = unescape(re.sub(r"<[^>]+>", "", history.group(1)))
     assert said.startswith("该号码的其他诉求（共 1 件）：")
-    assert f"{first.number} 楼下餐馆油烟直排（已派单、景泰街道、" in said
+    assert f"{first.number} 楼下餐馆油烟直排 · 已派单 · 景泰街道 · " in said
     assert again.number not in said  # not the order itself
     assert "该号码没有其他诉求。" in disp.get(f"/orders/{alone.id}").text
     assert 'data-testid="order-caller-history"' not in login("hand_a").get(f"/orders/{first.id}").text

@@ -23,7 +23,7 @@ from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.schemas import UserCreate
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order, SlaStatus
-from web_helpers import PASSWORD, login, small_world
+from web_helpers import PASSWORD, login, select_of, small_world, stored_order
 
 
 @pytest.fixture
@@ -57,20 +57,6 @@ def _act(client: TestClient, order_id: int, action: str, **data: Any) -> Any:
     )
 
 
-def _select(page: str, select_id: str) -> str:
-    found = re.search(rf'<select id="{select_id}".*?</select>', page, flags=re.S)
-    assert found is not None, select_id
-    return found.group(0)
-
-
-def _order(order_id: int) -> Order:
-    with session_scope() as s:
-        order = s.get(Order, order_id)
-        assert order is not None
-        s.expunge(order)
-        return order
-
-
 def _order_assists(order_id: int) -> list[tuple[int, str]]:
     with session_scope() as s:
         order = orders.get_order(s, order_id=order_id)
@@ -83,17 +69,17 @@ def test_a_streets_handler_passes_an_order_down_to_its_own_community_from_the_or
     hand_a = login("hand_a")
     page = hand_a.get(f"/orders/{order_id}").text
     assert ">下派</summary>" in page
-    offered = _select(page, "transfer-unit_id")
+    offered = select_of(page, "transfer-unit_id")
     # Its own communities only: not another street's, nor a street or department the dispatchers would choose.
     assert f'value="{org["ours"]}"' in offered
     assert f'value="{org["theirs"]}"' not in offered and f'value="{org["street_b"]}"' not in offered
     assert "只能下派至本街道所属村社" in page
 
     elsewhere = _act(hand_a, order_id, "transfer", unit_id=str(org["theirs"]), reason="属地在该社区")
-    assert elsewhere.status_code == 422 and _order(order_id).lead_unit_id == org["street_a"]
+    assert elsewhere.status_code == 422 and stored_order(order_id).lead_unit_id == org["street_a"]
     down = _act(hand_a, order_id, "transfer", unit_id=str(org["ours"]), reason="属地在云景社区，请核处")
     assert down.status_code == 303, down.text
-    passed = _order(order_id)
+    passed = stored_order(order_id)
     assert (passed.lead_unit_id, passed.state.value) == (org["ours"], "dispatched")
     # the trail names it 下派 to the centre's staff too, not their own 转派
     trail = re.search(r'data-testid="audit">.*?</section>', login("disp").get(f"/orders/{order_id}").text, re.S)
@@ -127,13 +113,13 @@ def test_a_handler_accepts_and_starts_work_in_one_step_each_audited(org) -> None
     assert 'data-testid="accept-and-start"' in page
     done = _act(hand_a, order_id, "accept", and_start="1")
     assert done.status_code == 303, done.text
-    assert _order(order_id).state.value == "in_progress"
+    assert stored_order(order_id).state.value == "in_progress"
     with session_scope() as s:
         trail = [(e.action, e.actor_name) for e in orders.history(s, order_id=order_id)][-2:]
     assert trail == [("accept", "李承办"), ("start", "李承办")]
     # 签收 alone stays what it was.
     other = _sent_to(org["street_a"])
-    assert _act(hand_a, other, "accept").status_code == 303 and _order(other).state.value == "accepted"
+    assert _act(hand_a, other, "accept").status_code == 303 and stored_order(other).state.value == "accepted"
 
 
 def test_the_return_form_says_whose_dispatch_queue_the_order_goes_back_to(org) -> None:
@@ -148,7 +134,7 @@ def test_the_dispatch_form_starts_from_the_unit_the_return_suggested(org) -> Non
     hand_a = login("hand_a")
     returned = _act(hand_a, order_id, "return", reason="非本街道事项", suggest_unit_id=str(org["street_b"]))
     assert returned.status_code == 303, returned.text
-    offered = _select(login("disp").get(f"/orders/{order_id}").text, "dispatch-unit_id")
+    offered = select_of(login("disp").get(f"/orders/{order_id}").text, "dispatch-unit_id")
     chosen = re.findall(r'<option value="(\d+)" selected>', offered)
     assert chosen == [str(org["street_b"])]
 
@@ -192,9 +178,9 @@ def test_a_handler_signs_for_and_starts_an_order_from_its_row_on_to_accept(org) 
     assert f'data-testid="sign-for-start-{order_id}"' in row and ">签收并开始办理</button>" in row
     done = _act(hand_a, order_id, "accept", and_start="1", next=here)
     assert done.status_code == 303 and done.headers["location"].startswith("/orders?to_accept=1"), done.text
-    number = _order(order_id).number
+    number = stored_order(order_id).number
     assert f"工单 {number}：已完成签收并开始办理" in _page(hand_a, done.headers["location"])
-    assert _order(order_id).state.value == "in_progress"
+    assert stored_order(order_id).state.value == "in_progress"
     assert _trail(order_id)[-2:] == [("accept", "李承办"), ("start", "李承办")]
     # An assist asked of the unit is signed for (协办签收) on its row, not started from there.
     helped = _sent_to(org["street_b"], "W-JX")
@@ -213,7 +199,7 @@ def test_a_handler_signs_for_the_ticked_orders_at_once_and_starts_them(org) -> N
     page = _page(hand_a, here)
     assert 'data-testid="bulk-accept"' in page and 'data-testid="bulk-accept-start"' in page
     assert 'data-testid="bulk-accept"' not in _page(hand_a, "/orders?state=open&held=1&sort=due")  # 待签收's only
-    numbers = {i: _order(i).number for i in (first, second, late, helped)}
+    numbers = {i: stored_order(i).number for i in (first, second, late, helped)}
     for order_id in (first, second, late):
         assert f'data-testid="accept-pick-{numbers[order_id]}"' in page
     assert f'data-testid="accept-pick-{numbers[helped]}"' not in page  # an assist: 协办签收 on its own row
@@ -231,17 +217,17 @@ def test_a_handler_signs_for_the_ticked_orders_at_once_and_starts_them(org) -> N
     assert f"已签收并开始办理 2 件：{numbers[first]}、{numbers[second]}" in flash
     assert f"1 件未签收，已不在本单位待签收：{numbers[late]}（已签收）" in flash
     for order_id in (first, second):
-        assert _order(order_id).state.value == "in_progress"
+        assert stored_order(order_id).state.value == "in_progress"
         assert _trail(order_id)[-2:] == [("accept", "李承办"), ("start", "李承办")]
-    assert _order(late).state.value == "accepted"
+    assert stored_order(late).state.value == "accepted"
     # Without start, 签收 alone; another street's handler signs for nothing of street A's.
     plain, theirs = _sent_to(org["street_a"]), _sent_to(org["street_a"])
     hand_b = login("hand_b")
     refused = hand_b.post("/orders/accept", data={"csrf_token": hand_b.cookies["cityhub_csrf"], "pick": [str(theirs)]})
     assert refused.status_code == 200 and "未签收" in unescape(refused.text)
-    assert _order(theirs).state.value == "dispatched"
+    assert stored_order(theirs).state.value == "dispatched"
     hand_a.post("/orders/accept", data={"csrf_token": csrf, "pick": [str(plain)]})
-    assert _order(plain).state.value == "accepted" and _trail(plain)[-1] == ("accept", "李承办")
+    assert stored_order(plain).state.value == "accepted" and _trail(plain)[-1] == ("accept", "李承办")
 
 
 def test_an_assisting_units_overdue_tab_counts_what_it_leads_and_its_assists_have_their_own(org) -> None:

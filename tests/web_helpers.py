@@ -114,6 +114,25 @@ def small_world(tmp_path: Path, monkeypatch: Any) -> World:
         return build_world(s)
 
 
+def select_of(page: str, select_id: str) -> str:
+    """The markup of the page's ``<select id="select_id">``, its options with it."""
+    found = re.search(rf'<select id="{select_id}".*?</select>', page, flags=re.S)
+    assert found is not None, select_id
+    return found.group(0)
+
+
+def stored_order(order_id: int) -> Any:
+    """The order as stored now, detached from its session (its columns read; not its relations)."""
+    from cityhub.db import session_scope
+    from cityhub.workorders.models import Order
+
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        s.expunge(order)
+        return order
+
+
 def act_on(client: Any, order_id: int, action: str, **data: Any) -> Any:
     """Post one of the order page's actions as ``client``'s user, at the order's current version; not followed."""
     from cityhub.db import session_scope

@@ -1861,6 +1861,7 @@ def _detail_page(
     status_code: int = 200,
     dropped: list[str] | None = None,
     reply_preview: ReplyQuality | None = None,
+    lists: str | None = None,
 ) -> Response:
     from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
@@ -1931,6 +1932,9 @@ def _detail_page(
     if caller is not None:
         ids |= {o.lead_unit_id for o in caller.earlier}
     unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
+    below_only = {Action.TRANSFER.value} if unit_staff else set()
+    fields = [(a, _form_fields(order, a, unit_staff)) for a in actions]
+    categories = support.active_categories(db) if needs_categories or may_place else []
     return render(
         request,
         "order.html",
@@ -1956,11 +1960,14 @@ def _detail_page(
         returned_to=_returned_to(db, order) if Action.RETURN in actions else [],
         reopened=_reopened(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
-        actions=[(a, _form_fields(order, a, unit_staff)) for a in actions],
+        actions=fields,
+        # Each long list (the district's units, the categories) once a page: the form lending it, the others borrow.
+        lenders=_list_lenders(fields, below_only, may_place and bool(categories), prefer=open_action or lists),
+        lists=lists,
         # A unit's staff route what their unit leads in their own words: 申请协办, and a street's 下派 to its own
         # communities only (workorders.service.STAFF_ROUTING).
         renamed=_STAFF_NAMES if unit_staff else {},
-        below_only={Action.TRANSFER.value} if unit_staff else set(),
+        below_only=below_only,
         # 派单 after a 退单 starts from the unit its returner suggested (建议改派至), as the returned line names it.
         preset=_dispatch_preset(returned_by),
         # 签收并开始办理: one step for who may take both (each audited).
@@ -1973,7 +1980,7 @@ def _detail_page(
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         units_below=(below := _units_below(db, principal) if needs_units else []),
         below_ids={u.id for u in below},
-        categories=support.active_categories(db) if needs_categories or may_place else [],
+        categories=categories,
         suggested_categories=_suggested_categories(db, decision) if may_place else [],
         may_categorise=may_place,
         appeal_types=list(AppealType),
@@ -2038,6 +2045,38 @@ def _detail_page(
         max_extension_days=MAX_EXTENSION_DAYS,
         import_batch=order_import_batch(db, order, principal),
     )
+
+
+# The 分类 form's list, beside the action forms' (its ``lists`` value and its select's id).
+CATEGORY_FORM = "category"
+CATEGORY_CHOICE = "category-choice"
+
+
+def _list_lenders(
+    fields: list[tuple[Action, Any]], below_only: set[str], may_categorise: bool, *, prefer: str | None
+) -> dict[str, str]:
+    """Which form's select carries each long list in full, by its id — ``unit``: the district's ~450 units (派单,
+    转派, 增加协办, 交办, 重办, 退单's 建议改派至), ``category``: the ~650 categories (拆单, 分类); the page's other
+    selects of that list borrow its options (``data-options-from``, app.js): each list once a page, not once a form.
+    The lender is the form first on the page, or the one ``prefer`` names (the form opened again after a refusal, or
+    asked for with its whole list, ``?lists=``: without app.js a borrowing form holds only its current choice and
+    offers that link). 退单's list leaves out the unit returning it, so it lends only when no other form can."""
+    units: list[tuple[str, str]] = []  # (action, select id)
+    categories: list[tuple[str, str]] = []
+    for action, named in fields:
+        for name, kind, _ in named:
+            if kind == "unit" and action.value not in below_only:
+                units.append((action.value, f"{action.value}-{name}"))
+            elif kind == "category":
+                categories.append((action.value, f"{action.value}-{name}"))
+    if may_categorise:
+        categories.append((CATEGORY_FORM, CATEGORY_CHOICE))
+    units.sort(key=lambda u: u[0] == Action.RETURN.value)  # stable: the page's order otherwise
+
+    def lender(offered: list[tuple[str, str]]) -> str | None:
+        return next((fid for action, fid in offered if action == prefer), offered[0][1] if offered else None)
+
+    return {kind: fid for kind, offered in (("unit", units), ("category", categories)) if (fid := lender(offered))}
 
 
 # What a unit's staff's routing steps are called on their order page (the dispatchers': 增加协办, 转派).
@@ -2153,6 +2192,9 @@ def order_detail(order_id: int, request: Request, db: DbSession) -> Response:
     # 合并到此单 beside a possible duplicate or similar case: the merge form opened with that order's number in it,
     # sent by the dispatcher after reading it (``merge_into``; the number was copied by hand into the form).
     merge_into = request.query_params.get("merge_into", "").strip()[:40]
+    # 列出全部: without app.js, the form whose long list another form lends (see ``_list_lenders``) asks for the page
+    # again with that form carrying the list itself (``lists`` = the action, or ``category`` for 分类).
+    lists = request.query_params.get("lists", "").strip()[:40] or None
     try:
         page = _detail_page(
             request,
@@ -2161,6 +2203,7 @@ def order_detail(order_id: int, request: Request, db: DbSession) -> Response:
             order_id,
             open_action=Action.MERGE.value if merge_into else None,
             values={"master_id": merge_into} if merge_into else None,
+            lists=lists,
         )
     except NotFound:
         raise PageError(404, "err.not_found") from None

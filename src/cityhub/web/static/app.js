@@ -166,13 +166,39 @@
   }
   document.addEventListener("htmx:afterSettle", keyboardScrollers);
   // A list that lends its options (data-options-from="ID"): the queue's manual dispatch of each order without a
-  // suggestion takes the bulk bar's units, so the page carries the district's ~400 units once, not once an order.
+  // suggestion takes the bulk bar's units, the order page's forms take the first form's units and categories, so a
+  // page carries the district's ~400 units and ~650 categories once, not once a form. The borrower keeps its own
+  // options without a value (—) and its choice (the one it held until now, data-until-borrowed, is replaced by the
+  // lent copy); data-options-except="ID ID" leaves values out (退单 does not offer the unit returning it); an element
+  // marked data-options-here (the 分类 form's 全部分类 group) takes the options in place of the select.
   document.querySelectorAll("select[data-options-from]").forEach(function (select) {
     var source = document.getElementById(select.getAttribute("data-options-from"));
     if (!source) { return; }
+    var except = (select.getAttribute("data-options-except") || "").split(" ");
+    var into = select.querySelector("[data-options-here]") || select;
+    var chosen = select.value;
+    select.querySelectorAll("[data-until-borrowed]").forEach(function (held) { held.remove(); });
+    function lent(option) {
+      if (!option.value || except.indexOf(option.value) !== -1) { return null; }
+      var copy = option.cloneNode(true);
+      copy.removeAttribute("selected");
+      return copy;
+    }
     Array.prototype.forEach.call(source.children, function (child) {
-      if (child.tagName === "OPTGROUP" || child.value) { select.appendChild(child.cloneNode(true)); }
+      if (child.tagName !== "OPTGROUP") {
+        var one = lent(child);
+        if (one) { into.appendChild(one); }
+        return;
+      }
+      // a group within the group taking them would be no HTML: its options then go in flat
+      var group = into === select ? child.cloneNode(false) : into;
+      Array.prototype.forEach.call(child.children, function (option) {
+        var copy = lent(option);
+        if (copy) { group.appendChild(copy); }
+      });
+      if (group !== into && group.children.length) { select.appendChild(group); }
     });
+    select.value = chosen;
   });
   // A long list to choose from (data-filter="its placeholder": the district's ~400 units, the categories) gets a box
   // before it on a wide screen: what is typed — a name, with any input method, which a select's own type-ahead does
