@@ -11,6 +11,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -362,6 +363,30 @@ ROADS = [
 ROAD_PEAKS = {"BY-TR-001": 7.2, "BY-TR-002": 9.2, "BY-TR-003": 6.3, "BY-TR-004": 5.4}
 SENSORS += ROADS
 
+_ENFORCEMENT = "城乡建设/城市建设和市政管理/城管执法"
+_INFRASTRUCTURE = "城乡建设/城市建设和市政管理/基础设施"
+
+
+def _detected(
+    name: str, metric: str, duration_s: int, category: str, *, threshold: float = 0.8, **more: Any
+) -> dict[str, Any]:
+    """A video-AI detection's rule: a confidence of ``threshold`` or more held ``duration_s`` seconds (0: at once),
+    cleared below 0.3, a warning unless ``more`` says otherwise."""
+    rule: dict[str, Any] = dict(
+        name=name,
+        sensor_kind="video_ai",
+        metric=metric,
+        comparison=">=",
+        threshold=threshold,
+        clear_threshold=0.3,
+        severity="warning",
+        category=category,
+    )
+    if duration_s:
+        rule["duration_s"] = duration_s
+    return rule | more
+
+
 RULES = [
     dict(
         name="道路积水超过 15 厘米",
@@ -410,93 +435,25 @@ RULES = [
         opens_order=False,
         category="环境保护/环境污染/大气污染",
     ),
-    dict(
-        name="暴露垃圾（置信度 ≥ 0.8）",
-        sensor_kind="video_ai",
-        metric="garbage_exposed",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        severity="warning",
-        category="城乡建设/城市建设和市政管理/环境卫生",
+    _detected("暴露垃圾（置信度 ≥ 0.8）", "garbage_exposed", 0, "城乡建设/城市建设和市政管理/环境卫生"),
+    _detected("占道经营持续 10 分钟", "street_vending", 600, _ENFORCEMENT),
+    # a delivery unloaded for a few minutes is no pile
+    _detected("乱堆物料持续 30 分钟", "materials_stacked", 1800, _ENFORCEMENT),
+    _detected("出店经营持续 10 分钟", "out_of_store", 600, _ENFORCEMENT),
+    # as a depth probe's flooding: traffic and people are at risk now
+    _detected(
+        "道路积水（视频识别）", "road_waterlogging", 600, "城乡建设/城市建设和市政管理/基础设施", urgency="urgent"
     ),
-    dict(
-        name="占道经营持续 10 分钟",
-        sensor_kind="video_ai",
-        metric="street_vending",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=600,
-        severity="warning",
-        category="城乡建设/城市建设和市政管理/城管执法",
-    ),
-    dict(
-        name="乱堆物料持续 30 分钟",
-        sensor_kind="video_ai",
-        metric="materials_stacked",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=1800,  # a delivery unloaded for a few minutes is no pile
-        severity="warning",
-        category="城乡建设/城市建设和市政管理/城管执法",
-    ),
-    dict(
-        name="出店经营持续 10 分钟",
-        sensor_kind="video_ai",
-        metric="out_of_store",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=600,
-        severity="warning",
-        category="城乡建设/城市建设和市政管理/城管执法",
-    ),
-    dict(
-        name="道路积水（视频识别）",
-        sensor_kind="video_ai",
-        metric="road_waterlogging",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=600,
-        severity="warning",
-        urgency="urgent",  # as a depth probe's flooding: traffic and people are at risk now
-        category="城乡建设/城市建设和市政管理/基础设施",
-    ),
-    dict(
-        name="非机动车乱停放 15 分钟",
-        sensor_kind="video_ai",
-        metric="bike_disorder",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=900,
-        severity="warning",
-        category="城乡建设/城市建设和市政管理/城管执法",
-    ),
-    dict(
-        name="机动车违停 15 分钟",
-        sensor_kind="video_ai",
-        metric="illegal_parking",
-        comparison=">=",
-        threshold=0.85,
-        clear_threshold=0.3,
-        duration_s=900,
-        severity="warning",
-        category="政法/交通管理/交通安全管理",
-    ),
-    dict(
-        name="骑电动车未戴头盔（只提示，交警批量处理）",
-        sensor_kind="video_ai",
-        metric="helmetless_ebike",
-        comparison=">=",
+    _detected("非机动车乱停放 15 分钟", "bike_disorder", 900, _ENFORCEMENT),
+    _detected("机动车违停 15 分钟", "illegal_parking", 900, "政法/交通管理/交通安全管理", threshold=0.85),
+    _detected(
+        "骑电动车未戴头盔（只提示，交警批量处理）",
+        "helmetless_ebike",
+        0,
+        "政法/交通管理/交通安全管理",
         threshold=0.9,
-        clear_threshold=0.3,
         severity="info",
         opens_order=False,
-        category="政法/交通管理/交通安全管理",
     ),
     dict(
         name="严重拥堵（交通运行指数 ≥ 8）持续 20 分钟",
