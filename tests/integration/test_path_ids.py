@@ -144,6 +144,7 @@ CLI_IDS: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("notify", "webhooks", "remove"): ([str(BEYOND_32)], "subscription"),
     ("notify", "outbox", "retry"): ([str(BEYOND_32)], "outbox message"),
     ("analytics", "exemptions", "decide"): ([str(BEYOND_32), "--approve"], "exemption request"),
+    ("analytics", "exemptions", "revoke"): ([str(BEYOND_32), "--reason", "核实有误"], "exemption request"),
     ("analytics", "exemptions", "request"): (
         [str(BEYOND_64), "--unit", "T-QU", "--measures", "satisfaction", "--reason", "unreachable"],
         "order",

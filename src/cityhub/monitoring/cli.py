@@ -91,10 +91,10 @@ def import_command(
     summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
         f"{len(report.rejected)} rejected"
     )
-    if report.unplaced:
-        shown = ", ".join(report.unplaced[:SHOWN]) + (", …" if len(report.unplaced) > SHOWN else "")
-        typer.echo(f"{shown}: {service.UNPLACED}", err=True)
     _finish(report, path, summary, taken=report.created + report.updated)
+    if report.unplaced:  # of the rows taken, after the rejected ones and the summary (imports say those first)
+        shown = ", ".join(report.unplaced[:SHOWN]) + (", …" if len(report.unplaced) > SHOWN else "")
+        typer.echo(f"warning: {shown}: {service.UNPLACED}", err=True)
 
 
 @sensors_app.command("list")
