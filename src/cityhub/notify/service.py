@@ -45,7 +45,7 @@ from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_
 from cityhub.org.models import Unit
 from cityhub.timerange import answer_time, answer_times
 from cityhub.workorders.lifecycle import Action, Outcome, SlaEffect, State
-from cityhub.workorders.models import MERGED_IN, Category, Order, OrderEvent
+from cityhub.workorders.models import MACHINE_CHANNELS, MERGED_IN, Category, Order, OrderEvent
 from cityhub.workorders.schemas import MEDIA_URL_MAX, NotWebAddress, web_address
 
 log = logging.getLogger(__name__)
@@ -476,8 +476,6 @@ def on_citizen_step(session: Session, *, order: Order, outcome: Outcome, event: 
     appealed — their phone and the message's words (:func:`citizen_text`), for the subscription of the district's SMS
     relay —, in the caller's transaction; returns how many. None for an order without a phone, nor for a sensor's or
     a camera's (no one appealed), nor for a consultation answered on the spot (the caller heard the answer)."""
-    from cityhub.workorders.models import MACHINE_CHANNELS
-
     if outcome.action not in CITIZEN_STEPS or not order.citizen_phone or order.channel in MACHINE_CHANNELS:
         return 0
     if order.instant_answered:
