@@ -22,6 +22,7 @@ from typing import Any
 
 from _common import merge_run, percentiles
 from bench_order_tabs import _signed_in
+from cityhub.api import compression
 
 USERS = "dispatcher,admin,supervisor,handler"
 STATES = ("received", "dispatched", "in_progress", "replied")
@@ -38,7 +39,8 @@ def _time_page(client: Any, path: str, repeat: int) -> dict[str, Any]:
     return {
         "status": page.status_code,
         "bytes": len(body),
-        "gzip": len(gzip.compress(body, 6)),  # what a compressing proxy would send
+        # What travels: the server gzips at this level (api/compression.py) unless CITYHUB_HTTP_GZIP_MIN_BYTES is 0.
+        "gzip": len(gzip.compress(body, compression.LEVEL)),
         "options": body.count(b"<option"),
         "ms": percentiles(times),
     }
@@ -49,8 +51,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         "# The order page's weight and render time",
         "",
         "`bench/bench_order_page.py`: `GET /orders/{id}` through the ASGI app (`TestClient`, one process, signed in), "
-        "each role's page of the first order of each state it may open; bytes as served (before compression), "
-        "gzipped at level 6 (what a compressing proxy sends), `<option>` elements counted, milliseconds median / p95.",
+        "each role's page of the first order of each state it may open; bytes of the page, "
+        "gzipped as the server sends it (level 6; before 2026-12-07 it sent the page uncompressed), `<option>` "
+        "elements counted, milliseconds median / p95 (compression included from then).",
         "",
     ]
     for key, run in data.items():

@@ -530,6 +530,13 @@ def create_app() -> FastAPI:
     )
 
     _install_error_handlers(app)
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from cityhub.api import compression
+    from cityhub.api.gate import get_gate_settings
+
+    if min_bytes := get_gate_settings().http_gzip_min_bytes:  # innermost: the metrics count what goes out
+        app.add_middleware(GZipMiddleware, **compression.options(min_bytes))
     from cityhub.api.bodylimit import BodyLimit
 
     app.add_middleware(BodyLimit, limit_of=_body_limit)  # inside the gate: a waiting request's body is not read yet

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Annotated, Any, TypeVar, TypeVarTuple, get_args, get_origin
@@ -28,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cityhub.api.bodylimit import too_large
 from cityhub.api.credentials import BEARER, takes
-from cityhub.auth import permissions
+from cityhub.auth import csrf, permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
@@ -135,7 +134,7 @@ async def get_principal(request: Request, db: DbSession) -> Principal:
     principal = await run_in_threadpool(auth.authenticate_session, db, token=cookie)
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not (principal.csrf_token and sent and secrets.compare_digest(sent, principal.csrf_token)):
+        if not csrf.matches(sent, principal.csrf_token):
             raise CsrfFailed(f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated request")
     return principal
 

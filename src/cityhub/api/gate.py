@@ -112,6 +112,15 @@ class GateSettings(BaseSettings):
         "own (256 KiB), file uploads CITYHUB_FILES_MAX_MB.",
     )
 
+    http_gzip_min_bytes: int = Field(
+        1024,
+        ge=0,
+        description="Answers of at least this many bytes go gzip-compressed to a client that accepts it (an order "
+        "page of ~110 KB travels as ~20 KB; images, archives, workbooks and PDFs are left as they are; a page's "
+        "CSRF token is masked afresh in every answer, so compression tells nothing of it); 0: never compress (a "
+        "proxy in front that compresses does not need it twice).",
+    )
+
     def concurrency(self) -> int:
         return self.http_concurrency or default_concurrency()
 

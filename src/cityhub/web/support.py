@@ -32,7 +32,7 @@ from starlette.types import Scope
 
 from cityhub import __version__
 from cityhub.api.bodylimit import read_capped
-from cityhub.auth import permissions
+from cityhub.auth import csrf, permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import Unauthenticated
 from cityhub.auth.principal import Principal
@@ -518,7 +518,7 @@ def render(
         user=principal,
         nav=navigation(principal, getattr(request.state, "db", None)),
         nav_count_cap=nav_count_cap(),
-        csrf_token=principal.csrf_token if principal else None,
+        csrf_token=csrf.mask(principal.csrf_token) if principal and principal.csrf_token else None,
         vendor=vendor.available(),
         version=__version__,
         flash=flash,
@@ -703,8 +703,7 @@ def _same_origin(request: Request) -> bool:
 def check_csrf(request: Request, principal: Principal, form: Form) -> None:
     """The session's CSRF token must come back with the form (or the X-CSRF-Token header) from this origin."""
     sent = form.get(CSRF_FIELD) or request.headers.get("x-csrf-token", "")
-    expected = principal.csrf_token or ""
-    if not (expected and sent and secrets.compare_digest(sent, expected)) or not _same_origin(request):
+    if not csrf.matches(sent, principal.csrf_token) or not _same_origin(request):
         log.info("web: CSRF check failed for %s %s (user %s)", request.method, request.url.path, principal.username)
         raise PageError(403, "err.csrf")
 
