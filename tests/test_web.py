@@ -2178,6 +2178,7 @@ def test_a_street_user_cannot_open_another_streets_order(org) -> None:
     response = handler_a.get(f"/orders/{other.id}")
     assert response.status_code == 404 and "没有找到该工单" in response.text
     missing = handler_a.get("/orders/987654321")  # the same answer as for a missing order
+
     # The same page but for the CSRF token, masked afresh in every answer.
     def unmasked(text: str) -> str:
         return re.sub(r'(name="csrf-token" content|name="csrf_token" value)="[^"]+"', r"\1", text)
