@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cityhub.db import session_scope
+from cityhub.intake.dedupe import get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
@@ -201,3 +202,20 @@ def test_a_consultation_answered_later_from_its_page_says_why_each_answer_is_off
         ).order.id
     page = login("op").get(f"/orders/{order_id}").text
     assert f'data-testid="kb-why-{entry}">匹配词：公积金、离职</small>' in page
+
+
+def test_a_similar_case_sharing_a_word_or_two_is_listed_but_not_offered_for_merging(org: dict[str, Any]) -> None:
+    """受理并并入 is offered on a similar case only from ``merge_offer_min_score``: another problem at the same address,
+    listed for sharing a few words (路灯 and 油烟 both 楼下…晚上), gets no button — a slip would merge a call into an
+    unrelated order for good. The same case is offered when it is the same caller's (they may be calling about it)."""
+    number, first_id = _fumes_reported()
+    client = login("op")
+    lamp = intake_form(client, content="楼下路口的路灯坏了，每天晚上一片漆黑，老人出门很不方便", address=FUMES_AT)
+    panel = client.post("/intake/assist", data={**lamp, "citizen_phone": "13700001111"}).text
+    similar = re.search(r'data-testid="similar">(.*?)</section>', panel, re.S)
+    assert similar is not None and number in similar.group(1)  # listed: the operator sees it
+    score = float(re.search(rf"{number}.*?相似度 ([0-9.]+)", similar.group(1), re.S).group(1))  # type: ignore[union-attr]
+    assert 0 < score < get_dedupe_settings().merge_offer_min_score
+    assert f'name="merge_into" value="{first_id}"' not in panel
+    same_caller = client.post("/intake/assist", data={**lamp, "citizen_phone": "13911113333"}).text
+    assert f'name="merge_into" value="{first_id}"' in same_caller

@@ -94,6 +94,16 @@ class DedupeSettings(BaseSettings):
         le=1,
         description="Text score a past order needs to be listed among the similar cases (0: any, however unrelated).",
     )
+    # 受理并并入 on a similar case is the operator's judgement, but a case listed at 0.05 for a shared word or two is
+    # another problem: offering to merge the call into it only invites a slip that cannot be undone.
+    merge_offer_min_score: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Text score from which a similar past case still being handled is offered to the hotline "
+        "operator for 受理并并入 (registering the call straight into it); a duplicate, or a case of the same caller, "
+        "is offered whatever its score.",
+    )
     # A complaint re-posted by hundreds (a burst about one outage) would otherwise have every intake read and list all
     # the earlier copies.
     duplicate_count: int = Field(10, ge=1, le=200, description="Duplicates listed at most, best first.")

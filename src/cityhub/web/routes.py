@@ -706,8 +706,13 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names, same_caller=callers)
     assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
     if permissions.allows(principal.role, permissions.INTAKE_MERGE):
+        bar = dedupe.get_dedupe_settings().merge_offer_min_score
         assistance.merge_targets = {d.order_id for d in duplicates if d.state in OPEN_STATES} | {
-            c.order_id for c in similar if c.state in OPEN_STATES and order_in_scope(db, scope, c.order_id)
+            c.order_id
+            for c in similar
+            if c.state in OPEN_STATES
+            and (c.score >= bar or c.order_id in callers)
+            and order_in_scope(db, scope, c.order_id)
         }
     if odds_shown:
         _classify(db, title, content, assistance)
