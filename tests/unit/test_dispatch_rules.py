@@ -183,3 +183,33 @@ def test_without_a_classifier_only_a_high_priority_rule_dispatches() -> None:
     assert not low.auto and "priority 50 < 100" in low.reason
     high = _decide(match([dept(1, 501, priority=100)], facts()), has_model=False, probability=None)
     assert high.auto and high.reason.startswith("no classifier configured; high-priority rule #1")
+
+
+@pytest.mark.parametrize(
+    ("text", "local"),
+    [
+        ("幸福小区物业公司乱涨物业费，也不公示收支", True),
+        ("业委会换届选举物业不作为，业主意见很大", True),
+        ("小区物业专项维修资金怎么申请使用", False),  # the housing bureau's, not the community's
+        ("楼道堆满杂物，邻里纠纷调解不了", True),
+    ],
+)
+def test_the_seeded_local_rules_keep_property_disputes_in_the_community(text: str, local: bool) -> None:
+    """小事不出村: the default rule set sends a property (物业) dispute to the community where it happens — the
+    category rule alone sent it to the district's housing bureau — but not a question of the repair fund."""
+    from cityhub.dispatch.service import LOCAL_PRIORITY, LOCAL_RULES
+
+    rules = [
+        Rule(
+            id=i,
+            name=name,
+            tier=RuleTier.COMMUNITY if kind is TargetKind.LOCAL_COMMUNITY else RuleTier.STREET,
+            target_kind=kind,
+            priority=LOCAL_PRIORITY,
+            keywords=split_keywords(wanted),
+            exclude_keywords=split_keywords(excluded),
+        )
+        for i, (_key, name, kind, wanted, excluded) in enumerate(LOCAL_RULES, start=1)
+    ]
+    ranked = match([*rules, dept(99, 501, keywords=("物业", "维修资金"))], facts(text))
+    assert (ranked[0].unit_id == 100) is local

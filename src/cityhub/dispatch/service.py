@@ -1633,6 +1633,13 @@ LOCAL_RULES: tuple[tuple[str, str, rulebook.TargetKind, str, str], ...] = (
         "建筑垃圾、垃圾处理厂、垃圾焚烧、渣土、填埋场",
     ),
     (
+        "local:property",
+        "物业纠纷 → 本社区",
+        rulebook.TargetKind.LOCAL_COMMUNITY,
+        "物业服务、物业公司、物业管理、物业费、物业不作为、物业推诿、业委会、业主委员会、业主大会",
+        "维修资金、维修基金、物业税、不动产登记、房产证",
+    ),
+    (
         "local:street-vending",
         "占道经营 → 本街道",
         rulebook.TargetKind.LOCAL_STREET,
