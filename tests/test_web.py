@@ -1094,14 +1094,16 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
     assert 'href="/orders/import"' in intake
     page = client.get("/orders/import")
     assert page.status_code == 200 and "反映内容" not in page.text and "留言详情" in page.text  # the known headers
-    # Nothing dispatches in the background here: the choice does nothing, so it is off and cannot be ticked, as its
-    # hint says (it was ticked beside 本系统未开启自动派单) …
-    assert 'data-testid="import-dispatch" disabled>' in page.text and "本系统未开启自动派单" in page.text
-    # … where something does, it is on unless unticked.
+    # Where nothing runs in the background (CITYHUB_DISPATCH_IN_BACKGROUND off) the choice does nothing, so it is off
+    # and cannot be ticked, as its hint says (it was ticked beside 本系统未开启自动派单) …
     with monkeypatch.context() as patched:
-        patched.setattr(import_pages.background, "enabled", lambda: True)
-        on = client.get("/orders/import").text
-    assert 'name="dispatch" value="1" data-testid="import-dispatch" checked' in on
+        patched.setattr(import_pages.background, "enabled", lambda: False)
+        patched.setattr(import_pages.background, "suggests", lambda: False)
+        off = client.get("/orders/import").text
+    assert 'data-testid="import-dispatch" disabled>' in off and "本系统未开启自动派单" in off
+    # … where something does, it is on unless unticked: here, automatic dispatch off, for the system's suggestions.
+    assert 'name="dispatch" value="1" data-testid="import-dispatch" checked' in page.text
+    assert "自动派单未开启：新工单由系统自动查重（重复的并入原工单）、分类并给出派单建议" in page.text
     sheet = (
         "工单号,诉求标题,反映内容,来电时间,经度\n"
         "M-1,路灯不亮,景泰街道云苑新村路灯连续三晚不亮,2026-11-20 09:10:00,\n"
@@ -1146,7 +1148,7 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
     assert (
         re.search(r'data-testid="import-skipped">1<', again.text) and 'data-testid="import-imported">0<' in again.text
     )
-    assert "本系统未开启自动派单" in done.text  # here it is off: the box says where the orders go
+    assert "自动派单未开启：新工单由系统自动查重" in done.text  # here it is off: the box says where the orders go
     one_more = "工单号,诉求标题,反映内容,来电时间\nM-9,积水,桥下积水,2026-11-22 08:00:00\n".encode()
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")  # decided by the background dispatcher
     get_settings.cache_clear()
@@ -1987,8 +1989,10 @@ def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkey
         get_settings.cache_clear()
 
 
-def test_without_automatic_dispatch_the_pages_say_the_order_waits_for_its_duplicate_check(org, monkeypatch) -> None:
-
+def test_without_automatic_dispatch_the_pages_say_the_order_waits_for_its_analysis(org, monkeypatch) -> None:
+    """Automatic dispatch off: a new order waits for the background dispatcher's duplicate check and decision (kept,
+    not sent) — the order page, the queue and the status page say 系统分析, not 自动派单; then it waits for a
+    dispatcher with its suggestions. With nothing but the duplicate check in the background, they say 自动查重."""
     monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")  # what the background check is for
     get_dedupe_settings.cache_clear()
     data = {"channel": "app", "content": "小区楼下餐馆油烟排放严重，噪音扰民", "street_code": "W-JT"}
@@ -1996,12 +2000,14 @@ def test_without_automatic_dispatch_the_pages_say_the_order_waits_for_its_duplic
         order_id = submit(s, data=data, similar=False, defer_duplicates=True).order.id
     disp = login("disp")
     page = disp.get(f"/orders/{order_id}").text
-    assert 'data-testid="dispatch-pending"' in page and "已排队等待自动查重" in page
-    assert "自动查重中" in disp.get("/queue").text and "自动派单中" not in disp.get("/queue").text
-    assert "待自动查重 1 件" in _client().get("/").text
-    assert background.run_once() == {"checked": 1}
+    assert 'data-testid="dispatch-pending"' in page and "已排队等待系统分析" in page
+    assert "系统分析中" in disp.get("/queue").text and "自动派单中" not in disp.get("/queue").text
+    assert "待系统分析（查重、分类、派单建议）1 件" in _client().get("/").text
+    assert background.run_once() == {"suggested": 1}
     assert 'data-testid="dispatch-pending"' not in disp.get(f"/orders/{order_id}").text
     assert _state(order_id) == State.RECEIVED  # waits for a dispatcher, as before
+    with session_scope() as s:
+        assert dispatch.latest_decision(s, order_id=order_id) is not None  # what the queue shows, kept
 
 
 def test_intake_errors_show_per_field_and_keep_everything_typed(org) -> None:

@@ -94,11 +94,13 @@ class Settings(BaseSettings):
     dispatch_auto: bool = Field(False, description="Dispatch orders automatically at intake when confident enough.")
     dispatch_in_background: bool = Field(
         True,
-        description="With automatic dispatch on: intake records each new order for the background dispatcher and "
-        "answers at once; the dispatcher (a process of `cityhub serve` at a lower CPU priority, a thread of "
-        "`cityhub worker`) decides soon after — within a few hundred milliseconds while the machine has room. It "
-        "also takes the duplicate check of orders created over the API and Open311 (CITYHUB_DEDUPE_IN_BACKGROUND), "
-        "with automatic dispatch or without. false: both are done inside the request that creates the order.",
+        description="Intake records each new order for the background dispatcher and answers at once; the "
+        "dispatcher (a process of `cityhub serve` at a lower CPU priority, a thread of `cityhub worker`) decides "
+        "soon after — within a few hundred milliseconds while the machine has room: with automatic dispatch on it "
+        "dispatches the confident ones, with it off it keeps each decision (category, suggested units, why) for the "
+        "dispatcher's queue. It also takes the duplicate check of orders created over the API and Open311 "
+        "(CITYHUB_DEDUPE_IN_BACKGROUND). false: automatic dispatch and that check are done inside the request that "
+        "creates the order, and no decision is kept without automatic dispatch.",
     )
     dispatch_poll_ms: float = Field(
         200.0,

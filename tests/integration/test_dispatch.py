@@ -1416,16 +1416,30 @@ def _api_copies_are_merged(client: TestClient) -> None:
     assert merged["state"] == "merged" and merged["master_order_id"] == first.json()["id"]
 
 
-def test_without_automatic_dispatch_the_dispatcher_only_checks_for_duplicates(app_db, org, model) -> None:
-    assert not get_settings().dispatch_auto and background.enabled() and not background.decides()
+def test_without_automatic_dispatch_the_dispatcher_keeps_its_decision_and_sends_nothing(app_db, org, model) -> None:
+    """Automatic dispatch off (the default): the background dispatcher checks for duplicates and decides for each
+    new order — the operator's too — keeping the decision for the queue (its category filter finds the order by the
+    category only the classifier read), sending nothing; the order waits for a dispatcher."""
+    assert not get_settings().dispatch_auto and background.suggests() and not background.decides()
     first = _deferred()
-    assert background.run_once() == {"checked": 1}  # no earlier duplicate: it waits for a dispatcher
+    assert background.run_once() == {"suggested": 1}  # no earlier duplicate: decided, not sent
     again = _deferred()
     assert background.run_once() == {"merged": 1}
+    typed = _submitted("小区外墙脱落，物业不管")  # the operator's intake queues it too
     with session_scope() as s:
-        assert orders.require_order(s, order_id=first).state == State.RECEIVED
-        assert s.get(DispatchSuggestion, first) is None  # nothing decided
+        assert s.get(DispatchBacklog, typed) is not None
+    assert background.run_once() == {"suggested": 1}
+    with session_scope() as s:
+        for order_id in (first, typed):
+            order = orders.require_order(s, order_id=order_id)
+            assert order.state == State.RECEIVED and order.lead_unit_id is None and order.category_id is None
+            kept = s.get(DispatchSuggestion, order_id)
+            assert kept is not None and not kept.dispatched and kept.candidates
+            read = kept.place["category_id"]
+            assert read is not None and service.queue_categories(s).get(read, 0) >= 1
+            assert order_id in set(s.scalars(select(Order.id).where(service.decided_category(s, read))))
         assert orders.require_order(s, order_id=again).master_order_id == first
+    assert _trail(first) == ["create", "merged_in"] and _trail(typed) == ["create"]  # nothing sent, nothing filled in
 
 
 def test_the_dispatcher_records_its_heartbeat_among_the_jobs(in_background, org, model) -> None:

@@ -798,6 +798,7 @@ def test_cli_dispatch_hands_the_new_orders_to_the_background_dispatcher(
     """``--dispatch``: the summary says how many were queued; a configuration where no background dispatcher runs is
     named instead of queueing orders nobody would take."""
     from cityhub.cli import _mount, app
+    from cityhub.config import get_settings
     from cityhub.db import session_factory
     from cityhub.dispatch import background
     from cityhub.intake.dedupe import get_dedupe_settings
@@ -814,11 +815,19 @@ def test_cli_dispatch_hands_the_new_orders_to_the_background_dispatcher(
     with session_factory()() as s:
         assert background.status(s).orders == 2
 
-    # Automatic dispatch off, and no automatic merges: nothing runs in the background.
+    # Automatic dispatch off and no automatic merges: the dispatcher still decides for them (their suggestions kept).
     monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "false")
     get_dedupe_settings.cache_clear()
     other = write_csv(tmp_path / "more.csv", [["more-1", *GOOD_ROWS[0][1:]]])
     result = CliRunner().invoke(app, ["import", "orders", str(other), "--dispatch"])
+    assert result.exit_code == 0, result.output
+    assert "warning: --dispatch" not in result.stderr and "queued 1 for dispatch" in result.stderr.splitlines()[-1]
+    # Nothing in the background: said, and nothing queued for nobody.
+    monkeypatch.setenv("CITYHUB_DISPATCH_IN_BACKGROUND", "false")
+    get_settings.cache_clear()
+    last = write_csv(tmp_path / "last.csv", [["last-1", *GOOD_ROWS[0][1:]]])
+    result = CliRunner().invoke(app, ["import", "orders", str(last), "--dispatch"])
+    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "warning: --dispatch: no background dispatcher runs with this configuration" in result.stderr
     assert "queued" not in result.stderr.splitlines()[-1]

@@ -80,6 +80,21 @@ def decides() -> bool:
     return settings.dispatch_auto and settings.dispatch_in_background
 
 
+def suggests() -> bool:
+    """Whether, automatic dispatch off, the background dispatcher still decides for each new order and keeps the
+    decision — the category the classifier reads, the suggested units and why — without sending it: the dispatcher's
+    queue then reads it (its category filter finds the orders by the category only the classifier read) instead of
+    computing it again at every view."""
+    settings = get_settings()
+    return settings.dispatch_in_background and not settings.dispatch_auto
+
+
+def takes_new_orders() -> bool:
+    """Whether intake leaves each new received order to the background dispatcher to decide for: to dispatch it
+    (:func:`decides`) or to keep its suggestion (:func:`suggests`)."""
+    return decides() or suggests()
+
+
 def checks_duplicates() -> bool:
     """Whether intake leaves the duplicate check of orders created over the API and Open311 to the background
     dispatcher (an automatic merge is all that would come of it there: their answer shows no duplicates)."""
@@ -90,8 +105,9 @@ def checks_duplicates() -> bool:
 
 
 def enabled() -> bool:
-    """Whether the background dispatcher runs: intake leaves it automatic dispatch, duplicate checks, or both."""
-    return decides() or checks_duplicates()
+    """Whether the background dispatcher runs: intake leaves it decisions (automatic dispatch, or suggestions kept),
+    duplicate checks, or both."""
+    return takes_new_orders() or checks_duplicates()
 
 
 def enqueue(session: Session, order: Order, *, check_duplicates: bool = False) -> None:
@@ -180,11 +196,12 @@ def _decide(order_id: int, prediction: Any = None, check_duplicates: bool = Fals
                 merged, duplicates = _merged(session, order) if check_duplicates else (False, None)
                 if merged:
                     outcome = "merged"
-                elif decides():
+                elif takes_new_orders():
+                    sends = decides()
                     decision = auto_dispatch(
-                        session, order=order, prediction=prediction, held=True, duplicates=duplicates
+                        session, order=order, prediction=prediction, held=True, duplicates=duplicates, send=sends
                     )
-                    outcome = "dispatched" if decision.dispatched else "queued"
+                    outcome = "dispatched" if decision.dispatched else "queued" if sends else "suggested"
                 else:
                     outcome = "checked"  # no earlier duplicate; a dispatcher dispatches it
             # The claim comes last: on SQLite the write lock is then taken by the decision's writes, after its reads
@@ -261,7 +278,7 @@ def _predictions(order_ids: list[int]) -> dict[int, Any]:
     from cityhub.dispatch.service import load_model
     from cityhub.nlp.text import order_text
 
-    if not decides():
+    if not takes_new_orders():
         return {}
     try:
         loaded = load_model()
@@ -335,7 +352,7 @@ class _Heartbeat:
         for outcome, n in counts.items():
             self.totals[outcome] = self.totals.get(outcome, 0) + n
         try:
-            deciding, checking = decides(), checks_duplicates()
+            deciding, checking = takes_new_orders(), checks_duplicates()
             model = model_status() if deciding else "off"
             with session_scope() as session:
                 index = index_status(session) if checking else {"state": "off"}
@@ -347,6 +364,7 @@ class _Heartbeat:
                     "pid": os.getpid(),
                     "started_at": self.started.isoformat(),
                     "decides": deciding,
+                    "sends": decides(),
                     "checks_duplicates": checking,
                     "dispatch_model": model,
                     "similar_orders_index": index,
@@ -404,7 +422,7 @@ def process_main(supervisor: int, ready: Callable[[], None] | None = None) -> No
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
     stop_when_orphaned(supervisor)
-    if decides():
+    if takes_new_orders():
         try:
             warm_up()
         except Exception:  # the first decision loads what it needs

@@ -896,8 +896,10 @@ def auto_dispatch(
     held: bool = False,
     prediction: Any = None,
     duplicates: Sequence[Any] | None = None,
+    send: bool = True,
 ) -> DispatchDecision:
-    """Decide for a received order and, when the decision allows, dispatch it as ``auto-dispatch``.
+    """Decide for a received order and, when the decision allows, dispatch it as ``auto-dispatch``; ``send`` False
+    (automatic dispatch off): the decision is only kept, for the dispatcher's queue to show.
 
     A decision that would dispatch waits all the same when an earlier open order at an agreeing place is its
     duplicate: a person merges it (or dispatches it, when it is not the same matter after all). ``duplicates``: those
@@ -917,7 +919,7 @@ def auto_dispatch(
     # Read before the first write (an order created in this transaction has no earlier decision).
     earlier = None if new else session.get(DispatchSuggestion, order.id)
     new_order = order if new or held else None
-    if decision.auto and order.state == State.RECEIVED and decision.candidates:
+    if send and decision.auto and order.state == State.RECEIVED and decision.candidates:
         top = decision.candidates[0]
         fills: dict[str, int | str] = {}
         if order.category_id is None and decision.category_id is not None:
@@ -1045,8 +1047,8 @@ def decided_category(session: Session, category_id: int) -> Any:
     """The waiting orders of a category or below it as the queue shows their category (a clause): the one set on the
     order, else — none set — the one its stored, undispatched decision read (the classifier's prediction, written to
     the order only when it is dispatched automatically). A dispatcher narrowing the queue to 物业服务 missed every
-    order only the classifier had read so. An order with neither (no decision stored for it yet: automatic dispatch
-    off, nobody asked for suggestions) is of no category here."""
+    order only the classifier had read so. An order with neither (no decision stored for it yet: the background
+    dispatcher has not come to it, or does not run) is of no category here."""
     ids = orders._category_subtree(session, category_id) if 0 < category_id <= MAX_ID else []
     read_so = select(DispatchSuggestion.order_id).where(
         DispatchSuggestion.dispatched.is_(False), DispatchSuggestion.place["category_id"].as_integer().in_(ids)

@@ -129,8 +129,8 @@ def import_orders_cmd(
 
     if dispatch and not as_history and not background.enabled():
         console.print(
-            "warning: --dispatch: no background dispatcher runs with this configuration (CITYHUB_DISPATCH_AUTO off, "
-            "no duplicate check in the background): the new orders wait for a dispatcher or `cityhub dispatch run`",
+            "warning: --dispatch: no background dispatcher runs with this configuration "
+            "(CITYHUB_DISPATCH_IN_BACKGROUND off): the new orders wait for a dispatcher or `cityhub dispatch run`",
             markup=False,
             highlight=False,
         )

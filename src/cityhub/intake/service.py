@@ -273,12 +273,13 @@ def route_received(
     session: Session, order: Order, found: dedupe.DedupeResult | None = None, *, check_duplicates: bool = False
 ) -> None:
     """What happens to a new order still waiting to be sent out (received; not answered or merged at intake): with
-    the background dispatcher deciding (or ``check_duplicates``, the duplicate check left to it) it is queued for
-    it once this commits; else, with automatic dispatch on, dispatched now when the classifier is sure enough
-    (``found``: the duplicates intake found, which the decision considers); else it waits for a dispatcher."""
+    the background dispatcher deciding — dispatching it, or keeping its suggestion for the queue — (or
+    ``check_duplicates``, the duplicate check left to it) it is queued for it once this commits; else, with
+    automatic dispatch on, dispatched now when the classifier is sure enough (``found``: the duplicates intake
+    found, which the decision considers); else it waits for a dispatcher."""
     if order.state != State.RECEIVED:
         return
-    if check_duplicates or background.decides():
+    if check_duplicates or background.takes_new_orders():
         background.enqueue(session, order, check_duplicates=check_duplicates)
     elif get_settings().dispatch_auto:
         _auto_dispatch(session, order, found or dedupe.DedupeResult())

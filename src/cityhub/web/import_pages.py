@@ -85,6 +85,7 @@ def _page(
         max_mb=importer.UPLOAD_MAX_BYTES // (1024 * 1024),
         dispatch_runs=background.enabled(),
         dispatch_decides=background.decides(),
+        dispatch_suggests=background.suggests(),
     )
 
 

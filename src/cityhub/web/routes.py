@@ -293,10 +293,11 @@ def index(request: Request, db: DbSession) -> Response:
 
 def _pending_kind() -> str:
     """What an order in the background dispatcher's backlog waits for, as its notices say: "dispatch" (automatic
-    dispatch, after a duplicate check when intake left one) or "duplicate_check" (the check alone)."""
+    dispatch, after a duplicate check when intake left one), "suggest" (automatic dispatch off: its category and
+    suggested units, after that check) or "duplicate_check" (the check alone)."""
     from cityhub.dispatch import background
 
-    return "dispatch" if background.decides() else "duplicate_check"
+    return "dispatch" if background.decides() else "suggest" if background.suggests() else "duplicate_check"
 
 
 @router.get("/lang/{code}")
