@@ -104,9 +104,23 @@ def test_validity_window_and_active_flag() -> None:
 
 def test_local_targets_need_a_known_place_and_returning_units_are_skipped() -> None:
     local = Rule(id=1, name="l", tier=RuleTier.COMMUNITY, target_kind=TargetKind.LOCAL_COMMUNITY)
-    assert explain(local, facts(community_id=None))[1] == "the order's own community is not known"
+    unplaced = facts(place_chain=(), community_id=None, street_id=None)
+    assert explain(local, unplaced)[1] == "the order's own community is not known"
     assert explain(local, facts())[0].unit_id == 100  # type: ignore[union-attr]
     assert explain(local, facts(excluded_unit_ids=frozenset({100})))[0] is None
+
+
+def test_a_community_matter_whose_community_is_unknown_goes_to_its_street_not_a_bureau() -> None:
+    """小事不出村 with the village unknown (the address named only the street): the street, ranked as a street's
+    rule (中事不出镇) — still before a department's — and saying so; a department took a neighbours' quarrel."""
+    local = Rule(
+        id=1, name="邻里纠纷", tier=RuleTier.COMMUNITY, target_kind=TargetKind.LOCAL_COMMUNITY, keywords=("邻里",)
+    )
+    street_only = facts("邻里纠纷", place_chain=(10, 1), community_id=None)
+    ranked = match([local, dept(2, 501, priority=900, keywords=("邻里",))], street_only)
+    assert [(c.unit_id, c.tier) for c in ranked] == [(10, RuleTier.STREET), (501, RuleTier.DEPARTMENT)]
+    assert "own street (its community not known)" in ranked[0].reasons[0] and "中事不出镇" in ranked[0].reasons[0]
+    assert explain(local, facts("邻里纠纷", community_id=None, excluded_unit_ids=frozenset({10})))[0] is None
 
 
 def test_several_rules_for_one_unit_break_a_tie_and_true_ties_are_not_unique() -> None:

@@ -63,6 +63,15 @@ def test_every_suggestion_reason_is_explained_with_unit_names() -> None:
     assert english.startswith("rule #2 “城乡建设 → 本街道” → the order's own street (Street/town, priority 50)")
 
 
+def test_a_community_rule_sent_to_the_street_says_the_community_was_not_known() -> None:
+    facts = rules.OrderFacts(text="邻里纠纷", now=NOW, place_chain=(7, 1), street_id=7)
+    local = rules.Rule(4, "邻里纠纷 → 本社区", RuleTier.COMMUNITY, TargetKind.LOCAL_COMMUNITY, keywords=("邻里",))
+    (candidate,) = rules.match([local], facts)
+    text = explain(ZH, "; ".join(candidate.reasons), NAMES)
+    assert text.startswith("规则 #4「邻里纠纷 → 本社区」→ 工单所在街道（未识别到社区）（镇街，中事不出镇，优先级 50）")
+    assert not ENGLISH.search(text), text
+
+
 def test_the_keywords_a_rule_matched_are_listed_in_the_readers_language() -> None:
     # The dispatcher lists them with 、: an English reader read "keywords: 医保、异地就医", a Chinese comma in English.
     reason = "; ".join(

@@ -149,12 +149,20 @@ def split_keywords(text: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _target(rule: Rule, facts: OrderFacts) -> tuple[int | None, str]:
+STREET_FOR_COMMUNITY = "the order's own street (its community not known)"
+
+
+def _target(rule: Rule, facts: OrderFacts) -> tuple[int | None, str, RuleTier]:
+    """The unit a rule sends the order to, how its reason names it, and the tier the candidate ranks at."""
     if rule.target_kind == TargetKind.LOCAL_COMMUNITY:
-        return facts.community_id, "the order's own community"
+        if facts.community_id is None and facts.street_id is not None:
+            # 小事不出村, the village unknown: its street (中事不出镇), which knows its villages, rather than nobody
+            # (then a district department's rule took a neighbours' quarrel).
+            return facts.street_id, STREET_FOR_COMMUNITY, RuleTier.STREET
+        return facts.community_id, "the order's own community", rule.tier
     if rule.target_kind == TargetKind.LOCAL_STREET:
-        return facts.street_id, "the order's own street"
-    return rule.target_unit_id, f"unit {rule.target_unit_id}"
+        return facts.street_id, "the order's own street", rule.tier
+    return rule.target_unit_id, f"unit {rule.target_unit_id}", rule.tier
 
 
 def explain(rule: Rule, facts: OrderFacts) -> tuple[Candidate | None, str]:
@@ -188,20 +196,18 @@ def explain(rule: Rule, facts: OrderFacts) -> tuple[Candidate | None, str]:
     blocked = _found(rule.exclude_keywords, text)
     if blocked:
         return None, "excluded by " + "、".join(blocked)
-    unit_id, target_text = _target(rule, facts)
+    unit_id, target_text, tier = _target(rule, facts)
     if unit_id is None:
         return None, f"{target_text} is not known"
     if unit_id in facts.excluded_unit_ids:
         return None, f"unit {unit_id} returned this order"
-    reasons.insert(
-        0, f"rule #{rule.id} {rule.name!r} → {target_text} [{TIER_LABEL[rule.tier]}, priority {rule.priority}]"
-    )
+    reasons.insert(0, f"rule #{rule.id} {rule.name!r} → {target_text} [{TIER_LABEL[tier]}, priority {rule.priority}]")
     return (
         Candidate(
             unit_id=unit_id,
             rule_id=rule.id,
             rule_name=rule.name,
-            tier=rule.tier,
+            tier=tier,
             priority=rule.priority,
             specificity=specificity,
             hits=len(hits),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from cityhub.dispatch.rules import MODEL_UNAVAILABLE
+from cityhub.dispatch.rules import MODEL_UNAVAILABLE, STREET_FOR_COMMUNITY
 from cityhub.formatting import significant
 from cityhub.intake import enterprise
 from cityhub.monitoring.rules import SILENCE_RULE_NAME
@@ -84,6 +84,8 @@ def _target(names: Names, t: Translator, raw: str) -> str:
         return t("why.own_street")
     if raw == "the order's own community":
         return t("why.own_community")
+    if raw == STREET_FOR_COMMUNITY:
+        return t("why.own_street_for_community")
     return _unit(names, raw.removeprefix("unit "))
 
 
