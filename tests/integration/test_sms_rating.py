@@ -86,7 +86,16 @@ def test_the_answer_s_text_message_asks_for_a_rating_by_reply(env) -> None:
     assert payload["asks_rating"] is True and payload["phone"] == PHONE
     assert number in payload["text"] and RATING_PROMPT in payload["text"]
     assert "1满意，2基本满意，3不满意" in payload["text"] and len(payload["text"]) <= 201  # three SMS segments
-    assert _sms(env, phone=PHONE, text="1").json()["outcome"] == "rated"
+    env["admin"].post("/api/v1/notify/webhooks", json={"url": "http://127.0.0.1:9/units", "events": ["callback"]})
+    assert _sms(env, phone=PHONE, text="2").json()["outcome"] == "rated"
+    with session_scope() as s:
+        [told] = s.scalars(select(OutboxMessage).where(OutboxMessage.topic == Topic.CALLBACK)).all()
+        assert (told.payload["satisfied"], told.payload["rating"], told.payload["via"]) == (
+            True,
+            "basically_satisfied",
+            "sms",
+        )
+        assert told.payload["actor"] == "市民（尾号5678，短信）"
     closed = env["admin"].post(f"/api/v1/orders/{order_id}/actions/close", json={})
     assert closed.status_code == 200, closed.text
     with session_scope() as s:

@@ -448,6 +448,9 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
         payload["reason"] = scrub_text(event.reason, known=(order.citizen_name, order.citizen_phone))
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
+        if rating := outcome.payload.get("rating"):  # a text message's rating (短信回访): 基本满意 said apart
+            payload["rating"] = rating
+            payload["via"] = outcome.payload.get("via")
     return told + enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.db import utcnow
 from cityhub.errors import InvalidTransition, NotFound, ValidationFailed
+from cityhub.notify.config import get_notify_settings
 from cityhub.org.models import Unit
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import AWAITING_DISPATCH, Action, State
@@ -266,6 +267,8 @@ def merged_progress(session: Session, order: Order) -> MergedProgress | None:
 CITIZEN_SMS_ACTOR = "市民（尾号{tail}，短信）"
 # How many of a phone's orders waiting for a rating the reply asking which one lists.
 SMS_LISTED = 5
+# The answer to a phone none of whose orders waits for a rating (an unknown one alike: it says nothing of any order).
+_NO_ORDER_TEXT = "未找到您待评价的工单。如需反映问题，请拨打12345热线。"
 
 
 class SmsOutcome(StrEnum):
@@ -308,8 +311,6 @@ def rate_by_sms(
     answer asks which. A message the relay sends again (the same ``message_id``) is answered as the first time and
     rates nothing twice. A 不满意 without a word of what is wrong is recorded with :data:`sms.NO_REASON`. Nothing of
     another phone's orders is ever said."""
-    from cityhub.notify.config import get_notify_settings
-
     spelled = phone_spellings(phone)
     if not spelled:
         raise ValidationFailed("phone must be a phone number (7 to 20 digits)", details={"field": "phone"})
@@ -331,7 +332,8 @@ def rate_by_sms(
     ]
     if message_id is not None and (earlier := _rated_by(session, [r.id for r in mine], message_id)) is not None:
         number = next(r.number for r in mine if r.id == earlier.order_id)
-        rating = Rating((earlier.payload or {}).get("rating") or Rating.SATISFIED)
+        payload = earlier.payload or {}
+        rating = Rating(payload.get("rating") or (Rating.SATISFIED if payload.get("satisfied") else Rating.UNSATISFIED))
         return _thanks(sign, SmsOutcome.REPEATED, number, rating, earlier.reason)
     reply = read_reply(text, [r.number for r in mine])
     awaiting = [r for r in mine if r.state == State.REPLIED]
@@ -344,7 +346,7 @@ def rate_by_sms(
             return _answer(SmsOutcome.NOT_RATEABLE, f"{sign}您的工单{shown}{said}。如有疑问请拨打12345热线。", shown)
         awaiting = chosen
     elif reply.unknown or not awaiting:
-        return _answer(SmsOutcome.NO_ORDER, f"{sign}未找到您待评价的工单。如需反映问题，请拨打12345热线。")
+        return _answer(SmsOutcome.NO_ORDER, sign + _NO_ORDER_TEXT)
     if len(awaiting) > 1:
         listed = [r.number for r in awaiting[-SMS_LISTED:]]
         more = "等" if len(awaiting) > len(listed) else ""
@@ -355,7 +357,8 @@ def rate_by_sms(
             numbers=listed,
         )
     order = session.get(Order, awaiting[0].id)
-    assert order is not None
+    if order is None:  # deleted since (the read above is not locked): nothing to rate
+        return _answer(SmsOutcome.NO_ORDER, sign + _NO_ORDER_TEXT)
     if reply.rating is None:
         return _answer(
             SmsOutcome.UNREADABLE,
