@@ -71,7 +71,7 @@ def test_every_route_names_the_credential_it_takes_and_public_ones_none(client: 
         s.flush()
         token = create_token(s, user_id=admin.id, name="test")[1]
         key = sharing.create_key(
-            s, client_name="sec", scopes="admin open311:write sharing:read sensors:write", rate_limit=10_000
+            s, client_name="sec", scopes="admin open311:write sharing:read sensors:write sms:write", rate_limit=10_000
         )[1]
     credentials = {BEARER: {"Authorization": f"Bearer {token}"}, API_KEY: {"X-API-Key": key}}
     operations = _operations(spec)
@@ -113,6 +113,7 @@ def test_every_route_names_the_credential_it_takes_and_public_ones_none(client: 
         "POST /open311/v2/requests.{fmt}",
         "POST /api/v1/sensors/readings",
         "POST /api/v1/sensors/{code}/readings",
+        "POST /api/v1/sms/inbound",
     } <= set(declared[API_KEY])
     assert {"POST /api/v1/auth/login", "POST /api/v1/track", "GET /healthz"} <= set(declared["public"])
 

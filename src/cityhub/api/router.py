@@ -22,6 +22,7 @@ from cityhub.org.views import units_router, users_router
 from cityhub.sharing.views import router as sharing_router
 from cityhub.workorders.admin_views import calendar_router, categories_router, sla_router
 from cityhub.workorders.tracking_views import router as tracking_router
+from cityhub.workorders.tracking_views import sms_router
 from cityhub.workorders.views import router as orders_router
 
 # Every route refuses a JSON body holding text no database stores (NUL, lone surrogates) or a field it does not take,
@@ -32,6 +33,7 @@ api_router.include_router(auth_router)
 api_router.include_router(import_router)
 api_router.include_router(orders_router)
 api_router.include_router(tracking_router)
+api_router.include_router(sms_router)
 api_router.include_router(sharing_router)
 api_router.include_router(kb_router)
 api_router.include_router(kb_orders_router)

@@ -51,6 +51,12 @@ class NotifySettings(BaseSettings):
         description="The signature a citizen's text message begins with, in 【】 (topic `citizen`): the hotline's name "
         "as the SMS gateway registered it.",
     )
+    sms_rating: bool = Field(
+        True,
+        description="The text message of an answer asks the citizen to rate it by replying 1, 2 or 3 (短信回访), which "
+        "the SMS relay posts to `POST /api/v1/sms/inbound`; false when the relay does not pass replies on (the message "
+        "then names the progress lookup for rating alone).",
+    )
     track_url: str | None = Field(
         None,
         max_length=200,

@@ -44,6 +44,7 @@ from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Top
 from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_sender, sender_kinds
 from cityhub.org.models import Unit
 from cityhub.timerange import answer_time, answer_times
+from cityhub.workorders import sms
 from cityhub.workorders.lifecycle import Action, Outcome, SlaEffect, State
 from cityhub.workorders.models import MACHINE_CHANNELS, MERGED_IN, Category, Order, OrderEvent
 from cityhub.workorders.schemas import MEDIA_URL_MAX, NotWebAddress, web_address
@@ -447,6 +448,9 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
         payload["reason"] = scrub_text(event.reason, known=(order.citizen_name, order.citizen_phone))
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
+        if rating := outcome.payload.get("rating"):  # a text message's rating (短信回访): 基本满意 said apart
+            payload["rating"] = rating
+            payload["via"] = outcome.payload.get("via")
     return told + enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
 
 
@@ -458,17 +462,27 @@ SMS_REPLY_CHARS = 60
 
 def citizen_text(order: Order, action: Action) -> str:
     """The text message telling the citizen who appealed that ``order`` was answered (答复: the answer's beginning,
-    where to read it whole and rate it) or closed (办结), in Chinese — a text message's language here —, signed
-    (``CITYHUB_NOTIFY_SMS_SIGNATURE``), naming the progress lookup (``CITYHUB_NOTIFY_TRACK_URL``)."""
+    how to rate it by replying — 短信回访, :data:`sms.RATING_PROMPT`, while it can be rated and unless
+    ``CITYHUB_NOTIFY_SMS_RATING`` is off — and where to read it whole and rate it) or closed (办结), in Chinese — a
+    text message's language here —, signed (``CITYHUB_NOTIFY_SMS_SIGNATURE``), naming the progress lookup
+    (``CITYHUB_NOTIFY_TRACK_URL``)."""
     settings = get_notify_settings()
     where = settings.track_url or "12345网站“办理进度查询”"
     head = f"【{settings.sms_signature}】您反映的问题（工单{order.number}）"
     if action == Action.REPLY:
         reply = " ".join((order.reply_text or "").split())
         said = reply if len(reply) <= SMS_REPLY_CHARS else reply[:SMS_REPLY_CHARS] + "…"
+        if asks_rating(order, action):
+            return f"{head}已答复：{said} {sms.RATING_PROMPT}完整答复可凭工单编号和本手机号在{where}查看。"
         return f"{head}已答复：{said} 请凭工单编号和本手机号在{where}查看完整答复并评价。"
     resolved = "已办结" if order.state == State.CLOSED_RESOLVED else "已办结（未解决）"
     return f"{head}{resolved}。可凭工单编号和本手机号在{where}查看办理情况。感谢您的监督。"
+
+
+def asks_rating(order: Order, action: Action) -> bool:
+    """Whether the text message of ``action`` asks the citizen to rate the answer by replying (短信回访): an answer
+    that waits for their rating, when the relay passes replies on (``CITYHUB_NOTIFY_SMS_RATING``)."""
+    return action == Action.REPLY and order.state == State.REPLIED and get_notify_settings().sms_rating
 
 
 def on_citizen_step(session: Session, *, order: Order, outcome: Outcome, event: OrderEvent) -> int:
@@ -486,6 +500,7 @@ def on_citizen_step(session: Session, *, order: Order, outcome: Outcome, event: 
         "at": event.at.isoformat() if event.at else None,
         "phone": order.citizen_phone,
         "text": citizen_text(order, outcome.action),
+        "asks_rating": asks_rating(order, outcome.action),
     }
     return enqueue(session, topic=Topic.CITIZEN, order=order, payload=payload, now=event.at)
 

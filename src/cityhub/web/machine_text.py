@@ -23,7 +23,8 @@ from cityhub.monitoring.rules import SILENCE_RULE_NAME
 from cityhub.nlp.reply_quality import FINDING_FIGURES, WEAK_REPLY_NOTE
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import Translator
-from cityhub.workorders.tracking import CITIZEN_ACTOR
+from cityhub.workorders.sms import NO_REASON
+from cityhub.workorders.tracking import CITIZEN_ACTOR, CITIZEN_SMS_ACTOR
 
 if TYPE_CHECKING:
     from cityhub.analytics.risk import Finding
@@ -304,6 +305,8 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     (re.compile(r"files of merged appeal (\S+)"), "why.merged_files", lambda m, n, t: {"number": m[1]}),
     # A knowledge entry an import created or changed (``knowledge.service.IMPORTED_FROM``, the configuration log).
     (re.compile(r"imported from (.+)"), "why.imported_from", lambda m, n, t: {"name": m[1]}),
+    # A citizen's 不满意 by text message without a word of why (短信回访, ``workorders.sms``).
+    (re.compile(re.escape(NO_REASON)), "why.sms_no_reason", lambda m, n, t: {}),
     (
         re.compile(r"attached (\d+) file\(s\)"),
         "why.attached",
@@ -474,12 +477,20 @@ def rule_name(t: Translator, name: str) -> str:
     return t("mon.rule.silence_name") if name == SILENCE_RULE_NAME else name
 
 
-_CITIZEN_ACTOR = re.compile("^" + re.escape(CITIZEN_ACTOR).replace(re.escape("{tail}"), r"(\d*)") + "$")
+def _tail_pattern(form: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(form).replace(re.escape("{tail}"), r"(\d*)") + "$")
+
+
+_CITIZEN_ACTOR = _tail_pattern(CITIZEN_ACTOR)
+_CITIZEN_SMS_ACTOR = _tail_pattern(CITIZEN_SMS_ACTOR)
 
 
 def actor_name(t: Translator, name: str) -> str:
     """Who acted, as a page names them: the product's own actors (``actor.*``: system, automatic dispatch …) and the
-    citizen who rated a reply on the tracking page (市民（尾号1234）) in the reader's language, a person as named."""
+    citizen who rated a reply on the tracking page (市民（尾号1234）) or by text message (市民（尾号1234，短信）) in the
+    reader's language, a person as named."""
     if found := _CITIZEN_ACTOR.match(name):
         return t("actor.citizen_tail", tail=found.group(1))
+    if found := _CITIZEN_SMS_ACTOR.match(name):
+        return t("actor.citizen_sms_tail", tail=found.group(1))
     return t.label("actor", name)

@@ -830,18 +830,7 @@ def _caller_phones(form: Form) -> set[str]:
     """The ways an appeal from the phone typed in the intake form may hold its number (none while it is still being
     typed): a mobile number is the caller's with China's country code or without (a caller ID reads +86…; the
     progress lookup compares them so too), an appeal stored either way theirs."""
-    return _phone_spellings(form.get("citizen_phone"))
-
-
-def _phone_spellings(raw: str | None) -> set[str]:
-    """:func:`_caller_phones` of one phone number as given (an order's, a form's)."""
-    from cityhub.workorders.tracking import phone_digits
-
-    phone = re.sub(r"[\s-]", "", raw or "")
-    if not re.fullmatch(r"\+?\d{7,20}", phone):
-        return set()
-    national = phone_digits(phone)
-    return {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
+    return tracking.phone_spellings(form.get("citizen_phone"))
 
 
 @dataclass(frozen=True)
@@ -857,7 +846,8 @@ class CallerHistory:
 def _caller_history(
     db: Session, principal: Principal, spelled: set[str], *, besides: int | None = None
 ) -> CallerHistory:
-    """The appeals from a phone (``spelled``: :func:`_phone_spellings`) the reader may read, but order ``besides``."""
+    """The appeals from a phone (``spelled``: :func:`tracking.phone_spellings`) the reader may read, but order
+    ``besides``."""
     conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
     if besides is not None:
         conditions.append(Order.id != besides)
@@ -877,7 +867,7 @@ def _callers_again(db: Session, principal: Principal, listed: Sequence[Order]) -
     the queue's 同一号码另有 N 件, in one query for the page. Only for who reads citizens' numbers."""
     if principal.role not in permissions.UNMASKED_ROLES:
         return {}
-    spellings = {o.id: _phone_spellings(o.citizen_phone) for o in listed if sees_personal_data(principal, o)}
+    spellings = {o.id: tracking.phone_spellings(o.citizen_phone) for o in listed if sees_personal_data(principal, o)}
     phones = sorted(set().union(*spellings.values())) if spellings else []
     if not phones:
         return {}
@@ -1782,6 +1772,8 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
                 # 回访: the citizen's verdict — the facts show only the latest one, and a reopen clears it, so without
                 # this the 不满意 that led to a 重办 was on the page nowhere.
                 "satisfied": payload.get("satisfied") if e.action == Action.CALLBACK.value else None,
+                # 基本满意 (a text message's 2, ``workorders.sms``): satisfied, named as the citizen said it.
+                "rating": payload.get("rating") if e.action == Action.CALLBACK.value else None,
                 # The unit's extension request this step ended undecided (its reply, return, a transfer).
                 "extension_withdrawn": bool(payload.get("extension_withdrawn")),
             }
@@ -1931,9 +1923,8 @@ def _detail_page(
     unmasked = sees_personal_data(principal, order)
     # 来电历史 beside the phone, for who reads citizens' numbers: a repeat caller's earlier appeals (what became of
     # them, which unit had them) are what a dispatcher or a supervisor decides by; only the intake form showed them.
-    spelled = (
-        _phone_spellings(order.citizen_phone) if unmasked and principal.role in permissions.UNMASKED_ROLES else set()
-    )
+    reads_phones = unmasked and principal.role in permissions.UNMASKED_ROLES
+    spelled = tracking.phone_spellings(order.citizen_phone) if reads_phones else set()
     caller = _caller_history(db, principal, spelled, besides=order.id) if spelled else None
     if caller is not None:
         ids |= {o.lead_unit_id for o in caller.earlier}
