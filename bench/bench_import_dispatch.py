@@ -22,8 +22,11 @@ Nothing runs beside the dispatcher but this polling process (no web server): the
 
     .venv/bin/python bench/bench_import_dispatch.py [--live 40] [--live-every 2] [--pg-url URL]
     .venv/bin/python bench/bench_import_dispatch.py --quick      # the f2 file only, 10 live appeals
+    .venv/bin/python bench/bench_import_dispatch.py --suggest-only   # automatic dispatch off: decisions kept only
 
-Writes ``bench/results/import_dispatch.{json,md}``.
+Writes ``bench/results/import_dispatch.{json,md}`` (``import_dispatch_suggest.{json,md}`` with ``--suggest-only``:
+automatic dispatch off, the default, where the dispatcher decides for each order and keeps the decision for the
+queue without sending it).
 """
 
 from __future__ import annotations
@@ -179,11 +182,19 @@ def _outcomes() -> dict[str, dict[str, int]]:
     return {channel: dict(counts) for channel, counts in by_channel.items()}
 
 
-def run(url: str, model_path: Path, files: list[Path], live_texts: list[tuple[str, str]], live_every: float) -> dict:
+def run(
+    url: str,
+    model_path: Path,
+    files: list[Path],
+    live_texts: list[tuple[str, str]],
+    live_every: float,
+    *,
+    auto: bool = True,
+) -> dict:
     env = {
         **os.environ,
         "CITYHUB_DATABASE_URL": url,
-        "CITYHUB_DISPATCH_AUTO": "1",
+        "CITYHUB_DISPATCH_AUTO": "1" if auto else "0",
         "CITYHUB_DISPATCH_IN_BACKGROUND": "1",
         "CITYHUB_DISPATCH_MODEL_PATH": str(model_path),
     }
@@ -192,14 +203,35 @@ def run(url: str, model_path: Path, files: list[Path], live_texts: list[tuple[st
     seed_district()
     imported = _import(files, env)
     drained = _drain(live_texts, live_every, env)
-    return {"import": imported, "drain": drained, "orders_by_channel_and_state": _outcomes()}
+    return {
+        "import": imported,
+        "drain": drained,
+        "orders_by_channel_and_state": _outcomes(),
+        "decisions_kept_undispatched": _kept(),
+    }
+
+
+def _kept() -> int:
+    """Decisions stored for orders still waiting (automatic dispatch off: every decided order's)."""
+    from sqlalchemy import func, select
+
+    from cityhub.db import session_scope
+    from cityhub.dispatch.models import DispatchSuggestion
+
+    with session_scope() as s:
+        return int(s.scalar(select(func.count()).where(DispatchSuggestion.dispatched.is_(False))) or 0)
 
 
 def markdown(result: dict[str, Any]) -> str:
+    mode = (
+        "automatic dispatch on"
+        if result.get("auto", True)
+        else "automatic dispatch off: each order decided and the decision kept for the queue, none sent"
+    )
     lines = [
         "# Background dispatch of a bulk import",
         "",
-        f"Measured {result['measured_at']} on {os.cpu_count()} cores; model `{result['model']}`.",
+        f"Measured {result['measured_at']} on {os.cpu_count()} cores; model `{result['model']}`; {mode}.",
         "",
         "| back end | rows queued | import wall / CPU | dispatcher warm-up | drain | decisions/s | dispatcher CPU | "
         "peak RSS | live appeals: wait p50 / p95 / max (n) |",
@@ -217,7 +249,10 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += ["", "Orders by channel and state after the drain:", ""]
     for backend, rep in result["backends"].items():
-        lines.append(f"- {backend}: `{json.dumps(rep['orders_by_channel_and_state'], ensure_ascii=False)}`")
+        lines.append(
+            f"- {backend}: `{json.dumps(rep['orders_by_channel_and_state'], ensure_ascii=False)}`; decisions kept for "
+            f"waiting orders: {rep.get('decisions_kept_undispatched', '—')}"
+        )
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 
@@ -230,7 +265,12 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/cityhub-bench-dispatch-models"))
     parser.add_argument("--pg-url", help="also run on this throw-away PostgreSQL database (public schema dropped)")
     parser.add_argument("--quick", action="store_true", help="the f2 file only, 10 live appeals")
+    parser.add_argument(
+        "--suggest-only", action="store_true", help="automatic dispatch off (the default): decisions kept, none sent"
+    )
     args = parser.parse_args()
+    auto = not args.suggest_only
+    name = "import_dispatch" if auto else "import_dispatch_suggest"
     if not DATA.is_dir() or not BOARD.is_dir():
         sys.exit(f"data not found: {DATA} / {BOARD} (run from the project root, with ../shared/data beside it)")
     files = args.files or [BOARD / name for name in (FILES[1:] if args.quick else FILES)]
@@ -246,19 +286,20 @@ def main() -> None:
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "model": model_path.name,
         "live_every_s": args.live_every,
+        "auto": auto,
         "backends": {},
     }
     result["backends"]["sqlite"] = run(
-        fresh_sqlite_url("import-dispatch"), model_path, files, live_texts, args.live_every
+        fresh_sqlite_url("import-dispatch"), model_path, files, live_texts, args.live_every, auto=auto
     )
     if args.pg_url:
         reset_postgres(args.pg_url)
-        result["backends"]["postgresql"] = run(args.pg_url, model_path, files, live_texts, args.live_every)
+        result["backends"]["postgresql"] = run(args.pg_url, model_path, files, live_texts, args.live_every, auto=auto)
     for backend, rep in result["backends"].items():
         print(backend, json.dumps({k: v for k, v in rep["drain"].items() if k != "backlog_samples"}))
-    write_result("import_dispatch", result)
-    (RESULTS / "import_dispatch.md").write_text(markdown(result), encoding="utf-8")
-    print(f"wrote {RESULTS / 'import_dispatch.json'} and import_dispatch.md")
+    write_result(name, result)
+    (RESULTS / f"{name}.md").write_text(markdown(result), encoding="utf-8")
+    print(f"wrote {RESULTS / name}.json and {name}.md")
 
 
 if __name__ == "__main__":
