@@ -112,6 +112,23 @@ def test_a_bulk_urge_without_a_message_or_an_order_urges_nothing_and_says_what_i
     assert refused.status_code == 403 and _urges(order.id) == []
 
 
+def test_a_bulk_bar_refused_by_what_was_posted_says_why_not_to_check_marked_fields(org: dict[str, Any]) -> None:
+    """A malformed tick or more orders than a bulk action takes: the error page said 请检查标出的字段 (no field is
+    marked on it); now what is wrong — the ticks unreadable, or the limit and how many were ticked. Nothing urged."""
+    order = _sent_to(org["street_a"])
+    sup = login("sup")
+    token = hidden(sup.get("/orders").text)
+    garbled = sup.post("/orders/urge", data={"csrf_token": token, "pick": [str(order.id), "x1"], "reason": "请尽快"})
+    assert garbled.status_code == 422 and "勾选的工单无法识别，请刷新页面后重新勾选" in unescape(garbled.text)
+    many = [str(order.id + 1000 + i) for i in range(orders.ACT_EACH_MAX)] + [str(order.id)]
+    too_many = sup.post("/orders/urge", data={"csrf_token": token, "pick": many, "reason": "请尽快"})
+    text = unescape(too_many.text)
+    assert (
+        too_many.status_code == 422 and f"一次最多处理 {orders.ACT_EACH_MAX} 件工单，本次勾选了 {len(many)} 件" in text
+    )
+    assert "标出的字段" not in text and _urges(order.id) == []
+
+
 def test_a_refused_bulk_urge_brings_the_list_back_with_its_ticks_and_its_message(org: dict[str, Any]) -> None:
     """批量催办 refused for what is missing came back to a list with nothing ticked (a blank message) or an empty box
     (no order ticked): the orders ticked stay ticked, the message typed stays typed, nothing urged — once; the next

@@ -128,7 +128,7 @@ def decide(exemption_id: int, request: Request, db: DbSession, form: FormBody) -
     back = support.safe_next(form.get("next"), "/exemptions")
     choice = form.get("decision")
     if choice not in ("approve", "reject", "revoke"):
-        raise PageError(422, "err.validation")
+        raise PageError(422, "err.bad_request")
     try:
         units = exemptions.units_seen(db, principal)
         if choice == "revoke":  # 撤销核减: an approval taken back

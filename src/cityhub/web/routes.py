@@ -2383,8 +2383,16 @@ def _picked(form: Any) -> list[int]:
     """The ids of the orders ticked on a list (``pick``) for one of its bulk bars; 422 for one that is no id."""
     ids = [forms.whole_number(raw) for raw in form.getlist("pick")]
     if any(i is None for i in ids):
-        raise PageError(422, "err.validation")
+        raise PageError(422, "err.bad_pick")
     return [i for i in ids if i is not None]
+
+
+def _bulk_refused(ticked: int, most: int) -> PageError:
+    """A bulk bar's refusal by the service (its ValidationFailed): too many orders ticked, said with the limit, else
+    what a page posted that no page makes."""
+    if ticked > most:
+        return PageError(422, "err.bulk_too_many", most=most, n=ticked)
+    return PageError(422, "err.bad_request")
 
 
 def _refused_text(db: Session, t: Translator, refused: Sequence[Any]) -> str:
@@ -2425,7 +2433,7 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
             scope=scope_of(db, principal).clause(),
         )
     except ValidationFailed:
-        raise PageError(422, "err.validation") from None
+        raise _bulk_refused(len(ids), orders.ACT_EACH_MAX) from None
     db.commit()
     units = support.names_of(db, Unit, {o.unit_id for o in outcomes})
     urged = [o for o in outcomes if o.done]
@@ -2467,7 +2475,7 @@ def orders_bulk_accept(request: Request, db: DbSession, form: FormBody) -> Respo
             start=start,
         )
     except ValidationFailed:
-        raise PageError(422, "err.validation") from None
+        raise _bulk_refused(len(ids), orders.ACT_EACH_MAX) from None
     db.commit()
     done = [o for o in outcomes if o.done]
     refused = [o for o in outcomes if not o.done]
@@ -2957,7 +2965,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         order_text, _, version_text = raw.partition(":")
         order_id, version = forms.whole_number(order_text), forms.whole_number(version_text)
         if order_id is None:
-            raise PageError(422, "err.validation")
+            raise PageError(422, "err.bad_pick")
         unit_id = chosen if chosen is not None else forms.whole_number(form.get(f"unit_{order_id}"))
         # (a page of before the reasons were read here posted each suggestion's as ``reason_<order>_<unit>``)
         reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}_{unit_id}")
@@ -2973,7 +2981,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
     try:
         outcomes = dispatch.dispatch_picked(db, picks, actor=principal.actor, scope=scope_of(db, principal).clause())
     except ValidationFailed:
-        raise PageError(422, "err.validation") from None
+        raise _bulk_refused(len(picks), dispatch.BULK_MAX) from None
     db.commit()
     return support.redirect(back, flash=_bulk_flash([*outcomes, *unsent]))
 
@@ -3242,7 +3250,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> Response:
         principal = getattr(request.state, "principal", None)
-        return support.error_page(request, exc.status, exc.message_key, principal)
+        return support.error_page(request, exc.status, exc.message_key, principal, exc.params)
 
     from cityhub.web.api_clients_pages import router as api_clients_router
     from cityhub.web.assessment_pages import router as assessment_router

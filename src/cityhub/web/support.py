@@ -77,10 +77,11 @@ class LoginRequired(Exception):
 class PageError(Exception):
     """A page-level refusal rendered as an HTML error page (403 role, 403 CSRF, 404 not found/out of scope)."""
 
-    def __init__(self, status: int, message_key: str) -> None:
+    def __init__(self, status: int, message_key: str, **params: Any) -> None:
         super().__init__(message_key)
         self.status = status
         self.message_key = message_key
+        self.params = params  # the message's placeholders
 
 
 # --------------------------------------------------------------------------------------------- templates
@@ -537,14 +538,25 @@ def render(
 
 
 def error_page(
-    request: Request, status_code: int, message_key: str, principal: Principal | None = None
+    request: Request,
+    status_code: int,
+    message_key: str,
+    principal: Principal | None = None,
+    params: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     """The error page saying ``message_key``; to a citizen in their own words where the catalogue has them
     (``<key>.citizen``: an order not found is no appeal of theirs, not one outside a 数据范围)."""
     theirs = f"{message_key}.citizen"
     if principal is not None and principal.role == Role.CITIZEN and theirs in catalogue(DEFAULT_LANGUAGE):
         message_key = theirs
-    return render(request, "error.html", principal=principal, status_code=status_code, message_key=message_key)
+    return render(
+        request,
+        "error.html",
+        principal=principal,
+        status_code=status_code,
+        message_key=message_key,
+        message_params=params or {},
+    )
 
 
 def busy_page(scope: Scope, retry_after: int) -> HTMLResponse:
