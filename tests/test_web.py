@@ -982,6 +982,16 @@ def test_form_posts_without_the_session_csrf_token_are_rejected(org) -> None:
     assert accepted.status_code == 303
 
 
+def test_a_form_larger_than_a_page_takes_is_refused_saying_so(org) -> None:
+    client = login("op")
+    huge = intake_form(client, content="路灯不亮" * 70_000)  # ~840 KB of text, beyond the forms' 256 KiB
+    refused = client.post("/intake", data=huge)
+    assert refused.status_code == 413 and "提交的内容超过了允许的大小" in refused.text
+    assert "标出的字段" not in refused.text  # nothing is marked on an error page
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 0
+
+
 def test_pages_carry_the_csrf_token_masked_afresh_and_go_compressed(org) -> None:
     client = login("op")
     session_token = client.cookies["cityhub_csrf"]

@@ -696,7 +696,7 @@ async def form_body(request: Request) -> Form:
         return Form()
     body = await read_capped(request, MAX_FORM_BYTES)
     if body is None:
-        raise PageError(413, "err.validation")
+        raise PageError(413, "err.too_large")
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("application/x-www-form-urlencoded"):
         return Form()
@@ -875,7 +875,7 @@ async def read_uploads(request: Request, *, limit: int, max_files: int) -> Uploa
             read_files=max_files,
         )
     except MultiPartException:
-        raise PageError(413, "err.validation") from None
+        raise PageError(413, "err.too_large") from None
     given = [upload for _, upload in files if upload.given]
     return UploadForm(Form(pairs), given[:max_files], too_many=len(given) > max_files)
 
