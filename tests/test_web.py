@@ -5186,6 +5186,16 @@ def test_the_api_documentation_is_served_from_the_vendored_swagger_ui_never_a_cd
     assert "make install" in degraded.text and 'href="/openapi.json"' in degraded.text
 
 
+def test_the_ui_s_own_files_are_revalidated_so_an_upgrade_reaches_every_browser(org) -> None:
+    """Pages name /static/app.js without a version: each answer says ``no-cache`` (kept, but asked about first), so a
+    browser does not run a new release's pages with the old script; asking costs a 304."""
+    client = _client()
+    first = client.get("/static/app.js")
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+    again = client.get("/static/app.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache" and again.content == b""
+
+
 def test_pages_may_run_only_the_server_s_own_scripts(org) -> None:
     client = login("op")
     for path in ("/login", "/intake", "/orders", "/docs", "/track"):

@@ -20,7 +20,6 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import and_, false, func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
@@ -3291,5 +3290,5 @@ def install(app: FastAPI) -> None:
         exemptions_router,
     ):
         app.include_router(pages, dependencies=ids)
-    app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
+    app.mount("/static", vendor.StaticAssets(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

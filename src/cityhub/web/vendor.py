@@ -9,11 +9,31 @@ one clear warning at start.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
+from os import PathLike
 from pathlib import Path
 
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
 log = logging.getLogger(__name__)
+
+
+class StaticAssets(StaticFiles):
+    """``/static/``: the web UI's scripts, styles and icons, each answer marked ``Cache-Control: no-cache`` — the
+    browser keeps its copy but asks first (a 304 by its ETag, a few hundred bytes). The pages name the files without
+    a version, so a browser left to its own heuristic (a tenth of the time since the file last changed) ran a
+    release's new pages with yesterday's app.js for hours after an upgrade."""
+
+    def file_response(
+        self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
