@@ -35,6 +35,7 @@ class StaticAssets(StaticFiles):
         response.headers["Cache-Control"] = "no-cache"
         return response
 
+
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 # path under static/vendor/ → path inside node_modules/
