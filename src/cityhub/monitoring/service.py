@@ -1841,8 +1841,8 @@ def escalate_after(rule_minutes: int | None, default: int) -> int | None:
 
 
 def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, int]:
-    """Escalate (升级) every alarm still active — not acknowledged, not cleared — longer after it was raised (and
-    after its readings arrived) than its
+    """Escalate (升级) every alarm still active — not acknowledged, not cleared — longer after it was raised (after
+    its readings arrived, and after it was last reopened) than its
     rule's ``escalate_after_minutes`` (else ``CITYHUB_ALARM_ESCALATE_AFTER_MINUTES``): once per alarm, claimed in
     one UPDATE (``escalated_at``), then an ``escalated`` event in its trail, an escalation on the ``alarm`` topic and
     its order, when still open, escalated through the life cycle with its urgency one step higher (audited)."""
@@ -1860,12 +1860,22 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     # Counted from when the alarm was known here: an alarm raised by readings that arrived late (a file imported hours
     # after they were measured) gives the duty officer the rule's time too, not none.
     known_since = func.coalesce(Alarm.recorded_at, Alarm.raised_at)
+    # …and from its latest reopening (re-arm, its ``reopened`` event's time): an alarm cleared by the readings and open
+    # again gives the duty officer the rule's time anew, not an escalation at once for being raised long ago.
+    reopened_at = (
+        select(func.max(AlarmEvent.at))
+        .where(AlarmEvent.alarm_id == Alarm.id, AlarmEvent.action == "reopened")
+        .correlate(Alarm)
+        .scalar_subquery()
+    )
+    open_since = func.coalesce(reopened_at, Alarm.raised_at)
     due = or_(
         *(
             and_(
                 Alarm.rule_id.in_(ids),
                 Alarm.raised_at <= now - timedelta(minutes=minutes),
                 known_since <= now - timedelta(minutes=minutes),
+                open_since <= now - timedelta(minutes=minutes),
             )
             for minutes, ids in sorted(groups.items())
         )
