@@ -643,3 +643,72 @@ def test_a_sensor_no_unit_answers_for_is_marked_on_the_list_and_its_page(world: 
     assert 'data-testid="unplaced"' not in listed.split('data-code="WL-N"')[1].split("</tr>")[0]
     page = admin.get("/monitoring/sensors/WL-LOST").text
     assert "未确定所属单位" in page and "unit_code" in page
+
+
+def test_a_sensors_replied_order_waits_for_close_not_callback_in_the_lists_tabs_and_page(
+    world: dict[str, Any],
+) -> None:
+    """待回访 listed the sensors' and cameras' replies, which nobody can call back, and their page offered 回访: a
+    replied sensor order is in 待办结（无需回访） — its tab and count — not in 待回访 (a citizen's reply is), its page
+    offers 办结 and no 回访 (the API still takes one)."""
+    import html as html_lib
+
+    from cityhub.intake.service import submit
+
+    with session_scope() as s:
+        street = s.query(Unit).filter(Unit.code == "MW-S1").one()
+        machine = s.query(Order).filter(Order.title.contains("稻香隧道积水点")).one()
+        citizen = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "appeal_type": "complaint",
+                "title": "稻香路积水反映",
+                "content": "稻香路口积水严重，请处理。",
+                "citizen_name": "王先生",
+                "citizen_phone": "13800138000",
+            },
+        ).order
+        orders.act(s, order_id=citizen.id, action="dispatch", params={"unit_id": street.id})
+        for order in (machine, citizen):
+            for action, params in [("accept", {}), ("start", {}), ("reply", {"text": "已到场处置，积水已消退。"})]:
+                if action == "start" and order is machine:
+                    continue
+                orders.act(s, order_id=order.id, action=action, params=params)
+        machine_id, citizen_id = machine.id, citizen.id
+        machine_no, citizen_no = machine.number, citizen.number
+        s.add(
+            User(
+                username="mw-sup",
+                full_name="mw-sup",
+                role=Role.SUPERVISOR,
+                unit_id=s.query(Unit).filter(Unit.code == "MW-QU").one().id,
+                password_hash=passwords.hash_password(PASSWORD),
+            )
+        )
+    sup = login("mw-sup")
+    listing = sup.get("/orders").text
+    tabs = {
+        label: (html_lib.unescape(href), count)
+        for href, label, count in re.findall(
+            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<span class="count[^"]*" '
+            r'data-testid="view-count" aria-hidden="true">([^<]*)</span>',
+            listing,
+        )
+    }
+    assert tabs["待回访"] == ("/orders?state=replied&no_citizen=false&sort=oldest", "1")
+    assert tabs["待办结（无需回访）"] == ("/orders?state=replied&no_citizen=true&sort=oldest", "1")
+    to_call = sup.get(tabs["待回访"][0]).text
+    assert citizen_no in to_call and machine_no not in to_call
+    to_close = sup.get(tabs["待办结（无需回访）"][0]).text
+    assert machine_no in to_close and citizen_no not in to_close
+    assert 'data-testid="filter-no-citizen"' in to_close  # the criterion shown while the list has it
+    api = sup.get("/api/v1/orders", params={"state": "replied", "no_citizen": "true"}).json()["items"]
+    assert [o["number"] for o in api] == [machine_no]
+
+    page = sup.get(f"/orders/{machine_id}").text
+    assert 'data-testid="action-close"' in page and 'data-testid="action-callback"' not in page
+    assert 'data-testid="action-callback"' in sup.get(f"/orders/{citizen_id}").text
+    assert "callback" not in sup.get(f"/api/v1/orders/{machine_id}/actions").json()
+    with session_scope() as s:  # the API's contract kept: a callback recorded elsewhere is still taken
+        orders.act(s, order_id=machine_id, action="callback", params={"satisfied": True})

@@ -1173,6 +1173,10 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     # 回访结果: with 已回访, the unsatisfied callbacks waiting for 重办 or 办结 (未解决) — a supervisor's to decide.
     rated = "" if citizen else _one_of(q, "satisfied", SATISFIED_CHOICES, errors, t)
     criteria["satisfied"] = rated == "true" if rated else None
+    # 待回访 (false) / 待办结（无需回访） (true): whether anybody can be called back — a sensor's or camera's order
+    # naming nobody cannot (``workorders.service.no_citizen``).
+    machine = "" if citizen else _one_of(q, "no_citizen", SATISFIED_CHOICES, errors, t)
+    criteria["no_citizen"] = machine == "true" if machine else None
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = reader.own  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
