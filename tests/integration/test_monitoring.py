@@ -252,7 +252,8 @@ def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     assert (
         f"监测点“桂花路隧道积水监测点”再次报警（监测报警 #{second.id}）" in zh and "积水深度 32cm，超过限值 20cm" in zh
     )
-    assert zh.endswith("；本工单尚在办理，不另立工单")
+    assert zh.endswith("；本工单尚在办理，不另立工单；本工单已关联报警 2 条")  # the count of alarms it holds
+    assert again.alarms_joined == 1
     en = explain(EN, text)
     assert (
         "alarmed again" in en and "Water depth 32cm, above the limit of 20cm; this order is still being handled" in en

@@ -646,17 +646,25 @@ def test_a_sensor_no_unit_answers_for_is_marked_on_the_list_and_its_page(world: 
 
 
 def test_a_sensors_replied_order_waits_for_close_not_callback_in_the_lists_tabs_and_page(
-    world: dict[str, Any],
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """待回访 listed the sensors' and cameras' replies, which nobody can call back, and their page offered 回访: a
     replied sensor order is in 待办结（无需回访） — its tab and count — not in 待回访 (a citizen's reply is), its page
-    offers 办结 and no 回访 (the API still takes one)."""
+    offers 办结 and no 回访 (the API still takes one), and it names the alarms it holds (关联报警)."""
     import html as html_lib
 
     from cityhub.intake.service import submit
 
+    monkeypatch.setenv("CITYHUB_SENSOR_REARM_MINUTES", "0")  # the crossing after a clear: a new alarm, joining
+    t0 = world["t0"]
     with session_scope() as s:
         street = s.query(Unit).filter(Unit.code == "MW-S1").one()
+        later = [(10, 5), (11, 40)]  # cleared, then a new alarm, which joins the open order
+        items = [
+            {"sensor_code": "WL-N", "measured_at": (t0 + timedelta(minutes=m)).isoformat(), "value": v}
+            for m, v in later
+        ]
+        assert service.ingest(s, items=items).alarms_joined == 1
         machine = s.query(Order).filter(Order.title.contains("稻香隧道积水点")).one()
         citizen = submit(
             s,
@@ -710,5 +718,8 @@ def test_a_sensors_replied_order_waits_for_close_not_callback_in_the_lists_tabs_
     assert 'data-testid="action-close"' in page and 'data-testid="action-callback"' not in page
     assert 'data-testid="action-callback"' in sup.get(f"/orders/{citizen_id}").text
     assert "callback" not in sup.get(f"/api/v1/orders/{machine_id}/actions").json()
+    details = page.split('data-testid="channel-details"')[1].split("</td>")[0]
+    held = details.split('data-key="alarms"')[1].split("</div>")[0]
+    assert "关联报警" in held and "共 2 条" in held and held.count("WL-N</a>") == 2
     with session_scope() as s:  # the API's contract kept: a callback recorded elsewhere is still taken
         orders.act(s, order_id=machine_id, action="callback", params={"satisfied": True})

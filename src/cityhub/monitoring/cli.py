@@ -191,6 +191,9 @@ def readings_command(
         f"read {report.read} readings: stored {result.stored}, duplicates {result.duplicates}, late {result.late}, "
         f"rejected {len(report.rejected)}; alarms raised {result.alarms_raised}, repeated {result.alarms_repeated}, "
         f"cleared {result.alarms_cleared}; orders opened {result.orders_opened}"
+        # An alarm reopened, or joined to an open order of the same problem, said only when there was one.
+        + (f"; alarms reopened {result.alarms_reopened}" if result.alarms_reopened else "")
+        + (f"; alarms joined to an open order {result.alarms_joined}" if result.alarms_joined else "")
     )
     _finish(report, path, summary, taken=result.stored + result.duplicates)
 

@@ -214,7 +214,26 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
             "limit": m[7],
         },
     ),
+    (
+        re.compile(rf'sensor "(.+)" alarmed \(alarm #(\d+)\) at ({_AT}): (\S+) (.+?) (>=|<=|>|<) limit (.+)'),
+        "why.alarm_near_raised",
+        lambda m, n, t: {
+            "sensor": m[1],
+            "id": m[2],
+            "at": m[3],
+            "metric": t.label("metric", m[4]),
+            "value": m[5],
+            "comparison": t.label("compare_word", m[6]),
+            "limit": m[7],
+        },
+    ),
+    (
+        re.compile(r'(\d+) m from sensor "(.+)", whose alarm this order is handling'),
+        "why.alarm_near",
+        lambda m, n, t: {"metres": m[1], "sensor": m[2]},
+    ),
     (re.compile(r"this order is still being handled: no new order"), "why.alarm_order_open", lambda m, n, t: {}),
+    (re.compile(r"alarms on this order: (\d+)"), "why.alarm_count", lambda m, n, t: {"n": m[1]}),
     (
         re.compile(rf"alarm #(\d+) crossed the limit again at ({_AT}): (\S+) (.+?), (\d+) min after it cleared"),
         "why.alarm_reopened",

@@ -62,6 +62,7 @@ from cityhub.errors import (
 )
 from cityhub.intake import enterprise
 from cityhub.knowledge.models import KnowledgeEntry, ReplyCheck
+from cityhub.monitoring import service as monitoring_service
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
@@ -91,6 +92,7 @@ from cityhub.workorders.lifecycle import (
     required_params,
 )
 from cityhub.workorders.models import (
+    MACHINE_CHANNELS,
     MERGED_IN,
     OVERDUE_NOW_SQL,
     AppealType,
@@ -1880,6 +1882,8 @@ def _detail_page(
     reading = reading_clause(db, principal, scope)  # what they may open: the orders this page links
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
+    # A sensor's or camera's order: the alarms it holds (its own, and those that joined it since).
+    alarms = monitoring_service.alarms_of_order(db, order.id) if staff and order.channel in MACHINE_CHANNELS else []
     # 派单建议 — the candidates with their scores and rule grounds, the classifier's odds — is for who routes orders
     # and oversees them; a unit's staff (a 网格员 reading the report just filed) read where it was placed in the
     # facts and the possible duplicates and similar cases below.
@@ -2042,7 +2046,12 @@ def _detail_page(
                 order, unmasked=unmasked, monitoring=permissions.allows(principal.role, permissions.ALARMS_READ)
             )
             if staff or detail.key in enterprise.KEYS  # the citizen: the enterprise they said they are (企业呼)
-        ],
+        ]
+        + (
+            [_alarms_detail(alarms, monitoring=permissions.allows(principal.role, permissions.ALARMS_READ))]
+            if staff and len(alarms) > 1
+            else []
+        ),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
         reply_cut=WEAK_THRESHOLD,
         reply_preview=reply_preview,
@@ -2147,6 +2156,23 @@ class ChannelDetail:
     text: str
     kind: str | None = None
     links: tuple[tuple[str, str], ...] = ()
+    count: int | None = None  # how many things the row names (the alarms on a sensor's order)
+
+
+def _alarms_detail(alarms: Sequence[tuple[int, str]], *, monitoring: bool) -> ChannelDetail:
+    """关联报警: the alarms a sensor's or camera's order holds — its own and those that joined it (the same sensor
+    again, a sensor standing near that saw the same), each by its number and sensor, a link to it on the sensor's page
+    for who reads the monitoring pages."""
+    names = [f"#{alarm_id} {code}" for alarm_id, code in alarms]
+    links = (
+        tuple(
+            (f"/monitoring/sensors/{quote(code, safe='')}#alarm-{alarm_id}", name)
+            for (alarm_id, code), name in zip(alarms, names, strict=True)
+        )
+        if monitoring
+        else ()
+    )
+    return ChannelDetail("alarms", " ".join(names), None, links, count=len(alarms))
 
 
 def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[ChannelDetail]:
