@@ -81,6 +81,12 @@ def _rule(session: Session, **extra: object) -> int:
     return service.create_rule(session, data=RuleCreate.model_validate(data)).id
 
 
+def _detection_rule(session: Session, metric: str, **extra: object) -> int:
+    """A camera's rule: the detection of ``metric`` at a confidence of 0.8 raises at once, below 0.3 clears."""
+    data = {"name": f"{metric} 识别", "sensor_kind": "video_ai", "metric": metric, "comparison": ">=", "threshold": 0.8}
+    return _rule(session, **(data | extra), clear_threshold=0.3, duration_s=0, severity="warning", urgency="normal")
+
+
 def _series(code: str, values: list[float], start: datetime = T0, step_min: int = 5) -> list[dict[str, object]]:
     return [
         {
@@ -645,18 +651,7 @@ def test_a_cameras_detection_becomes_one_video_ai_order_per_episode(db_session: 
         "metrics": {"street_vending": "", "garbage_exposed": ""},
     }
     _sensor(db_session, "CAM-01", **camera)
-    _rule(
-        db_session,
-        name="占道经营",
-        sensor_kind="video_ai",
-        metric="street_vending",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=0,
-        severity="warning",
-        urgency="normal",
-    )
+    _detection_rule(db_session, "street_vending", name="占道经营")
     db_session.commit()
     frames = [0.05, 0.91, 0.95, 0.88, 0.9, 0.02]
     items = [{**i, "metric": "street_vending"} for i in _series("CAM-01", frames, step_min=1)]

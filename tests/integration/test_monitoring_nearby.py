@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from test_monitoring import EN, T0, ZH, _rule, _sensor, _series, _units, units  # noqa: F401  (the fixture)
+from test_monitoring import EN, T0, ZH, _detection_rule, _rule, _sensor, _series, _units, units  # noqa: F401  (the fixture)
 
 from cityhub.monitoring import service
 from cityhub.monitoring.models import Alarm, AlarmEvent, Sensor
@@ -32,18 +32,7 @@ def _camera(session: Session, code: str, lat: float, name: str) -> None:
 
 
 def _garbage_rule(session: Session, metric: str = "garbage_exposed") -> None:
-    _rule(
-        session,
-        name=f"{metric} 识别",
-        sensor_kind="video_ai",
-        metric=metric,
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=0,
-        severity="warning",
-        urgency="normal",
-    )
+    _detection_rule(session, metric)
 
 
 def _seen(code: str, values: list[float], start=T0, metric: str = "garbage_exposed") -> list[dict[str, object]]:  # type: ignore[no-untyped-def]

@@ -599,6 +599,19 @@ def test_the_silence_rule_the_product_made_is_named_in_the_readers_language(worl
     assert "稻香隧道积水点 · Sensor silent" in titles and not any("监测点离线" in title for title in titles)
 
 
+def _add_supervisor(s: Any) -> None:
+    """A supervisor of the district, mw-sup: who closes the sensors' orders."""
+    s.add(
+        User(
+            username="mw-sup",
+            full_name="mw-sup",
+            role=Role.SUPERVISOR,
+            unit_id=s.query(Unit).filter(Unit.code == "MW-QU").one().id,
+            password_hash=passwords.hash_password(PASSWORD),
+        )
+    )
+
+
 def test_a_sensors_order_once_replied_is_closed_by_a_supervisor_without_a_callback_or_reason(
     world: dict[str, Any],
 ) -> None:
@@ -611,15 +624,7 @@ def test_a_sensors_order_once_replied_is_closed_by_a_supervisor_without_a_callba
         order_id = order.id
         for action, params in [("accept", {}), ("reply", {"text": "已到场排水，积水已消退。"})]:
             orders.act(s, order_id=order_id, action=action, params=params)
-        s.add(
-            User(
-                username="mw-sup",
-                full_name="mw-sup",
-                role=Role.SUPERVISOR,
-                unit_id=s.query(Unit).filter(Unit.code == "MW-QU").one().id,
-                password_hash=passwords.hash_password(PASSWORD),
-            )
-        )
+        _add_supervisor(s)
     sup = login("mw-sup")
     page = sup.get(f"/orders/{order_id}").text
     form = page.split(f'action="/orders/{order_id}/act/close"')[1].split("</form>")[0]
@@ -685,15 +690,7 @@ def test_a_sensors_replied_order_waits_for_close_not_callback_in_the_lists_tabs_
                 orders.act(s, order_id=order.id, action=action, params=params)
         machine_id, citizen_id = machine.id, citizen.id
         machine_no, citizen_no = machine.number, citizen.number
-        s.add(
-            User(
-                username="mw-sup",
-                full_name="mw-sup",
-                role=Role.SUPERVISOR,
-                unit_id=s.query(Unit).filter(Unit.code == "MW-QU").one().id,
-                password_hash=passwords.hash_password(PASSWORD),
-            )
-        )
+        _add_supervisor(s)
     sup = login("mw-sup")
     listing = sup.get("/orders").text
     tabs = {
