@@ -62,7 +62,9 @@ def test_a_second_camera_near_the_first_joins_its_open_order_and_says_so(
     assert (first.alarms_raised, first.orders_opened, first.alarms_joined) == (1, 1, 0)
     opened = _alarm_of(db_session, "CAM-A")
 
-    second = service.ingest(db_session, items=_seen("CAM-B", [0.88], start=T0 + timedelta(minutes=20)))
+    shot = "https://video.example.org/snap/CAM-B/0920.jpg"
+    frames = [{**r, "media_url": shot} for r in _seen("CAM-B", [0.88], start=T0 + timedelta(minutes=20))]
+    second = service.ingest(db_session, items=frames)
     db_session.commit()
     assert (second.alarms_raised, second.orders_opened, second.alarms_joined) == (1, 0, 1)
     joined = _alarm_of(db_session, "CAM-B")
@@ -88,11 +90,13 @@ def test_a_second_camera_near_the_first_joins_its_open_order_and_says_so(
     zh = explain(ZH, text)
     assert f"监测点“桂花路西口摄像头”报警（监测报警 #{joined.id}）" in zh
     assert "距本工单所办报警的监测点“桂花路东口摄像头” 30 米，视为同一问题" in zh
-    assert zh.endswith("本工单尚在办理，不另立工单；本工单已关联报警 2 条")
+    assert zh.endswith(f"本工单尚在办理，不另立工单；本工单已关联报警 2 条；抓拍：{shot}")
     assert explain(EN, text).endswith(
-        "this order is still being handled, so no new order was opened; alarms on this order: 2"
+        f"this order is still being handled, so no new order was opened; alarms on this order: 2; snapshot: {shot}"
     )
     assert service.alarms_of_order(db_session, order.id) == [(opened.id, "CAM-A"), (joined.id, "CAM-B")]
+    # What the second camera saw is among the order's files, beside the first's (given with the appeal), by the system.
+    assert [(a.url, a.uploaded_by) for a in order.attachments] == [(shot, "system")]
 
     # The webhook: the first alarm opened its order (joined null), the second joined it.
     bodies = [

@@ -74,7 +74,7 @@ from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.models import Unit, UnitTier
 from cityhub.timerange import time_problem
 from cityhub.workorders import service as orders
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import Attachment, Order
 from cityhub.workorders.schemas import link_name, web_address
 
 log = logging.getLogger(__name__)
@@ -1501,7 +1501,8 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Joine
     """Join ``alarm`` to the open order of the same problem (:func:`_order_to_join`) instead of opening another: kept
     on the alarm, its ``order_joined`` event (the order, how many alarms it holds, the nearby sensor and its distance
     when it was another's), and a comment on the order saying the sensor alarmed again — or that another sensor so
-    near saw the same — with how many alarms the order holds. None when there is no such order."""
+    near saw the same — with how many alarms the order holds; its snapshot, when it has one, among the order's files
+    (by the system). None when there is no such order."""
     found = _order_to_join(session, alarm=alarm, sensor=sensor)
     if found is None:
         return None
@@ -1528,6 +1529,8 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Joine
     text += f"; this order is still being handled: no new order; alarms on this order: {count}"
     if alarm.media_url:
         text += f"; snapshot: {alarm.media_url}"
+        # Among the order's files, as the opening alarm's is: the unit sees what each camera saw, not only the first.
+        order.attachments.append(Attachment(**_snapshot(alarm.media_url), uploaded_by=orders.SYSTEM.name))
     _tell_order(session, alarm, actor=orders.SYSTEM, text=text)
     return joined
 
