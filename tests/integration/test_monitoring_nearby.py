@@ -159,3 +159,28 @@ def test_a_detection_near_an_order_whose_alarm_crossed_long_ago_opens_its_own(
     later = service.ingest(db_session, items=_seen("CAM-C", [0.9], start=T0 + timedelta(minutes=200)))
     db_session.commit()
     assert (later.orders_opened, later.alarms_joined) == (1, 0)
+
+
+def test_an_order_two_cameras_alarms_share_is_escalated_once_not_once_per_alarm(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """Nobody acknowledges either camera's alarm: both alarms are escalated, their one order once — one urgency step
+    (normal → urgent), not two (特急 by the cameras alone)."""
+    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
+    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
+    _garbage_rule(db_session)
+    db_session.commit()
+    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
+    later = T0 + timedelta(minutes=5)
+    service.ingest(db_session, items=_seen("CAM-B", [0.9], start=later), now=later)
+    db_session.commit()
+    first, second = _alarm_of(db_session, "CAM-A"), _alarm_of(db_session, "CAM-B")
+    assert first.order_id == second.order_id
+    assert service.escalate_due(db_session, now=T0 + timedelta(minutes=40)) == {"escalated": 2, "orders_escalated": 1}
+    db_session.commit()
+    order = db_session.get(Order, first.order_id)
+    assert order is not None and order.urgency == "urgent" and order.escalation_level == 1
+    told = db_session.scalars(
+        select(AlarmEvent.payload).where(AlarmEvent.alarm_id == second.id, AlarmEvent.action == "escalated")
+    ).one()
+    assert told == {"after_minutes": 30, "order_id": order.id, "order_escalated_before": True}

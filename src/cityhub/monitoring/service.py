@@ -1945,7 +1945,8 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     its readings arrived, and after it was last reopened) than its
     rule's ``escalate_after_minutes`` (else ``CITYHUB_ALARM_ESCALATE_AFTER_MINUTES``): once per alarm, claimed in
     one UPDATE (``escalated_at``), then an ``escalated`` event in its trail, an escalation on the ``alarm`` topic and
-    its order, when still open, escalated through the life cycle with its urgency one step higher (audited)."""
+    its order, when still open, escalated through the life cycle with its urgency one step higher (audited) — once:
+    an order another of its alarms escalated already is not escalated again (``order_escalated_before``)."""
     from cityhub.workorders.lifecycle import OPEN_STATES, Action
 
     now = now or utcnow()
@@ -1999,11 +2000,28 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
         .execution_options(populate_existing=True)
     ).all()
     escalated_orders = 0
+    # An order holding several alarms (a sensor's again, a camera's near another's: one problem) is escalated by its
+    # alarms once — by the first escalated — not one urgency step per alarm (two cameras made it 特急 by themselves).
+    order_ids = sorted({alarm.order_id for alarm, _, _ in rows if alarm.order_id is not None})
+    escalated_before = (
+        set(
+            session.scalars(
+                select(Alarm.order_id).where(
+                    Alarm.order_id.in_(order_ids), Alarm.escalated_at.is_not(None), Alarm.id.not_in(sorted(claimed))
+                )
+            )
+        )
+        if order_ids
+        else set()
+    )
     for alarm, sensor, rule in rows:
         minutes = escalate_after(rule.escalate_after_minutes, default) or 0
         extra: dict[str, Any] = {"after_minutes": minutes}
         order = session.get(Order, alarm.order_id) if alarm.order_id is not None else None
-        if order is not None and order.state in OPEN_STATES:
+        if order is not None and order.state in OPEN_STATES and order.id in escalated_before:
+            extra |= {"order_id": order.id, "order_escalated_before": True}
+        elif order is not None and order.state in OPEN_STATES:
+            escalated_before.add(order.id)
             before = str(order.urgency)
             params: dict[str, Any] = {
                 "reason": f'alarm #{alarm.id} (sensor "{sensor.name}") not acknowledged within {minutes} min: '
