@@ -3141,11 +3141,12 @@ def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None
     assert list(handler) == ["在办", "待签收", "预警", "超期", "协办"]
     supervisor = login("sup")
     offered = views(supervisor.get("/orders").text)
-    assert list(offered) == ["预警", "超期", "协办", "待审批延期", "待回访", "回访不满意"]
+    assert list(offered) == ["预警", "超期", "协办", "待审批延期", "待回访", "待办结（无需回访）", "回访不满意"]
     assert offered["预警"] == "/orders?state=open&sla_status=warning&sort=due"
     callback = supervisor.get(offered["待回访"])
     assert (
-        '<a href="/orders?state=replied&amp;sort=oldest" data-testid="quick-view" aria-current="page">' in callback.text
+        '<a href="/orders?state=replied&amp;no_citizen=false&amp;sort=oldest" data-testid="quick-view" '
+        'aria-current="page">' in callback.text
     )
     assert callback.text.index(first.number) < callback.text.index(second.number)
     assert 'href="/orders?sort=oldest" role="button" class="secondary" data-testid="reset-filters"' in callback.text

@@ -81,6 +81,12 @@ def _rule(session: Session, **extra: object) -> int:
     return service.create_rule(session, data=RuleCreate.model_validate(data)).id
 
 
+def _detection_rule(session: Session, metric: str, **extra: object) -> int:
+    """A camera's rule: the detection of ``metric`` at a confidence of 0.8 raises at once, below 0.3 clears."""
+    data = {"name": f"{metric} 识别", "sensor_kind": "video_ai", "metric": metric, "comparison": ">=", "threshold": 0.8}
+    return _rule(session, **(data | extra), clear_threshold=0.3, duration_s=0, severity="warning", urgency="normal")
+
+
 def _series(code: str, values: list[float], start: datetime = T0, step_min: int = 5) -> list[dict[str, object]]:
     return [
         {
@@ -252,7 +258,8 @@ def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     assert (
         f"监测点“桂花路隧道积水监测点”再次报警（监测报警 #{second.id}）" in zh and "积水深度 32cm，超过限值 20cm" in zh
     )
-    assert zh.endswith("；本工单尚在办理，不另立工单")
+    assert zh.endswith("；本工单尚在办理，不另立工单；本工单已关联报警 2 条")  # the count of alarms it holds
+    assert again.alarms_joined == 1
     en = explain(EN, text)
     assert (
         "alarmed again" in en and "Water depth 32cm, above the limit of 20cm; this order is still being handled" in en
@@ -644,18 +651,7 @@ def test_a_cameras_detection_becomes_one_video_ai_order_per_episode(db_session: 
         "metrics": {"street_vending": "", "garbage_exposed": ""},
     }
     _sensor(db_session, "CAM-01", **camera)
-    _rule(
-        db_session,
-        name="占道经营",
-        sensor_kind="video_ai",
-        metric="street_vending",
-        comparison=">=",
-        threshold=0.8,
-        clear_threshold=0.3,
-        duration_s=0,
-        severity="warning",
-        urgency="normal",
-    )
+    _detection_rule(db_session, "street_vending", name="占道经营")
     db_session.commit()
     frames = [0.05, 0.91, 0.95, 0.88, 0.9, 0.02]
     items = [{**i, "metric": "street_vending"} for i in _series("CAM-01", frames, step_min=1)]

@@ -169,6 +169,7 @@ def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_h
         "alarms_cleared": 0,
         "orders_opened": 1,
         "alarms_reopened": 0,
+        "alarms_joined": 0,
     }
     # Sent again (a device retrying): nothing new.
     again = env.call("POST", "/sensors/WL-API-1/readings", "key", json=body).json()

@@ -289,3 +289,7 @@ def test_a_sensors_file_says_which_sensors_no_unit_answers_for(
     code, out, err = cli_run("sensors", "import", str(path))
     assert code == 0 and "2 sensors created" in out
     assert "WL-9: not placed:" in err and "give unit_code" in err and "WL-1" not in err
+    # The list says it in words, as the 监测预警 page marks it (未确定所属单位), not with a dash.
+    code, out, _ = cli_run("sensors", "list")
+    rows = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()}
+    assert code == 0 and rows["WL-9"][3] == "no responsible unit (unplaced)" and rows["WL-1"][3] == "桂花社区"

@@ -107,6 +107,28 @@ def test_readings_that_arrive_late_give_the_rule_s_time_from_their_arrival(
     assert service.escalate_due(db_session, now=arrived + timedelta(minutes=31))["escalated"] == 1
 
 
+def test_a_reopened_alarm_gives_the_rule_s_time_from_its_reopening(
+    db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An alarm cleared by the readings and crossing again within the re-arm window is reopened (its first raise time
+    kept): the duty officer has the rule's 30 minutes from the reopening, not an escalation at once for being raised
+    40 minutes before."""
+    monkeypatch.setenv("CITYHUB_SENSOR_REARM_MINUTES", "30")
+    _sensor(db_session, "WL-R")
+    _rule(db_session, duration_s=0, escalate_after_minutes=30)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-R", [30, 8], step_min=20), now=T0 + timedelta(minutes=20))
+    db_session.commit()
+    reopened_at = T0 + timedelta(minutes=40)  # 20 minutes after the clear: reopened
+    result = service.ingest(db_session, items=_series("WL-R", [31], start=reopened_at), now=reopened_at)
+    db_session.commit()
+    alarm = _only_alarm(db_session, "WL-R")
+    assert result.alarms_reopened == 1 and alarm.state == AlarmState.ACTIVE and alarm.raised_at == T0
+    assert service.escalate_due(db_session, now=reopened_at + timedelta(minutes=5))["escalated"] == 0
+    assert service.escalate_due(db_session, now=reopened_at + timedelta(minutes=29))["escalated"] == 0
+    assert service.escalate_due(db_session, now=reopened_at + timedelta(minutes=31))["escalated"] == 1
+
+
 def test_the_default_time_applies_to_rules_without_their_own_and_zero_never_escalates(
     db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

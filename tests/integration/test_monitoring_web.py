@@ -599,6 +599,19 @@ def test_the_silence_rule_the_product_made_is_named_in_the_readers_language(worl
     assert "稻香隧道积水点 · Sensor silent" in titles and not any("监测点离线" in title for title in titles)
 
 
+def _add_supervisor(s: Any) -> None:
+    """A supervisor of the district, mw-sup: who closes the sensors' orders."""
+    s.add(
+        User(
+            username="mw-sup",
+            full_name="mw-sup",
+            role=Role.SUPERVISOR,
+            unit_id=s.query(Unit).filter(Unit.code == "MW-QU").one().id,
+            password_hash=passwords.hash_password(PASSWORD),
+        )
+    )
+
+
 def test_a_sensors_order_once_replied_is_closed_by_a_supervisor_without_a_callback_or_reason(
     world: dict[str, Any],
 ) -> None:
@@ -611,15 +624,7 @@ def test_a_sensors_order_once_replied_is_closed_by_a_supervisor_without_a_callba
         order_id = order.id
         for action, params in [("accept", {}), ("reply", {"text": "已到场排水，积水已消退。"})]:
             orders.act(s, order_id=order_id, action=action, params=params)
-        s.add(
-            User(
-                username="mw-sup",
-                full_name="mw-sup",
-                role=Role.SUPERVISOR,
-                unit_id=s.query(Unit).filter(Unit.code == "MW-QU").one().id,
-                password_hash=passwords.hash_password(PASSWORD),
-            )
-        )
+        _add_supervisor(s)
     sup = login("mw-sup")
     page = sup.get(f"/orders/{order_id}").text
     form = page.split(f'action="/orders/{order_id}/act/close"')[1].split("</form>")[0]
@@ -643,3 +648,75 @@ def test_a_sensor_no_unit_answers_for_is_marked_on_the_list_and_its_page(world: 
     assert 'data-testid="unplaced"' not in listed.split('data-code="WL-N"')[1].split("</tr>")[0]
     page = admin.get("/monitoring/sensors/WL-LOST").text
     assert "未确定所属单位" in page and "unit_code" in page
+
+
+def test_a_sensors_replied_order_waits_for_close_not_callback_in_the_lists_tabs_and_page(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """待回访 listed the sensors' and cameras' replies, which nobody can call back, and their page offered 回访: a
+    replied sensor order is in 待办结（无需回访） — its tab and count — not in 待回访 (a citizen's reply is), its page
+    offers 办结 and no 回访 (the API still takes one), and it names the alarms it holds (关联报警)."""
+    import html as html_lib
+
+    from cityhub.intake.service import submit
+
+    monkeypatch.setenv("CITYHUB_SENSOR_REARM_MINUTES", "0")  # the crossing after a clear: a new alarm, joining
+    t0 = world["t0"]
+    with session_scope() as s:
+        street = s.query(Unit).filter(Unit.code == "MW-S1").one()
+        later = [(10, 5), (11, 40)]  # cleared, then a new alarm, which joins the open order
+        items = [
+            {"sensor_code": "WL-N", "measured_at": (t0 + timedelta(minutes=m)).isoformat(), "value": v}
+            for m, v in later
+        ]
+        assert service.ingest(s, items=items).alarms_joined == 1
+        machine = s.query(Order).filter(Order.title.contains("稻香隧道积水点")).one()
+        citizen = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "appeal_type": "complaint",
+                "title": "稻香路积水反映",
+                "content": "稻香路口积水严重，请处理。",
+                "citizen_name": "王先生",
+                "citizen_phone": "13800138000",
+            },
+        ).order
+        orders.act(s, order_id=citizen.id, action="dispatch", params={"unit_id": street.id})
+        for order in (machine, citizen):
+            for action, params in [("accept", {}), ("start", {}), ("reply", {"text": "已到场处置，积水已消退。"})]:
+                if action == "start" and order is machine:
+                    continue
+                orders.act(s, order_id=order.id, action=action, params=params)
+        machine_id, citizen_id = machine.id, citizen.id
+        machine_no, citizen_no = machine.number, citizen.number
+        _add_supervisor(s)
+    sup = login("mw-sup")
+    listing = sup.get("/orders").text
+    tabs = {
+        label: (html_lib.unescape(href), count)
+        for href, label, count in re.findall(
+            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<span class="count[^"]*" '
+            r'data-testid="view-count" aria-hidden="true">([^<]*)</span>',
+            listing,
+        )
+    }
+    assert tabs["待回访"] == ("/orders?state=replied&no_citizen=false&sort=oldest", "1")
+    assert tabs["待办结（无需回访）"] == ("/orders?state=replied&no_citizen=true&sort=oldest", "1")
+    to_call = sup.get(tabs["待回访"][0]).text
+    assert citizen_no in to_call and machine_no not in to_call
+    to_close = sup.get(tabs["待办结（无需回访）"][0]).text
+    assert machine_no in to_close and citizen_no not in to_close
+    assert 'data-testid="filter-no-citizen"' in to_close  # the criterion shown while the list has it
+    api = sup.get("/api/v1/orders", params={"state": "replied", "no_citizen": "true"}).json()["items"]
+    assert [o["number"] for o in api] == [machine_no]
+
+    page = sup.get(f"/orders/{machine_id}").text
+    assert 'data-testid="action-close"' in page and 'data-testid="action-callback"' not in page
+    assert 'data-testid="action-callback"' in sup.get(f"/orders/{citizen_id}").text
+    assert "callback" not in sup.get(f"/api/v1/orders/{machine_id}/actions").json()
+    details = page.split('data-testid="channel-details"')[1].split("</td>")[0]
+    held = details.split('data-key="alarms"')[1].split("</div>")[0]
+    assert "关联报警" in held and "共 2 条" in held and held.count("WL-N</a>") == 2
+    with session_scope() as s:  # the API's contract kept: a callback recorded elsewhere is still taken
+        orders.act(s, order_id=machine_id, action="callback", params={"satisfied": True})

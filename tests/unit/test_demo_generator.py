@@ -13,7 +13,7 @@ from cityhub.demo import corpus
 from cityhub.demo.generator import CSV_FIELDS, SUBCENTRE_CODE, csv_row, generate
 from cityhub.workorders.categories import DEFAULT_TAXONOMY
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, OrderView, State, apply, evolve
-from cityhub.workorders.models import AppealType
+from cityhub.workorders.models import MACHINE_CHANNELS, AppealType
 
 END = date(2025, 6, 30)
 
@@ -31,7 +31,12 @@ def recent() -> list[dict[str, Any]]:
 
 def _replay(record: dict[str, Any]) -> OrderView:
     """Drive the record's events through the pure life cycle; return the final view."""
-    view = OrderView(state=State.RECEIVED, consultation=record["appeal_type"] == AppealType.CONSULTATION)
+    view = OrderView(
+        state=State.RECEIVED,
+        consultation=record["appeal_type"] == AppealType.CONSULTATION,
+        # As workorders.service.view_of: a sensor's or camera's order naming nobody has no callback.
+        no_citizen=record["channel"] in MACHINE_CHANNELS and not record["citizen_phone"],
+    )
     events = record["events"]
     assert events[0]["action"] == Action.CREATE.value
     for event in events[1:]:
@@ -334,6 +339,23 @@ def test_machines_and_most_appeals_are_dispatched_automatically_within_minutes(
     for r, first in firsts:
         later = [e for e in r["events"] if e["action"] == "dispatch" and e is not first]
         assert not any((e["payload"] or {}).get("auto") for e in later)
+
+
+def test_a_machine_order_is_never_called_back_and_a_supervisor_closes_it_from_replied_as_resolved(
+    three_years: list[dict[str, Any]],
+) -> None:
+    """A sensor's or camera's order names nobody to call back: the demo closes it as the product does (办结 from 已答复
+    by a supervisor, resolved, no callback and no typed reason) — it called machines back and closed them saying
+    多次回访未接通."""
+    machine = [r for r in three_years if r["channel"] in MACHINE_CHANNELS]
+    closes = [e for r in machine for e in r["events"] if e["action"] == Action.CLOSE.value]
+    assert closes
+    assert not [e for r in machine for e in r["events"] if e["action"] == Action.CALLBACK.value]
+    assert all(e["from_state"] == State.REPLIED.value and e["reason"] is None for e in closes)
+    assert all(e["to_state"] == State.CLOSED_RESOLVED.value and e["actor_name"] in corpus.SUPERVISORS for e in closes)
+    assert all(r["satisfied"] is None for r in machine)
+    people = [r for r in three_years if r["channel"] not in MACHINE_CHANNELS]
+    assert any(e["action"] == Action.CALLBACK.value for r in people for e in r["events"])
 
 
 def test_the_leaders_act_from_the_district_as_the_service_records_it(three_years: list[dict[str, Any]]) -> None:

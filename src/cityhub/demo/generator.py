@@ -313,7 +313,8 @@ class _Sim:
 
     def create(self, at: datetime, actor: str, channel: Channel, *, consultation: bool = False) -> None:
         self.now = at
-        self.view = OrderView(state=State.RECEIVED, consultation=consultation)
+        # A sensor's or camera's order names nobody (``_citizen``): no callback, as ``workorders.service.view_of``.
+        self.view = OrderView(state=State.RECEIVED, consultation=consultation, no_citizen=channel in MACHINE_CHANNELS)
         self.events.append(
             {
                 "action": Action.CREATE.value,
@@ -1158,9 +1159,15 @@ class DemoGenerator:
             )
 
     def _callback(self, case: _Case) -> None:
-        """Callbacks (回访) until the order closes; an unsatisfied citizen may reopen it for another round."""
+        """Callbacks (回访) until the order closes; an unsatisfied citizen may reopen it for another round. A sensor's
+        or camera's order has nobody to call back: a supervisor closes it once replied (办结, resolved), as the
+        product does — no callback, no reason."""
         sim, rng, lead, actor, dispatcher = case.sim, case.rng, case.lead, case.actor, case.dispatcher
         day = self.cal.day_seconds
+        if sim.view.no_citizen:
+            supervisor = rng.choice(corpus.SUPERVISORS)
+            sim.act(Action.CLOSE, sim.work(rng.uniform(0.1, 1) * day), supervisor, unit=SUBCENTRE_CODE, resolved=True)
+            return
         for attempt in range(3):
             agent = rng.choice(corpus.CALLBACK_AGENTS)
             if rng.random() > P_CALLBACK:

@@ -97,6 +97,11 @@ def import_command(
         typer.echo(f"warning: {shown}: {service.UNPLACED}", err=True)
 
 
+# The unit column of a sensor placed nowhere (``service.UNPLACED``): the 监测预警 list's 未确定所属单位 in the command
+# line's English.
+UNPLACED_UNIT = "no responsible unit (unplaced)"
+
+
 @sensors_app.command("list")
 def list_command(
     kind: Annotated[str | None, typer.Option(help="waterlogging, river_level, water_quality, …")] = None,
@@ -107,7 +112,7 @@ def list_command(
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
 ) -> None:
     """Sensors by code (tab-separated: code, kind, active/silent/retired — silent: in service, no reading for longer
-    than it may stay quiet — unit, open alarms, latest readings, name)."""
+    than it may stay quiet — unit, or "no responsible unit (unplaced)", open alarms, latest readings, name)."""
     from cityhub.monitoring import service
     from cityhub.monitoring.rules import SensorState, SensorStatus
     from cityhub.org.service import unit_directory
@@ -127,10 +132,9 @@ def list_command(
             latest = ", ".join(f"{m}={v['value']:g}{s.metrics.get(m, '')}" for m, v in (s.latest or {}).items())
             state = conditions[s.id].state
             shown = state.value if state in (SensorState.SILENT, SensorState.RETIRED) else "active"
-            typer.echo(
-                f"{s.code}\t{s.kind}\t{shown}\t{unit.name if unit else '-'}\t"
-                f"{open_counts.get(s.id, 0)}\t{latest or '-'}\t{s.name}"
-            )
+            # A sensor no unit answers for says so, as the 监测预警 page marks it (未确定所属单位), not a bare dash.
+            where = unit.name if unit else UNPLACED_UNIT if s.unit_id is None else "-"
+            typer.echo(f"{s.code}\t{s.kind}\t{shown}\t{where}\t{open_counts.get(s.id, 0)}\t{latest or '-'}\t{s.name}")
 
 
 @sensors_app.command("retire")
@@ -187,6 +191,9 @@ def readings_command(
         f"read {report.read} readings: stored {result.stored}, duplicates {result.duplicates}, late {result.late}, "
         f"rejected {len(report.rejected)}; alarms raised {result.alarms_raised}, repeated {result.alarms_repeated}, "
         f"cleared {result.alarms_cleared}; orders opened {result.orders_opened}"
+        # An alarm reopened, or joined to an open order of the same problem, said only when there was one.
+        + (f"; alarms reopened {result.alarms_reopened}" if result.alarms_reopened else "")
+        + (f"; alarms joined to an open order {result.alarms_joined}" if result.alarms_joined else "")
     )
     _finish(report, path, summary, taken=result.stored + result.duplicates)
 

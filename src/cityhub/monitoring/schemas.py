@@ -352,6 +352,12 @@ class IngestResult(BaseModel):
         description="alarms cleared automatically shortly before (CITYHUB_SENSOR_REARM_MINUTES) that these readings "
         "crossed again: reopened, not raised anew (not counted in alarms_raised)",
     )
+    alarms_joined: int = Field(
+        0,
+        description="alarms raised that joined an open order of the same problem instead of opening one (not counted "
+        "in orders_opened): their sensor's own earlier alarm's, or a nearby sensor's of the same kind and metric "
+        "(CITYHUB_ALARM_JOIN_WITHIN_M, CITYHUB_ALARM_JOIN_WINDOW_MINUTES)",
+    )
 
 
 class AlarmRead(BaseModel):

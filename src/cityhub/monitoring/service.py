@@ -74,7 +74,7 @@ from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.models import Unit, UnitTier
 from cityhub.timerange import time_problem
 from cityhub.workorders import service as orders
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import Attachment, Order
 from cityhub.workorders.schemas import link_name, web_address
 
 log = logging.getLogger(__name__)
@@ -583,6 +583,7 @@ class _Tally:
     cleared: int = 0
     orders: int = 0
     reopened: int = 0
+    joined: int = 0  # raised alarms that joined an open order instead of opening one
     alarms: list[Alarm] = field(default_factory=list)
     # Alarms cleared automatically by this batch, told (their order, the alarm_cleared notification) once it is
     # evaluated: one the same batch reopens was never cleared as far as anyone outside can tell.
@@ -781,6 +782,7 @@ def ingest(
         alarms_cleared=tally.cleared,
         orders_opened=tally.orders,
         alarms_reopened=tally.reopened,
+        alarms_joined=tally.joined,
     )
 
 
@@ -1015,11 +1017,14 @@ def _apply(
         session.flush()
         _event(session, alarm, "raised", actor=orders.SYSTEM, at=at, value=value, since=_iso(transition.since))
         tally.raised += 1
-        # The sensor's earlier alarm of this metric still has its order open (the same problem being handled): the
-        # alarm joins it; else it opens its own.
-        if wanted and _join_open_order(session, alarm=alarm, sensor=sensor) is None:
+        # The same problem has its order open — the sensor's earlier alarm of this metric's, or a sensor's of its kind
+        # standing near whose alarm of the metric is recent: the alarm joins it; else it opens its own.
+        joined = _join_open_order(session, alarm=alarm, sensor=sensor) if wanted else None
+        if joined is not None:
+            tally.joined += 1
+        elif wanted:
             tally.orders += open_order(session, alarm=alarm, sensor=sensor, rule=rule) is not None
-        _notify_raised(session, alarm, sensor, rule)
+        _notify_raised(session, alarm, sensor, rule, joined=joined)
         return alarm
     if alarm is None:  # a repeat or clear always follows a raise or an open alarm
         return None
@@ -1161,10 +1166,12 @@ def _alarm_payload(alarm: Alarm, sensor: Sensor, rule: AlarmRule, action: str) -
     }
 
 
-def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:
+def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule, *, joined: Joined | None) -> None:
     """The ``alarm`` notification through the outbox, in this transaction: subscriptions of the sensor's responsible
-    unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch)."""
-    _notify(session, alarm, sensor, _alarm_payload(alarm, sensor, rule, "alarm_raised"))
+    unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch).
+    ``joined``: the open order the alarm joined instead of opening one (``joined`` in the body; null otherwise)."""
+    payload = _alarm_payload(alarm, sensor, rule, "alarm_raised")
+    _notify(session, alarm, sensor, payload | {"joined": joined.payload() if joined is not None else None})
 
 
 def _notify(session: Session, alarm: Alarm, sensor: Sensor, payload: dict[str, Any], *, cleared: bool = False) -> None:
@@ -1402,38 +1409,130 @@ def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRul
     return order
 
 
-def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Order | None:
-    """The open order of an earlier alarm of the same sensor and metric — the same problem at the same place, still
-    being handled (not yet replied) — which ``alarm`` joins instead of opening another: kept on the alarm, its
-    ``order_joined`` event, and a comment on the order saying the sensor alarmed again. None when there is none."""
+@dataclass(frozen=True)
+class Joined:
+    """The open order a new alarm joined instead of opening one (:func:`_join_open_order`): the order, how many
+    alarms it holds now, and — when it was another sensor's alarm's — that sensor's code and how far it stands."""
+
+    order: Order
+    alarms: int
+    near_sensor_code: str | None = None
+    distance_m: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """As the ``order_joined`` event and the ``alarm`` webhook's ``joined`` say it."""
+        return {
+            "order_id": self.order.id,
+            "number": self.order.number,
+            "alarms": self.alarms,
+            "near_sensor_code": self.near_sensor_code,
+            "distance_m": self.distance_m,
+        }
+
+
+def _order_to_join(session: Session, *, alarm: Alarm, sensor: Sensor) -> tuple[Order, Sensor | None, float] | None:
+    """The open order (received to suspended: not yet replied) of the same problem as ``alarm``: an earlier alarm's
+    of the same sensor and metric, whenever it was raised (None as the sensor: its own); else one of another sensor
+    of the same kind standing within ``CITYHUB_ALARM_JOIN_WITHIN_M`` whose alarm of the same metric — for a camera
+    the same kind of detection — is still open or crossed within ``CITYHUB_ALARM_JOIN_WINDOW_MINUTES`` (the
+    nearest, with its distance). A silence alarm joins its own sensor's only: a device gone quiet is that device's."""
+    from cityhub.intake.dedupe import distance_m
     from cityhub.workorders.lifecycle import OPEN_STATES
 
-    order = session.scalars(
+    handled = Order.state.in_([s.value for s in OPEN_STATES])
+    own = session.scalars(
         select(Order)
         .join(Alarm, Alarm.order_id == Order.id)
-        .where(
-            Alarm.sensor_id == sensor.id,
-            Alarm.metric == alarm.metric,
-            Alarm.id != alarm.id,
-            Order.state.in_([s.value for s in OPEN_STATES]),
-        )
+        .where(Alarm.sensor_id == sensor.id, Alarm.metric == alarm.metric, Alarm.id != alarm.id, handled)
         .order_by(Alarm.id.desc())
         .limit(1)
     ).first()
-    if order is None:
+    if own is not None:
+        return own, None, 0.0
+    settings = get_monitoring_settings()
+    within = settings.alarm_join_within_m
+    if within <= 0 or alarm.metric == SILENCE_METRIC or sensor.lat is None or sensor.lng is None:
         return None
-    alarm.order_id = order.id
-    _event(session, alarm, "order_joined", actor=orders.SYSTEM, at=utcnow(), order_id=order.id, number=order.number)
-    unit = sensor.metrics.get(alarm.metric, "")
-    text = (
-        f'sensor "{sensor.name}" alarmed again (alarm #{alarm.id}) at {_local(alarm.raised_at)}: '
-        f"{alarm.metric} {alarm.first_value:g}{unit} {alarm.comparison} limit {alarm.threshold:g}{unit}; "
-        "this order is still being handled: no new order"
+    # A box around the sensor first (by its latitude's degrees), the distance then.
+    dlat = within / 111_320
+    dlng = within / (111_320 * max(math.cos(math.radians(sensor.lat)), 0.01))
+    since = alarm.raised_at - timedelta(minutes=settings.alarm_join_window_minutes)
+    rows = session.execute(
+        select(Order, Sensor)
+        .join(Alarm, Alarm.order_id == Order.id)
+        .join(Sensor, Sensor.id == Alarm.sensor_id)
+        .where(
+            Alarm.metric == alarm.metric,
+            Alarm.sensor_id != sensor.id,
+            Sensor.kind == sensor.kind,
+            Sensor.lat.between(sensor.lat - dlat, sensor.lat + dlat),
+            Sensor.lng.between(sensor.lng - dlng, sensor.lng + dlng),
+            or_(Alarm.open_key.is_not(None), Alarm.last_at >= since),
+            handled,
+        )
+        .order_by(Alarm.id.desc())
+        .limit(50)
+    ).all()
+    near = [
+        (distance_m(sensor.lat, sensor.lng, other.lat, other.lng), -order.id, order, other)
+        for order, other in rows
+        if other.lat is not None and other.lng is not None
+    ]
+    near = [n for n in near if n[0] <= within]
+    if not near:
+        return None
+    metres, _, order, other = min(near, key=lambda n: (n[0], n[1]))
+    return order, other, metres
+
+
+def alarms_of_order(session: Session, order_id: int) -> list[tuple[int, str]]:
+    """The alarms an order holds — the one that opened it and those that joined it — as (alarm id, sensor code), in
+    the order they were raised."""
+    rows = session.execute(
+        select(Alarm.id, Sensor.code)
+        .join(Sensor, Sensor.id == Alarm.sensor_id)
+        .where(Alarm.order_id == order_id)
+        .order_by(Alarm.id)
     )
+    return [(alarm_id, code) for alarm_id, code in rows]
+
+
+def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Joined | None:
+    """Join ``alarm`` to the open order of the same problem (:func:`_order_to_join`) instead of opening another: kept
+    on the alarm, its ``order_joined`` event (the order, how many alarms it holds, the nearby sensor and its distance
+    when it was another's), and a comment on the order saying the sensor alarmed again — or that another sensor so
+    near saw the same — with how many alarms the order holds; its snapshot, when it has one, among the order's files
+    (by the system). None when there is no such order."""
+    found = _order_to_join(session, alarm=alarm, sensor=sensor)
+    if found is None:
+        return None
+    order, near, metres = found
+    alarm.order_id = order.id
+    session.flush()
+    count = session.scalar(select(func.count()).select_from(Alarm).where(Alarm.order_id == order.id)) or 1
+    joined = Joined(
+        order=order,
+        alarms=count,
+        near_sensor_code=near.code if near is not None else None,
+        distance_m=round(metres) if near is not None else None,
+    )
+    _event(session, alarm, "order_joined", actor=orders.SYSTEM, at=utcnow(), **joined.payload())
+    unit = sensor.metrics.get(alarm.metric, "")
+    reading = f"{alarm.metric} {alarm.first_value:g}{unit} {alarm.comparison} limit {alarm.threshold:g}{unit}"
+    if near is None:
+        text = f'sensor "{sensor.name}" alarmed again (alarm #{alarm.id}) at {_local(alarm.raised_at)}: {reading}'
+    else:
+        text = (
+            f'sensor "{sensor.name}" alarmed (alarm #{alarm.id}) at {_local(alarm.raised_at)}: {reading}; '
+            f'{joined.distance_m} m from sensor "{near.name}", whose alarm this order is handling'
+        )
+    text += f"; this order is still being handled: no new order; alarms on this order: {count}"
     if alarm.media_url:
         text += f"; snapshot: {alarm.media_url}"
+        # Among the order's files, as the opening alarm's is: the unit sees what each camera saw, not only the first.
+        order.attachments.append(Attachment(**_snapshot(alarm.media_url), uploaded_by=orders.SYSTEM.name))
     _tell_order(session, alarm, actor=orders.SYSTEM, text=text)
-    return order
+    return joined
 
 
 # ------------------------------------------------------------------------------------------------------- alarms
@@ -1763,9 +1862,10 @@ def _raise_silence(
         after_minutes=after,
         found_at=now.isoformat(),
     )
-    if opens_order(rule) and _join_open_order(session, alarm=alarm, sensor=sensor) is None:
+    joined = _join_open_order(session, alarm=alarm, sensor=sensor) if opens_order(rule) else None
+    if opens_order(rule) and joined is None:
         open_order(session, alarm=alarm, sensor=sensor, rule=rule)
-    _notify_raised(session, alarm, sensor, rule)
+    _notify_raised(session, alarm, sensor, rule, joined=joined)
     return alarm
 
 
@@ -1841,11 +1941,12 @@ def escalate_after(rule_minutes: int | None, default: int) -> int | None:
 
 
 def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, int]:
-    """Escalate (升级) every alarm still active — not acknowledged, not cleared — longer after it was raised (and
-    after its readings arrived) than its
+    """Escalate (升级) every alarm still active — not acknowledged, not cleared — longer after it was raised (after
+    its readings arrived, and after it was last reopened) than its
     rule's ``escalate_after_minutes`` (else ``CITYHUB_ALARM_ESCALATE_AFTER_MINUTES``): once per alarm, claimed in
     one UPDATE (``escalated_at``), then an ``escalated`` event in its trail, an escalation on the ``alarm`` topic and
-    its order, when still open, escalated through the life cycle with its urgency one step higher (audited)."""
+    its order, when still open, escalated through the life cycle with its urgency one step higher (audited) — once:
+    an order another of its alarms escalated already is not escalated again (``order_escalated_before``)."""
     from cityhub.workorders.lifecycle import OPEN_STATES, Action
 
     now = now or utcnow()
@@ -1860,12 +1961,22 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     # Counted from when the alarm was known here: an alarm raised by readings that arrived late (a file imported hours
     # after they were measured) gives the duty officer the rule's time too, not none.
     known_since = func.coalesce(Alarm.recorded_at, Alarm.raised_at)
+    # …and from its latest reopening (re-arm, its ``reopened`` event's time): an alarm cleared by the readings and open
+    # again gives the duty officer the rule's time anew, not an escalation at once for being raised long ago.
+    reopened_at = (
+        select(func.max(AlarmEvent.at))
+        .where(AlarmEvent.alarm_id == Alarm.id, AlarmEvent.action == "reopened")
+        .correlate(Alarm)
+        .scalar_subquery()
+    )
+    open_since = func.coalesce(reopened_at, Alarm.raised_at)
     due = or_(
         *(
             and_(
                 Alarm.rule_id.in_(ids),
                 Alarm.raised_at <= now - timedelta(minutes=minutes),
                 known_since <= now - timedelta(minutes=minutes),
+                open_since <= now - timedelta(minutes=minutes),
             )
             for minutes, ids in sorted(groups.items())
         )
@@ -1889,11 +2000,28 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
         .execution_options(populate_existing=True)
     ).all()
     escalated_orders = 0
+    # An order holding several alarms (a sensor's again, a camera's near another's: one problem) is escalated by its
+    # alarms once — by the first escalated — not one urgency step per alarm (two cameras made it 特急 by themselves).
+    order_ids = sorted({alarm.order_id for alarm, _, _ in rows if alarm.order_id is not None})
+    escalated_before = (
+        set(
+            session.scalars(
+                select(Alarm.order_id).where(
+                    Alarm.order_id.in_(order_ids), Alarm.escalated_at.is_not(None), Alarm.id.not_in(sorted(claimed))
+                )
+            )
+        )
+        if order_ids
+        else set()
+    )
     for alarm, sensor, rule in rows:
         minutes = escalate_after(rule.escalate_after_minutes, default) or 0
         extra: dict[str, Any] = {"after_minutes": minutes}
         order = session.get(Order, alarm.order_id) if alarm.order_id is not None else None
-        if order is not None and order.state in OPEN_STATES:
+        if order is not None and order.state in OPEN_STATES and order.id in escalated_before:
+            extra |= {"order_id": order.id, "order_escalated_before": True}
+        elif order is not None and order.state in OPEN_STATES:
+            escalated_before.add(order.id)
             before = str(order.urgency)
             params: dict[str, Any] = {
                 "reason": f'alarm #{alarm.id} (sensor "{sensor.name}") not acknowledged within {minutes} min: '
@@ -2169,7 +2297,7 @@ def import_readings(
         result = ingest(session, items=[dict(raw) for _, raw in chunk])
         for name in ("received", "stored", "duplicates", "late", "alarms_raised", "alarms_repeated"):
             setattr(total, name, getattr(total, name) + getattr(result, name))
-        for name in ("alarms_cleared", "orders_opened"):
+        for name in ("alarms_cleared", "orders_opened", "alarms_reopened", "alarms_joined"):
             setattr(total, name, getattr(total, name) + getattr(result, name))
         report.rejected.extend(RowProblem(chunk[r.index][0], r.field, r.message) for r in result.rejected)
     report.ingest = total

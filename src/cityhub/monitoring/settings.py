@@ -61,6 +61,24 @@ class MonitoringSettings(BaseSettings):
         "value flapping around the limit is one alarm. A clear by a person, a retirement or a rule deactivated is "
         "final; an alarm whose order has been answered is not reopened. 0: never reopen.",
     )
+    alarm_join_within_m: float = Field(
+        50.0,
+        ge=0,
+        le=5_000,
+        description="A new alarm of a threshold rule joins the open order of another sensor's alarm of the same kind "
+        "of sensor and the same metric — for cameras the same kind of detection — within this many metres (two "
+        "cameras seeing one garbage pile, two gauges in one flooded tunnel), when that alarm is still open or last "
+        "crossed within alarm_join_window_minutes: one order, the new alarm in its trail and counted on it, instead "
+        "of another order for the same problem. 0: never (a sensor's own alarms still join its open order, whatever "
+        "the distance and time).",
+    )
+    alarm_join_window_minutes: int = Field(
+        24 * 60,
+        ge=1,
+        le=30 * 24 * 60,
+        description="How recent the other sensor's alarm on the open order must be, once cleared (its last crossing), "
+        "for a new alarm near it to join that order (alarm_join_within_m); an alarm still open always is.",
+    )
 
 
 def get_monitoring_settings() -> MonitoringSettings:

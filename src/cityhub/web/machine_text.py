@@ -106,6 +106,22 @@ _PREFIXES = {
 # A local time as the monitoring's texts write it (``monitoring.service._local``).
 _AT = r"\d{4}-\d\d-\d\d \d\d:\d\d"
 
+# The alarm and reading an alarm joining an open order names: ``(alarm #N) at …: METRIC VALUE OP limit LIMIT``.
+_ALARM_READING = rf"\(alarm #(\d+)\) at ({_AT}): (\S+) (.+?) (>=|<=|>|<) limit (.+)"
+
+
+def _alarm_reading(m: re.Match[str], n: Names, t: Translator) -> dict[str, str]:
+    return {
+        "sensor": m[1],
+        "id": m[2],
+        "at": m[3],
+        "metric": t.label("metric", m[4]),
+        "value": m[5],
+        "comparison": t.label("compare_word", m[6]),
+        "limit": m[7],
+    }
+
+
 _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     (
         re.compile(r"rule #(\d+) '(.*)' → (.+) \[(\w+) \((.+)\), priority (-?\d+)\]"),
@@ -204,20 +220,17 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"id": m[1], "at": m[2], "value": m[3]},
     ),
     (re.compile(r"note: (.*)", re.S), "why.alarm_note", lambda m, n, t: {"note": _one(t, m[1], n) or m[1]}),
+    # A sensor's alarm joining an open order: its own sensor's again, or (the same form without "again") a sensor's
+    # standing near (``monitoring.service._join_open_order``).
+    (re.compile(rf'sensor "(.+)" alarmed again {_ALARM_READING}'), "why.alarm_again", _alarm_reading),
+    (re.compile(rf'sensor "(.+)" alarmed {_ALARM_READING}'), "why.alarm_near_raised", _alarm_reading),
     (
-        re.compile(rf'sensor "(.+)" alarmed again \(alarm #(\d+)\) at ({_AT}): (\S+) (.+?) (>=|<=|>|<) limit (.+)'),
-        "why.alarm_again",
-        lambda m, n, t: {
-            "sensor": m[1],
-            "id": m[2],
-            "at": m[3],
-            "metric": t.label("metric", m[4]),
-            "value": m[5],
-            "comparison": t.label("compare_word", m[6]),
-            "limit": m[7],
-        },
+        re.compile(r'(\d+) m from sensor "(.+)", whose alarm this order is handling'),
+        "why.alarm_near",
+        lambda m, n, t: {"metres": m[1], "sensor": m[2]},
     ),
     (re.compile(r"this order is still being handled: no new order"), "why.alarm_order_open", lambda m, n, t: {}),
+    (re.compile(r"alarms on this order: (\d+)"), "why.alarm_count", lambda m, n, t: {"n": m[1]}),
     (
         re.compile(rf"alarm #(\d+) crossed the limit again at ({_AT}): (\S+) (.+?), (\d+) min after it cleared"),
         "why.alarm_reopened",

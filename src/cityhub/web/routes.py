@@ -61,6 +61,7 @@ from cityhub.errors import (
 )
 from cityhub.intake import enterprise
 from cityhub.knowledge.models import KnowledgeEntry, ReplyCheck
+from cityhub.monitoring import service as monitoring_service
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
@@ -90,6 +91,7 @@ from cityhub.workorders.lifecycle import (
     required_params,
 )
 from cityhub.workorders.models import (
+    MACHINE_CHANNELS,
     MERGED_IN,
     OVERDUE_NOW_SQL,
     AppealType,
@@ -1168,6 +1170,10 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     # 回访结果: with 已回访, the unsatisfied callbacks waiting for 重办 or 办结 (未解决) — a supervisor's to decide.
     rated = "" if citizen else _one_of(q, "satisfied", SATISFIED_CHOICES, errors, t)
     criteria["satisfied"] = rated == "true" if rated else None
+    # 待回访 (false) / 待办结（无需回访） (true): whether anybody can be called back — a sensor's or camera's order
+    # naming nobody cannot (``workorders.service.no_citizen``).
+    machine = "" if citizen else _one_of(q, "no_citizen", SATISFIED_CHOICES, errors, t)
+    criteria["no_citizen"] = machine == "true" if machine else None
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = reader.own  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
@@ -1873,6 +1879,8 @@ def _detail_page(
     reading = reading_clause(db, principal, scope)  # what they may open: the orders this page links
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
+    # A sensor's or camera's order: the alarms it holds (its own, and those that joined it since).
+    alarms = monitoring_service.alarms_of_order(db, order.id) if staff and order.channel in MACHINE_CHANNELS else []
     # 派单建议 — the candidates with their scores and rule grounds, the classifier's odds — is for who routes orders
     # and oversees them; a unit's staff (a 网格员 reading the report just filed) read where it was placed in the
     # facts and the possible duplicates and similar cases below.
@@ -2034,7 +2042,12 @@ def _detail_page(
                 order, unmasked=unmasked, monitoring=permissions.allows(principal.role, permissions.ALARMS_READ)
             )
             if staff or detail.key in enterprise.KEYS  # the citizen: the enterprise they said they are (企业呼)
-        ],
+        ]
+        + (
+            [_alarms_detail(alarms, monitoring=permissions.allows(principal.role, permissions.ALARMS_READ))]
+            if staff and len(alarms) > 1
+            else []
+        ),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
         reply_cut=WEAK_THRESHOLD,
         reply_preview=reply_preview,
@@ -2139,6 +2152,23 @@ class ChannelDetail:
     text: str
     kind: str | None = None
     links: tuple[tuple[str, str], ...] = ()
+    count: int | None = None  # how many things the row names (the alarms on a sensor's order)
+
+
+def _alarms_detail(alarms: Sequence[tuple[int, str]], *, monitoring: bool) -> ChannelDetail:
+    """关联报警: the alarms a sensor's or camera's order holds — its own and those that joined it (the same sensor
+    again, a sensor standing near that saw the same), each by its number and sensor, a link to it on the sensor's page
+    for who reads the monitoring pages."""
+    names = [f"#{alarm_id} {code}" for alarm_id, code in alarms]
+    links = (
+        tuple(
+            (f"/monitoring/sensors/{quote(code, safe='')}#alarm-{alarm_id}", name)
+            for (alarm_id, code), name in zip(alarms, names, strict=True)
+        )
+        if monitoring
+        else ()
+    )
+    return ChannelDetail("alarms", " ".join(names), None, links, count=len(alarms))
 
 
 def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[ChannelDetail]:

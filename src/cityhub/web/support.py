@@ -303,7 +303,10 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     ("orders.view.assisting", "/orders?state=open&assisting=1&sort=due", permissions.act(Action.ASSIST_ACCEPT)),
     ("orders.view.assists", "/orders?state=open&with_assist=1&sort=due", None),
     ("orders.view.extensions", "/orders?extension_pending=1&sort=oldest", permissions.act(Action.APPROVE_EXTENSION)),
-    ("orders.view.callback", "/orders?state=replied&sort=oldest", permissions.act(Action.CALLBACK)),
+    # 待回访: the replies of orders with a citizen to call back; a sensor's or camera's, naming nobody, waits for 办结
+    # alone (待办结（无需回访）).
+    ("orders.view.callback", "/orders?state=replied&no_citizen=false&sort=oldest", permissions.act(Action.CALLBACK)),
+    ("orders.view.to_close", "/orders?state=replied&no_citizen=true&sort=oldest", permissions.act(Action.CLOSE)),
     # The unsatisfied callbacks: each waits for a supervisor's 重办 (reopen) or 办结 as not resolved.
     (
         "orders.view.unsatisfied",

@@ -422,13 +422,22 @@ def required_params(view: OrderView, action: Action) -> tuple[str, ...]:
 ORDER_GUARDS = frozenset({_pending_extension, _no_pending_extension, _unsatisfied, _consultation, _assists_done})
 
 
+def _offered(view: OrderView, action: Action) -> bool:
+    """Whether ``action``, which the table takes, is offered on the order: not 回访 of an order with nobody to call
+    back (``OrderView.no_citizen``, a sensor's or camera's) — the API still takes one (a callback recorded elsewhere),
+    but no page or list asks for it; its 办结 needs no callback (:func:`_skips_callback`)."""
+    return not (action == Action.CALLBACK and view.no_citizen)
+
+
 def allowed_actions(view: OrderView) -> list[Action]:
     """Actions whose state precondition holds and whose :data:`ORDER_GUARDS` let them (guards on parameters are
-    not evaluated)."""
+    not evaluated), and that are offered on such an order (:func:`_offered`)."""
     return [
         action
         for action, rule in TRANSITIONS.items()
-        if view.state in rule.sources and all(guard(view, {}) is None for guard in rule.guards if guard in ORDER_GUARDS)
+        if view.state in rule.sources
+        and all(guard(view, {}) is None for guard in rule.guards if guard in ORDER_GUARDS)
+        and _offered(view, action)
     ]
 
 

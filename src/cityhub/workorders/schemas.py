@@ -555,6 +555,11 @@ SATISFIED_DESCRIPTION = (
     "state=called_back, the unsatisfied callbacks waiting for 重办 or 办结); orders not rated, or reopened since, are "
     "neither"
 )
+NO_CITIZEN_DESCRIPTION = (
+    "only a sensor's or a video-AI camera's orders naming no caller and no account (true: nobody to call back, closed "
+    "from replied without a callback — with state=replied, the supervisors' 待办结（无需回访）), or only the orders "
+    "with a citizen (false: with state=replied, 待回访, the replies awaiting a callback)"
+)
 IMPORT_BATCH_DESCRIPTION = (
     "批量导入: only the orders one import created (its `import_batch_id`, as `POST /api/v1/orders/import` answers "
     "it), not the rows it found already imported, nor other orders of the channel; orders imported before the import "
@@ -649,6 +654,7 @@ class OrderFilter(BaseModel):
     updated_since: RequestTime | None = Field(None, description=UPDATED_SINCE_DESCRIPTION)
     enterprise_need: list[enterprise.Need] | None = Field(None, description=ENTERPRISE_NEED_DESCRIPTION)
     satisfied: bool | None = Field(None, description=SATISFIED_DESCRIPTION)
+    no_citizen: bool | None = Field(None, description=NO_CITIZEN_DESCRIPTION)
 
     @field_validator("q")
     @classmethod

@@ -13,7 +13,20 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, insert, literal_column, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -319,8 +332,17 @@ def view_of(order: Order) -> OrderView:
 
 def no_citizen(order: Order) -> bool:
     """Whether the order has no citizen to call back: a sensor's or a camera's (``MACHINE_CHANNELS``) naming no
-    caller and no account."""
+    caller and no account. :func:`no_citizen_clause` is the same in SQL (the lists' ``no_citizen``)."""
     return order.channel in MACHINE_CHANNELS and not order.citizen_phone and order.citizen_user_id is None
+
+
+def no_citizen_clause() -> ColumnElement[bool]:
+    """:func:`no_citizen` as a WHERE clause: never NULL, so its negation is the orders with a citizen."""
+    return and_(
+        Order.channel.in_(sorted(MACHINE_CHANNELS)),
+        or_(Order.citizen_phone.is_(None), Order.citizen_phone == ""),
+        Order.citizen_user_id.is_(None),
+    )
 
 
 def read_for_update(session: Session, order_id: int) -> Order | None:
@@ -1052,7 +1074,6 @@ def _search_conditions(
     for the benchmark's comparison. ``counting``: conditions for counting every match rather than finding a page
     (the plan of the text search may differ, :func:`cityhub.workorders.search.text_condition`).
     """
-    from sqlalchemy import or_
 
     conditions: list[Any] = []
     if f.state and set(f.state) == OPEN_STATES:
@@ -1147,6 +1168,9 @@ def _search_conditions(
     if f.satisfied is not None:
         # The callback's answer; an order not rated (or reopened since: its rating cleared) is neither.
         conditions.append(Order.satisfied == f.satisfied)
+    if f.no_citizen is not None:
+        # 待回访 (false) and 待办结（无需回访） (true): whether anybody can be called back.
+        conditions.append(no_citizen_clause() if f.no_citizen else ~no_citizen_clause())
     if f.leader_assigned is not None:
         # The bare column, as the partial index ix_orders_leader_assigned's predicate is written.
         conditions.append(Order.leader_assigned if f.leader_assigned else ~Order.leader_assigned)

@@ -69,6 +69,7 @@ from cityhub.workorders.schemas import (
     IMPORT_BATCH_DESCRIPTION,
     LEADER_ASSIGNED_DESCRIPTION,
     LED_DESCRIPTION,
+    NO_CITIZEN_DESCRIPTION,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
     SATISFIED_DESCRIPTION,
@@ -256,6 +257,7 @@ def list_orders(
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     enterprise_need: Annotated[list[Need] | None, Query(description=ENTERPRISE_NEED_DESCRIPTION)] = None,
     satisfied: Annotated[bool | None, Query(description=SATISFIED_DESCRIPTION)] = None,
+    no_citizen: Annotated[bool | None, Query(description=NO_CITIZEN_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
     # No default in the schema (None is newest): Swagger UI and generated clients send a declared default, and the
     # feed of changes refuses any sort given.
@@ -308,6 +310,7 @@ def list_orders(
         updated_since=updated_since,
         enterprise_need=enterprise_need,
         satisfied=satisfied,
+        no_citizen=no_citizen,
     )
     if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
         raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
