@@ -134,9 +134,10 @@ def test_the_units_staff_who_take_the_step_are_told_never_the_actor_nor_others(d
     assert told == {
         "dispatched": unit,
         "urged": unit,
+        "extension_requested": {org.id("sup")},  # the supervisors decide it
         "extension_rejected": unit,
         "reply_rejected": unit,
-    }, told  # the accept, the request and the reply are the unit's own steps: nobody is told of them
+    }, told  # the accept and the reply are the unit's own steps: nobody is told of them
     urged = s.scalars(select(UserNotice).where(UserNotice.kind == "urged")).first()
     assert urged is not None and urged.params == {"actor": "人员sup", "reason": "今天必须答复市民"}
 

@@ -111,6 +111,7 @@ class NoticeKind(enum.StrEnum):
     ASSIGNED = "assigned"  # 领导交办: a leader assigned the order to the reader's unit (or instructed it)
     ASSIST_REQUESTED = "assist_requested"  # 协办: the reader's unit is asked to assist on an order
     URGED = "urged"  # 催办: the order the reader's unit leads was urged
+    EXTENSION_REQUESTED = "extension_requested"  # 申请延期: for the supervisors to decide
     EXTENSION_APPROVED = "extension_approved"  # 延期批准
     EXTENSION_REJECTED = "extension_rejected"  # 延期驳回
     RETURNED = "returned"  # 退单: an order came back to the dispatchers to route again

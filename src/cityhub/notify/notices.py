@@ -67,11 +67,11 @@ def notify(
     order_id: int | None = None,
     alarm_id: int | None = None,
     params: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
 ) -> int:
     """Write one notice of ``kind`` for every active staff member ``recipients`` (a condition over ``User``) selects,
-    but ``actor_id``, in one ``INSERT … SELECT``; returns how many."""
-    now = now or utcnow()
+    but ``actor_id``, in one ``INSERT … SELECT``; returns how many. Its time is when it is written — the event's own
+    may be back-dated (an import's, the demo's) — so the newest first is the order of ids."""
+    now = utcnow()
     wanted = select(
         User.id,
         literal(kind.value, type_=_NOTICE.kind.type),
@@ -137,7 +137,6 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
                 actor_id=event.actor_id,
                 order_id=order.id,
                 params=_order_params(event),
-                now=event.at,
             )
         return 0
     if action == Action.ADD_ASSIST:
@@ -148,7 +147,6 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
             actor_id=event.actor_id,
             order_id=order.id,
             params=_order_params(event),
-            now=event.at,
         )
     if action in _TO_LEAD:
         kind, permission = _TO_LEAD[action]
@@ -160,39 +158,47 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
             actor_id=event.actor_id,
             order_id=order.id,
             params=_order_params(event, days=days),
-            now=event.at,
         )
-    if action == Action.RETURN:
-        dispatchers = dispatchers_holding(session, order, returned_by=event.unit_id)
-        if not dispatchers:
+    if action in _TO_CENTRE:
+        kind, permission = _TO_CENTRE[action]
+        staff = staff_holding(session, order, permission, unit_id=event.unit_id)
+        if not staff:
             return 0
         unit = session.scalar(select(Unit.name).where(Unit.id == event.unit_id)) if event.unit_id else None
+        days = outcome.payload.get("days") if action == Action.REQUEST_EXTENSION else None
         return notify(
             session,
-            kind=NoticeKind.RETURNED,
-            recipients=User.id.in_(sorted(dispatchers)),
+            kind=kind,
+            recipients=User.id.in_(sorted(staff)),
             actor_id=event.actor_id,
             order_id=order.id,
-            params=_order_params(event, unit=unit),
-            now=event.at,
+            params=_order_params(event, unit=unit, days=days),
         )
     return 0
 
 
-def dispatchers_holding(session: Session, order: Order, *, returned_by: int | None) -> set[int]:
-    """The dispatchers who route ``order`` once it is back at the centre: those whose data scope holds it — by its
-    street or community, or by the unit that returned it (a street's dispatchers for an order their community
-    returned); the district's for every order."""
+# The steps that ask the centre for a decision, and who decides: a returned order (退单) is routed again by the
+# dispatchers, an extension request (申请延期) decided by the supervisors — those whose data scope holds the order.
+_TO_CENTRE = {
+    Action.RETURN: (NoticeKind.RETURNED, permissions.act(Action.DISPATCH)),
+    Action.REQUEST_EXTENSION: (NoticeKind.EXTENSION_REQUESTED, permissions.act(Action.APPROVE_EXTENSION)),
+}
+
+
+def staff_holding(session: Session, order: Order, permission: str, *, unit_id: int | None) -> set[int]:
+    """The staff whose role holds ``permission`` and whose data scope holds ``order`` — by its street or community,
+    by its lead or assisting units, or by ``unit_id``, the unit that acted (a street's dispatchers for an order their
+    community returned, which no unit leads any more); the district's (and its hotline centre's) for every order."""
     from cityhub.auth.scope import unit_scope
 
     rows = session.execute(
         select(User.id, User.unit_id, Unit.tier)
         .join(Unit, Unit.id == User.unit_id)
-        .where(User.role.in_(staff_roles(permissions.act(Action.DISPATCH))), User.active.is_(True))
+        .where(User.role.in_(staff_roles(permission)), User.active.is_(True))
     ).all()
     scopes: dict[int, Any] = {}
     chosen: set[int] = set()
-    held = {u for u in (returned_by, *(a.unit_id for a in order.assists)) if u is not None}
+    held = {u for u in (unit_id, order.lead_unit_id, *(a.unit_id for a in order.assists)) if u is not None}
     for user_id, unit_id, tier in rows:
         if unit_id is None:  # pragma: no cover - joined to its unit
             continue
