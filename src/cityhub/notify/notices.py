@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Insert, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from cityhub.auth import permissions
@@ -82,16 +83,64 @@ def notify(
     ).where(recipients, User.active.is_(True))
     if actor_id is not None:
         wanted = wanted.where(User.id != actor_id)
-    result = session.execute(
-        insert(UserNotice).from_select(["user_id", "kind", "order_id", "alarm_id", "params", "created_at"], wanted)
-    )
-    return rowcount(result)
+    return rowcount(session.execute(insert(UserNotice).from_select(_COLUMNS, wanted)))
 
 
 def unit_staff(units: Iterable[int | None], permission: str) -> ColumnElement[bool]:
     """The staff of ``units`` whose role holds ``permission``."""
     chosen = sorted({u for u in units if u is not None})
     return User.unit_id.in_(chosen) & User.role.in_(staff_roles(permission))
+
+
+_COLUMNS = ["user_id", "kind", "order_id", "alarm_id", "params", "created_at"]
+
+
+@cache
+def _to_unit_staff(permission: str) -> Insert:
+    """The ``INSERT … SELECT`` of :func:`notify_unit`, built once per permission and its values bound at each call:
+    every automatic dispatch runs it, and building the statement cost as much as running it."""
+    wanted = select(
+        User.id,
+        bindparam("kind", type_=_NOTICE.kind.type),
+        bindparam("order_id", type_=_NOTICE.order_id.type),
+        bindparam("alarm_id", type_=_NOTICE.alarm_id.type),
+        bindparam("params", type_=_NOTICE.params.type),
+        bindparam("now", type_=_NOTICE.created_at.type),
+    ).where(
+        User.unit_id == bindparam("unit_id"),
+        User.role.in_(staff_roles(permission)),
+        User.active.is_(True),
+        User.id != bindparam("actor_id"),
+    )
+    return insert(UserNotice).from_select(_COLUMNS, wanted)
+
+
+def notify_unit(
+    session: Session,
+    *,
+    kind: NoticeKind,
+    unit_id: int | None,
+    permission: str,
+    actor_id: int | None,
+    order_id: int | None = None,
+    alarm_id: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """:func:`notify` for the staff of one unit whose role holds ``permission`` (``unit_staff``), through a prebuilt
+    statement; none without a unit."""
+    if unit_id is None:
+        return 0
+    values = {
+        "kind": kind.value,
+        "order_id": order_id,
+        "alarm_id": alarm_id,
+        "params": dict(params or {}),
+        "now": utcnow(),
+        "unit_id": unit_id,
+        "actor_id": actor_id or 0,  # ids start at 1: nobody is left out
+    }
+    session.flush()  # the order or alarm it names first (as an ORM statement would), then the plain Core statement
+    return rowcount(session.connection().execute(_to_unit_staff(permission), values))
 
 
 # ------------------------------------------------------------------------------------------------ order events
@@ -129,21 +178,22 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     kind = _HANDED.get(action)
     if kind is not None:
         if action == Action.ASSIGN or outcome.to_state == State.DISPATCHED:
-            accept = permissions.act(Action.ACCEPT)
-            return notify(
+            return notify_unit(
                 session,
                 kind=kind,
-                recipients=unit_staff([order.lead_unit_id], accept),
+                unit_id=order.lead_unit_id,
+                permission=permissions.act(Action.ACCEPT),
                 actor_id=event.actor_id,
                 order_id=order.id,
                 params=_order_params(event),
             )
         return 0
     if action == Action.ADD_ASSIST:
-        return notify(
+        return notify_unit(
             session,
             kind=NoticeKind.ASSIST_REQUESTED,
-            recipients=unit_staff([outcome.payload.get("unit_id")], permissions.act(Action.ASSIST_ACCEPT)),
+            unit_id=outcome.payload.get("unit_id"),
+            permission=permissions.act(Action.ASSIST_ACCEPT),
             actor_id=event.actor_id,
             order_id=order.id,
             params=_order_params(event),
@@ -151,10 +201,11 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     if action in _TO_LEAD:
         kind, permission = _TO_LEAD[action]
         days = outcome.payload.get("days") if action == Action.APPROVE_EXTENSION else None
-        return notify(
+        return notify_unit(
             session,
             kind=kind,
-            recipients=unit_staff([order.lead_unit_id], permission),
+            unit_id=order.lead_unit_id,
+            permission=permission,
             actor_id=event.actor_id,
             order_id=order.id,
             params=_order_params(event, days=days),
