@@ -222,6 +222,29 @@ def test_an_alarm_tells_its_responsible_units_staff_once_however_it_flaps(db_ses
     assert len(s.scalars(select(UserNotice.id).where(UserNotice.user_id == users["h_comm"].id)).all()) == 1
 
 
+def test_an_alarm_left_unacknowledged_tells_its_responsible_staff_again_when_escalated(db_session: Session) -> None:
+    from test_monitoring import _series
+
+    from cityhub.monitoring import service as monitoring
+
+    s = db_session
+    units = _units(s)
+    staff = User(username="e-h", full_name="社区承办", role=Role.HANDLER, unit_id=units["community"])
+    s.add(staff)
+    s.commit()
+    _sensor(s, "WL-E")
+    _rule(s, duration_s=0, urgency="normal", escalate_after_minutes=30)
+    s.commit()
+    monitoring.ingest(s, items=_series("WL-E", [30]), now=T0)
+    s.commit()
+    assert monitoring.escalate_due(s, now=T0 + timedelta(minutes=31))["escalated"] == 1
+    assert monitoring.escalate_due(s, now=T0 + timedelta(hours=5))["escalated"] == 0  # once
+    s.commit()
+    kinds = s.scalars(select(UserNotice.kind).where(UserNotice.user_id == staff.id).order_by(UserNotice.id)).all()
+    # The alarm's order sent to the community (the notice of its raising), then the escalation.
+    assert kinds == ["dispatched", "alarm_escalated"]
+
+
 def test_read_notices_are_pruned_after_the_days_set_unread_ones_kept(
     db_session: Session, org: Org, monkeypatch
 ) -> None:
