@@ -85,6 +85,8 @@ def test_the_bell_counts_the_page_lists_and_opening_marks_read(urged: dict[str, 
     assert "已将 1 条消息标为已读" in page and 'data-read="false"' not in page
     assert 'data-testid="bell-count"' not in _bell(page) and 'data-testid="read-all"' not in page
     assert hand.post("/notices/read-all", data={"next": "/notices"}, follow_redirects=False).status_code == 403
+    # A citizen's pages have no bell: notices are the staff's.
+    assert 'data-testid="bell"' not in login("cit").get("/orders").text
 
 
 def test_the_bell_says_99_plus_past_the_cap(urged: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from cityhub.auth.principal import Principal
 from cityhub.errors import NotFound
 from cityhub.notify import notices
 from cityhub.notify.notice_views import notice_text
+from cityhub.org.models import Role
 from cityhub.web import forms, support
 from cityhub.web.support import FormBody, PageError, render
 
@@ -24,9 +25,10 @@ FILTERS = ("all", "unread")
 
 
 def bell_count(db: Session | None, principal: Principal | None) -> int | None:
-    """The reader's unread notices, up to the menu's cap (99+); None without a reader, or when the page's
-    transaction can no longer read (an error page after a failed write)."""
-    if db is None or principal is None:
+    """The reader's unread notices, up to the menu's cap (99+); None — no bell — without a reader, for a citizen
+    (notices are the staff's), or when the page's transaction can no longer read (an error page after a failed
+    write)."""
+    if db is None or principal is None or principal.role == Role.CITIZEN:
         return None
     from sqlalchemy.exc import SQLAlchemyError
 
