@@ -15,6 +15,7 @@ from test_monitoring import T0, _flapping, _rule, _sensor, _units
 from cityhub.analytics import exemptions
 from cityhub.auth.service import create_token
 from cityhub.db import session_scope, utcnow
+from cityhub.notify import notices
 from cityhub.notify.models import UserNotice
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service
@@ -325,3 +326,22 @@ def test_the_api_reads_ones_own_notices_and_marks_them_read(admin_client) -> Non
     assert c.get("/api/v1/notices/unread-count", headers=theirs).json() == {"unread": 2}
     assert c.get("/api/v1/notices").status_code == 200  # every signed-in user has an inbox (the admin's is empty)
     assert c.get("/api/v1/notices", headers={"Authorization": ""}).status_code == 401
+
+
+def test_a_notice_quotes_a_long_title_short() -> None:
+    from cityhub.notify.notice_views import TITLE_CHARS, notice_text
+
+    long = "白云大道北与黄石路交界处的人行天桥电梯已经停运两个多月无人维修"
+    notice = notices.Notice(
+        id=1,
+        kind="urged",
+        params={},
+        created_at=utcnow(),
+        read_at=None,
+        order_id=7,
+        order_number="BY1",
+        order_title=long,
+        alarm_id=None,
+    )
+    assert notice_text("zh-CN", notice) == f"工单 BY1「{long[: TITLE_CHARS - 1]}…」被催办"
+    assert notice_text("en", notice).startswith('Order BY1 "白云大道北') and notice.link == "/orders/7"

@@ -54,12 +54,16 @@ class ReadAll(BaseModel):
     unread: int
 
 
+# The longest title a notice's sentence quotes (the order's page and ``order.title`` have it whole).
+TITLE_CHARS = 24
+
+
 def notice_text(lang: str, notice: notices.Notice) -> str:
     """The notice's sentence in ``lang``: ``notice.kind.<kind>`` with its parameters and the order's number and
-    title (the web page renders the same)."""
+    short title (the web page renders the same)."""
     params = dict(notice.params)
     params["number"] = notice.order_number or ""
-    params["title"] = notice.order_title or ""
+    params["title"] = notices.shortened(notice.order_title, TITLE_CHARS) or ""
     return translate(lang, f"notice.kind.{notice.kind}", notice.kind, **params)
 
 

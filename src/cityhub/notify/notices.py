@@ -52,11 +52,12 @@ def staff_roles(permission: str) -> list[Role]:
     return [r for r in permissions.roles_with(permission) if r not in _NOT_STAFF]
 
 
-def _short(text: str | None) -> str | None:
+def shortened(text: str | None, limit: int = REASON_CHARS) -> str | None:
+    """``text`` stripped, cut to ``limit`` characters with an ellipsis; None when empty."""
     text = (text or "").strip()
     if not text:
         return None
-    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def notify(
@@ -165,7 +166,7 @@ def _order_params(event: OrderEvent, **more: Any) -> dict[str, Any]:
     params: dict[str, Any] = {k: v for k, v in more.items() if v is not None}
     if event.actor_id is not None:  # a person, not the system or the automatic dispatcher
         params["actor"] = event.actor_name
-    reason = _short(event.reason)
+    reason = shortened(event.reason)
     if reason:
         params["reason"] = reason
     return params
@@ -310,8 +311,8 @@ def on_exemption_decided(
     if requested_by_id is None:
         return 0
     params: dict[str, Any] = {"actor": actor.name} if actor.user_id is not None else {}
-    if _short(reason):
-        params["reason"] = _short(reason)
+    if shortened(reason):
+        params["reason"] = shortened(reason)
     return notify(
         session,
         kind=NoticeKind.EXEMPTION_APPROVED if approved else NoticeKind.EXEMPTION_REJECTED,
