@@ -521,7 +521,8 @@ def render(
         user=principal,
         nav=navigation(principal, db),
         nav_count_cap=nav_count_cap(),
-        notice_count=bell_count(db, principal),
+        # Counted only where the header is drawn (base.html), not for the fragments htmx refreshes as one types.
+        notice_count=lambda: bell_count(db, principal),
         csrf_token=principal.csrf_token if principal else None,
         vendor=vendor.available(),
         version=__version__,
