@@ -66,6 +66,12 @@ def _notify_prune(session: Session) -> dict[str, Any]:
     return notify_prune(session)
 
 
+def _notice_prune(session: Session) -> dict[str, Any]:
+    from cityhub.notify.scheduled import notice_prune
+
+    return notice_prune(session)
+
+
 def _reply_check(session: Session) -> dict[str, Any]:
     from cityhub.knowledge.service import check_pending_replies
 
@@ -130,6 +136,13 @@ JOBS: dict[str, Job] = {
         _notify_prune,
         lambda: 3600,
         state_keys=frozenset({"keep_sent_days"}),
+    ),
+    "notice-prune": Job(
+        "notice-prune",
+        "delete staff notices (消息提醒) read more than CITYHUB_NOTIFY_NOTICE_KEEP_READ_DAYS ago",
+        _notice_prune,
+        lambda: 3600,
+        state_keys=frozenset({"keep_read_days"}),
     ),
     "reply-check": Job(
         "reply-check",

@@ -6,7 +6,7 @@ from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
-from cityhub.notify.models import OutboxMessage, Subscription
+from cityhub.notify.models import OutboxMessage, Subscription, UserNotice
 from cityhub.org.models import Unit, UnitAlias, User
 from cityhub.refdata import reference_versions
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow, Open311Token
@@ -69,5 +69,6 @@ __all__ = [
     "Unit",
     "UnitAlias",
     "User",
+    "UserNotice",
     "reference_versions",
 ]

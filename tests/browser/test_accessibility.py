@@ -50,7 +50,7 @@ PAGES: dict[str | None, list[str]] = {
     None: ["/", "/login", "/track"],
     "op": ["/intake", "/orders", ORDER, "/orders/import", "/kb", "/account"],
     "disp": ["/queue", ORDER, "/rules"],
-    "hand_a": ["/orders?state=open", ORDER],  # the lead unit's: its reply awaits an assisting unit
+    "hand_a": ["/orders?state=open", ORDER, "/notices"],  # the lead unit's: its reply awaits an assisting unit
     "sup": ["/dashboard", "/reviews", "/sla", ASSESSMENT],
     "lead": ["/brain/findings", "/brain/topics", "/brain/graph", "/map"],
     "adm": [

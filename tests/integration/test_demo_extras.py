@@ -41,6 +41,7 @@ from cityhub.demo.extras import (
     KB_CSV,
     STAFF_WORK,
     citizens_appeals,
+    demo_notices,
     prepare_demo,
     set_demo_passwords,
     staff_work,
@@ -395,6 +396,27 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
         number, phone = example
         found = client.post("/api/v1/track", json={"number": number, "phone": phone})
         assert found.status_code == 200 and found.json()["can_rate"] is True
+
+
+def test_the_demo_staffs_bells_are_not_empty(demo_env: Path) -> None:
+    """The staff's steps wrote notices (消息) as they went — the handlers told of the orders sent to them, the
+    supervisor of the extension asked for — and demo_notices adds a supervisor's 催办 for the handler, once."""
+    from cityhub.notify.models import UserNotice
+    from cityhub.org.models import User
+
+    assert _cli(*SEED, "--no-extras").exit_code == 0
+    with session_scope() as s:
+        assert staff_work(s) == len(STAFF_WORK)
+        assert demo_notices(s) >= 1
+        assert demo_notices(s) == 0  # once
+        kinds: dict[str, set[str]] = {}
+        for username, kind in s.execute(
+            select(User.username, UserNotice.kind).join(User, User.id == UserNotice.user_id)
+        ):
+            kinds.setdefault(username, set()).add(kind)
+    assert {"dispatched", "urged"} <= kinds["handler"]
+    assert "dispatched" in kinds["dept_handler"] and "dispatched" in kinds["enterprise_handler"]
+    assert "extension_requested" in kinds["supervisor"]
 
 
 def test_the_demo_staff_act_in_working_time(demo_env: Path) -> None:

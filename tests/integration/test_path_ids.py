@@ -45,6 +45,7 @@ NOUNS = {
     "subscription_id": "subscription",
     "message_id": "outbox message",
     "exemption_id": "exemption request",
+    "notice_id": "notice",
 }
 
 

@@ -42,6 +42,7 @@ from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.auth.principal import Principal
 from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
+from cityhub.notify import notices
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders import changes
 from cityhub.workorders.models import Order
@@ -294,6 +295,9 @@ def decide(
     payload = {"exemption_id": row.id, "measures": list(row.measures), "reason_category": row.reason_category}
     _audit(session, order, APPROVE if approve else REJECT, actor, row.unit_id, text, payload, now)
     session.flush()
+    notices.on_exemption_decided(
+        session, order_id=row.order_id, requested_by_id=row.requested_by_id, approved=approve, actor=actor, reason=text
+    )
     return row
 
 

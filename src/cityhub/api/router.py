@@ -15,6 +15,7 @@ from cityhub.knowledge.views import orders_router as kb_orders_router
 from cityhub.knowledge.views import router as kb_router
 from cityhub.monitoring.views import alarms_router, readings_router, rules_router
 from cityhub.monitoring.views import router as sensors_router
+from cityhub.notify.notice_views import router as notices_router
 from cityhub.notify.views import router as notify_router
 from cityhub.onemap.views import router as map_router
 from cityhub.org.place_views import router as places_router
@@ -55,3 +56,4 @@ api_router.include_router(rules_router)
 api_router.include_router(alarms_router)
 api_router.include_router(log_router)
 api_router.include_router(notify_router)
+api_router.include_router(notices_router)

@@ -141,6 +141,8 @@ def _extras(*, new_orders: bool) -> None:
         )
     if r.exemptions:
         typer.echo(f"assessment exemptions (考核核减): {r.exemptions} requests, some pending for supervisor")
+    if r.notices:
+        typer.echo(f"staff notices (消息): {r.notices} more, an order urged and one returned to the dispatchers")
     if r.topics_skipped:
         typer.echo(f"hot topics: not mined, {r.topics_skipped}")
     else:

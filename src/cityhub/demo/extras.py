@@ -19,6 +19,8 @@ Every step is idempotent and cheap when already done, so a second ``make run`` c
 - **the staff's work in hand** — :func:`staff_work`: :data:`STAFF_WORK`, appeals dispatched to the named handlers'
   units and taken as far as a supervisor needs to see (to accept, past the accept limit, near or past the deadline,
   an extension asked for) and one left for 三元里街道's dispatcher, timed back from now in working hours; only once;
+- **the staff's bells** — :func:`demo_notices`: a supervisor's 催办 and an order returned (退单) to the dispatchers,
+  beside the notices (消息) the steps above wrote as they went; only once;
 - **hot topics** — :func:`cityhub.analytics.topics_store.mine_database` once, and again only after new orders.
 
 All of it runs only with ``CITYHUB_ENVIRONMENT=demo``: known passwords never reach another environment.
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cityhub.config import DEMO_MODEL_DIR, Settings, get_settings
@@ -102,6 +104,7 @@ class ExtrasReport:
     staff_work: int = 0  # appeals put in the demo staff's hands by this run (0: received before)
     track_example: tuple[str, str] | None = None  # (order number, phone) of a reply to look up on /track
     exemptions: int = 0  # assessment exemption requests (考核核减) made by this run (0: there were some)
+    notices: int = 0  # staff notices (消息) written by demo_notices (0: an order was returned before)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -702,6 +705,89 @@ def demo_exemptions(session: Session, *, now: datetime | None = None) -> int:
     return made
 
 
+def demo_notices(session: Session, *, now: datetime | None = None) -> int:
+    """The staff's bells (消息): the other steps wrote notices as they went — the orders dispatched to the demo
+    handlers, the extension asked of the supervisor, the exemptions decided, the alarms of the sensors' units —; this
+    adds a supervisor's 催办 of the ``handler``'s order being worked and, for the dispatchers' bells, an order of
+    三元里街道 returned (退单) by the unit it was sent to, when the history has one waiting to be signed for. Only when
+    no notice of an order urged or returned exists; returns how many notices it wrote."""
+    from cityhub.db import utcnow
+    from cityhub.notify.models import NoticeKind, UserNotice
+    from cityhub.org.models import Role, User
+    from cityhub.workorders import service as orders
+    from cityhub.workorders.lifecycle import Action, State
+    from cityhub.workorders.models import Order
+
+    mine = (NoticeKind.RETURNED.value, NoticeKind.URGED.value)
+    if session.scalar(select(UserNotice.id).where(UserNotice.kind.in_(mine)).limit(1)):
+        return 0
+    now = now or utcnow()
+    before = int(session.scalar(select(func.count()).select_from(UserNotice)) or 0)
+    users = {u.username: u for u in session.scalars(select(User).where(User.username.in_(DEMO_NOTICE_USERS)))}
+
+    def actor(user: User) -> orders.Actor:
+        return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
+
+    supervisor, handler, dispatcher = (users.get(n) for n in DEMO_NOTICE_USERS)
+    if supervisor is not None and handler is not None:
+        worked = session.scalar(
+            select(Order.id)
+            .where(
+                Order.external_id.like(f"{STAFF_WORK_PREFIX}%"),
+                Order.lead_unit_id == handler.unit_id,
+                Order.state == State.IN_PROGRESS,
+            )
+            .order_by(Order.id)
+            .limit(1)
+        )
+        if worked is not None:
+            reason = "市民再次来电反映，请今天内联系市民并反馈处理进展。"
+            orders.act(
+                session,
+                order_id=worked,
+                action=Action.URGE,
+                actor=actor(supervisor),
+                params={"reason": reason},
+                now=now,
+            )
+    if dispatcher is not None and dispatcher.unit_id is not None:
+        # An order of the street waiting to be signed for by a unit with a handler account, not a staff-work one (the
+        # supervisor's cases stay as they are).
+        handlers = select(User.unit_id).where(User.role == Role.HANDLER, User.active.is_(True))
+        waiting = session.execute(
+            select(Order.id, Order.lead_unit_id)
+            .where(
+                Order.state == State.DISPATCHED,
+                Order.street_id == dispatcher.unit_id,
+                Order.lead_unit_id.in_(handlers),
+                or_(Order.external_id.is_(None), Order.external_id.not_like(f"{STAFF_WORK_PREFIX}%")),
+            )
+            .order_by(Order.id.desc())
+            .limit(1)
+        ).first()
+        if waiting is not None:
+            returner = session.scalar(
+                select(User).where(User.role == Role.HANDLER, User.unit_id == waiting[1]).order_by(User.id).limit(1)
+            )
+            if returner is not None:
+                reason = "经现场核实，该问题不属于本单位职责范围，请重新派单。"
+                orders.act(
+                    session,
+                    order_id=waiting[0],
+                    action=Action.RETURN,
+                    actor=actor(returner),
+                    params={"reason": reason},
+                    now=now,
+                )
+    session.commit()
+    return int(session.scalar(select(func.count()).select_from(UserNotice)) or 0) - before
+
+
+# Who acts in :func:`demo_notices`: the supervisor urging, the handler whose order is urged, the street's dispatcher
+# whose street's order comes back.
+DEMO_NOTICE_USERS = ("supervisor", "handler", "street_dispatcher")
+
+
 def track_example(session: Session) -> tuple[str, str] | None:
     """(number, phone) of the latest replied order with a phone and no rating yet: what a caller types on the
     progress lookup (办理进度查询, ``/track``) to see the reply and rate it."""
@@ -805,6 +891,10 @@ def prepare_demo(
         t = time.perf_counter()
         report.exemptions = demo_exemptions(session)
         timed("exemptions", t)
+
+        t = time.perf_counter()
+        report.notices = demo_notices(session)
+        timed("notices", t)
 
         t = time.perf_counter()
         if new_orders or not topics_store.stored_topic_count(session):

@@ -1177,9 +1177,12 @@ def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRu
 def _notify(session: Session, alarm: Alarm, sensor: Sensor, payload: dict[str, Any], *, cleared: bool = False) -> None:
     """Enqueue ``payload`` about ``alarm`` under the topic ``alarm`` (or ``alarm_cleared``) for the subscriptions of
     every unit or of the sensor's responsible unit, street or community."""
+    from cityhub.notify import notices
     from cityhub.notify.models import Topic
     from cityhub.notify.service import on_alarm_raised
 
+    if not cleared:  # the responsible people's 消息提醒 of an alarm raised or escalated (a reopening tells no one)
+        notices.on_alarm(session, alarm=alarm, sensor=sensor, action=str(payload.get("action")))
     on_alarm_raised(
         session,
         order_id=alarm.order_id,

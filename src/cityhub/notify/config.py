@@ -39,6 +39,12 @@ class NotifySettings(BaseSettings):
         description="Delivered messages are deleted by the `notify-prune` job this many days after they were sent "
         "(0: kept for ever). Failed and dead messages are kept until delivered or their subscription is removed.",
     )
+    notice_keep_read_days: int = Field(
+        90,
+        ge=0,
+        description="Staff notices (消息提醒) are deleted by the `notice-prune` job this many days after their reader "
+        "read them (0: kept for ever). Unread notices are kept.",
+    )
     max_run_seconds: float = Field(
         60.0,
         gt=0,

@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cityhub.db import Base, utcnow
@@ -95,3 +95,59 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
 
     subscription: Mapped[Subscription] = relationship()
+
+
+# A notice no one has read yet: the bell's count and the 未读 list read this partial index (migration 0056).
+UNREAD_NOTICE_SQL = "read_at IS NULL"
+
+
+class NoticeKind(enum.StrEnum):
+    """What a staff notice (消息提醒) tells its reader (``cityhub.notify.notices``); its text is the locale key
+    ``notice.kind.<kind>`` filled with the notice's ``params`` and the order's number and title."""
+
+    DISPATCHED = "dispatched"  # 派单: an order sent to the reader's unit
+    TRANSFERRED = "transferred"  # 转派 / 下派: an order passed on to the reader's unit
+    REOPENED = "reopened"  # 重办: an order sent back to the reader's unit for another round
+    ASSIGNED = "assigned"  # 领导交办: a leader assigned the order to the reader's unit (or instructed it)
+    ASSIST_REQUESTED = "assist_requested"  # 协办: the reader's unit is asked to assist on an order
+    URGED = "urged"  # 催办: the order the reader's unit leads was urged
+    EXTENSION_REQUESTED = "extension_requested"  # 申请延期: for the supervisors to decide
+    EXTENSION_APPROVED = "extension_approved"  # 延期批准
+    EXTENSION_REJECTED = "extension_rejected"  # 延期驳回
+    RETURNED = "returned"  # 退单: an order came back to the dispatchers to route again
+    REPLY_REJECTED = "reply_rejected"  # 退回答复: the unit's reply sent back for rework
+    ALARM_RAISED = "alarm_raised"  # 监测报警 in the reader's unit's area
+    ALARM_ESCALATED = "alarm_escalated"  # an alarm not acknowledged in time, escalated
+    EXEMPTION_APPROVED = "exemption_approved"  # 考核核减 request approved
+    EXEMPTION_REJECTED = "exemption_rejected"  # 考核核减 request rejected
+
+
+class UserNotice(Base):
+    """One staff member's notice (消息提醒) of an event that needs them, written in the event's transaction."""
+
+    __tablename__ = "user_notices"
+    __table_args__ = (
+        Index("ix_user_notices_user", "user_id", "id"),
+        Index(
+            "ix_user_notices_unread",
+            "user_id",
+            "id",
+            sqlite_where=text(UNREAD_NOTICE_SQL),
+            postgresql_where=text(UNREAD_NOTICE_SQL),
+        ),
+        Index("ix_user_notices_read_at", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # a NoticeKind
+    order_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    alarm_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("alarms.id", ondelete="CASCADE"), index=True
+    )
+    # What the text says beyond the order's number and title: who acted, the sensor, the days granted …
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column()

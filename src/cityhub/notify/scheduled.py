@@ -1,5 +1,6 @@
-"""The ``notify-deliver`` job: send what the outbox holds, retry what failed, take over expired leases; and the
-``notify-prune`` job: delete what was delivered long ago, so the outbox does not grow for ever."""
+"""The ``notify-deliver`` job: send what the outbox holds, retry what failed, take over expired leases; the
+``notify-prune`` job: delete what was delivered long ago, so the outbox does not grow for ever; and the
+``notice-prune`` job: delete the staff notices read long ago (:func:`cityhub.notify.notices.prune`)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,10 @@ def notify_prune(session: Session) -> dict[str, Any]:
         delete(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at < before)
     )
     return {"deleted": rowcount(result), "keep_sent_days": days}
+
+
+def notice_prune(session: Session) -> dict[str, Any]:
+    """Delete staff notices read more than ``CITYHUB_NOTIFY_NOTICE_KEEP_READ_DAYS`` ago (0: none)."""
+    from cityhub.notify.notices import prune
+
+    return prune(session)

@@ -3291,6 +3291,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.map_pages import router as map_router
     from cityhub.web.monitoring_pages import router as monitoring_router
+    from cityhub.web.notices_pages import router as notices_router
     from cityhub.web.rules_pages import router as rules_router
     from cityhub.web.sla_pages import router as sla_router
     from cityhub.web.track_pages import router as track_router
@@ -3318,6 +3319,7 @@ def install(app: FastAPI) -> None:
         brain_router,
         assessment_router,
         exemptions_router,
+        notices_router,
     ):
         app.include_router(pages, dependencies=ids)
     app.mount("/static", vendor.StaticAssets(directory=vendor.STATIC_DIR), name="static")

@@ -509,8 +509,11 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """Render a page (or an htmx fragment) with the common context: ``t``, the user, menu, CSRF token, assets."""
+    from cityhub.web.notices_pages import bell_count
+
     t = translator(request)
     flash = read_flash(request)
+    db = getattr(request.state, "db", None)
     html = _env.get_template(template).render(
         request=request,
         t=t,
@@ -520,8 +523,10 @@ def render(
         themes=theme.THEMES,
         current_url=current_url(request),
         user=principal,
-        nav=navigation(principal, getattr(request.state, "db", None)),
+        nav=navigation(principal, db),
         nav_count_cap=nav_count_cap(),
+        # Counted only where the header is drawn (base.html), not for the fragments htmx refreshes as one types.
+        notice_count=lambda: bell_count(db, principal),
         csrf_token=csrf.mask(principal.csrf_token) if principal and principal.csrf_token else None,
         vendor=vendor.available(),
         version=__version__,
@@ -761,7 +766,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 _FLASH_GROUPS = frozenset(
     {"intake", "order", "queue", "login", "rules", "kb", "mon", "account", "users", "calendar", "sla", "apiclients"}
-    | {"units", "brain", "form", "webhooks", "exempt"}
+    | {"units", "brain", "form", "webhooks", "exempt", "notices"}
 )
 
 

@@ -35,6 +35,7 @@ from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.db import MAX_BIG_ID, MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.nlp.text import nfkc
+from cityhub.notify import notices
 from cityhub.notify import service as notify_service
 from cityhub.org.models import Role, UnitTier
 from cityhub.org.places import Place, PlaceSource, locate_appeal, place_of_unit
@@ -477,6 +478,7 @@ def act(
     # After every change of the order: the outbox query autoflushes, and the version must move only once.
     notify_service.on_order_event(session, order=order, outcome=outcome, event=event)
     session.flush()
+    notices.on_order_event(session, order=order, outcome=outcome, event=event)  # 消息提醒 of the staff it needs
     if outcome.action == Action.MERGE and master is not None:
         _note_merged_in(session, master=master, merged=order, actor=actor, now=now, auto=bool(params.get("auto")))
     if part is not None:

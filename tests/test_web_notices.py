@@ -1,0 +1,104 @@
+"""消息 in the web UI, over the real app on both backends: the bell in the header counts the reader's unread notices
+(99+ past the cap), the 消息 page lists them newest first, opening one marks it read and leads to its order,
+全部标为已读 marks the rest — without a script (the small world of ``web_helpers``: hand_a is 景泰街道's handler,
+disp the district's dispatcher, sup its supervisor)."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cityhub.db import session_scope
+from cityhub.intake.service import submit
+from cityhub.notify import notices
+from cityhub.notify.models import NoticeKind, UserNotice
+from cityhub.org.models import User
+from cityhub.workorders import service as orders
+from web_helpers import login, small_world
+
+
+def _actor(s: Any, username: str) -> orders.Actor:
+    user = s.scalars(select(User).where(User.username == username)).one()
+    return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
+
+
+@pytest.fixture
+def urged(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    """An appeal on 景泰街道 dispatched to the street by the dispatcher, accepted, then urged by the supervisor."""
+    world = small_world(tmp_path, monkeypatch)
+    with session_scope() as s:
+        order = submit(s, data={"channel": "hotline", "title": "路灯不亮", "content": "小区门口路灯不亮已经一周"}).order
+        orders.act(s, order_id=order.id, action="dispatch", actor=_actor(s, "disp"), params={"unit_id": world.street_a})
+        orders.act(s, order_id=order.id, action="accept", actor=_actor(s, "hand_a"))
+        orders.act(s, order_id=order.id, action="urge", actor=_actor(s, "sup"), params={"reason": "市民再次来电"})
+        return {"id": order.id, "number": order.number}
+
+
+def _bell(html: str) -> str:
+    found = re.search(r'<a href="/notices" class="bell".*?</a>', html, flags=re.S)
+    assert found is not None, "no bell in the header"
+    return found.group(0)
+
+
+def test_the_bell_counts_the_page_lists_and_opening_marks_read(urged: dict[str, Any]) -> None:
+    hand = login("hand_a")
+    home = hand.get("/orders")
+    bell = _bell(home.text)
+    assert 'data-testid="bell-count" aria-hidden="true">2<' in bell and "2 条未读消息" in bell
+
+    page = hand.get("/notices")
+    assert page.status_code == 200
+    items = re.findall(r'data-testid="notice" data-kind="(\w+)" data-read="(\w+)"', page.text)
+    assert items == [("urged", "false"), ("dispatched", "false")]  # newest first, both unread
+    number = urged["number"]
+    assert (
+        f"工单 {number}「路灯不亮」被催办" in page.text
+        and f"工单 {number}「路灯不亮」已派至本单位，请签收" in page.text
+    )
+    assert "理由：市民再次来电" in page.text and "陈督办" in page.text
+
+    with session_scope() as s:
+        first = s.scalars(select(UserNotice).where(UserNotice.kind == "urged")).one()
+    opened = hand.get(f"/notices/{first.id}", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == f"/orders/{urged['id']}"
+    after = hand.get("/notices?show=unread").text
+    assert re.findall(r'data-kind="(\w+)" data-read="false"', after) == ["dispatched"]
+    assert 'aria-hidden="true">1<' in _bell(after)
+
+    # Another's notice is no page of theirs.
+    other = login("hand_b")
+    assert other.get(f"/notices/{first.id}", follow_redirects=False).status_code == 404
+    assert 'data-testid="bell-count"' not in _bell(other.get("/notices").text)  # nothing for them: no count
+
+    done = hand.post(
+        "/notices/read-all",
+        data={"csrf_token": hand.cookies["cityhub_csrf"], "next": "/notices"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/notices"
+    page = hand.get("/notices").text
+    assert "已将 1 条消息标为已读" in page and 'data-read="false"' not in page
+    assert 'data-testid="bell-count"' not in _bell(page) and 'data-testid="read-all"' not in page
+    assert hand.post("/notices/read-all", data={"next": "/notices"}, follow_redirects=False).status_code == 403
+    # A citizen's pages have no bell: notices are the staff's.
+    assert 'data-testid="bell"' not in login("cit").get("/orders").text
+
+
+def test_the_bell_says_99_plus_past_the_cap(urged: dict[str, Any]) -> None:
+    with session_scope() as s:
+        hand = _actor(s, "hand_a")
+        for _ in range(120):
+            notices.notify(
+                s, kind=NoticeKind.URGED, recipients=User.id == hand.user_id, actor_id=None, order_id=urged["id"]
+            )
+    client = login("hand_a")
+    bell = _bell(client.get("/notices").text)
+    assert 'aria-hidden="true">99+<' in bell and "99 条以上未读消息" in bell
+    english = client.get("/lang/en?next=/notices", follow_redirects=True).text
+    assert "more than 99 unread notices" in _bell(english)
+    assert f'Order {urged["number"]} "路灯不亮" was urged' in unescape(english)
