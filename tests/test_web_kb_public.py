@@ -104,8 +104,8 @@ def test_this_solved_my_problem_files_nothing_and_counts_the_answer(entries: dic
         data=intake_form(citizen, appeal_type="", solved_entry_id=str(entries["public"]), **ASKED),
         follow_redirects=False,
     )
-    assert said.status_code == 303 and said.headers["location"] == "/"
-    assert "很高兴答复解决了您的问题" in citizen.get("/").text
+    assert said.status_code == 303 and said.headers["location"] == "/orders"  # 我的诉求
+    assert "很高兴答复解决了您的问题" in citizen.get("/orders").text
     assert _orders() == 0
     with session_scope() as s:
         assert kb.require_entry(s, entry_id=entries["public"]).self_served == 1

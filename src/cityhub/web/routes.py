@@ -970,7 +970,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             if not citizen:
                 raise PermissionDenied("only a citizen says whether an answer solved their problem")
             kb.count_self_served(db, entry_id=solved)
-            return support.redirect("/", flash=("intake.self_served", {}))
+            return support.redirect(support.home_of(principal), flash=("intake.self_served", {}))  # 我的诉求
         _enterprise_checked(form)
         data = parse(_intake_payload(form))
         if unsaid:
