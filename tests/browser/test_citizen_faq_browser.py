@@ -70,7 +70,12 @@ def test_a_citizen_on_a_phone_reads_the_public_answer_while_typing_and_may_file_
     page.goto(f"{server}/intake")
     page.fill("#f-content", "我的社保卡丢了怎么补办")
     faq = page.locator('[data-testid="faq"]')
-    faq.wait_for(state="visible")
+    faq.wait_for(state="attached")
+    # below the whole form on a phone: a link under the question says so and leads there
+    skip = page.get_by_test_id("skip-faq")
+    skip.wait_for(state="visible")
+    skip.click()
+    assert faq.is_visible() and faq.evaluate("e => e.getBoundingClientRect().top < innerHeight")
     assert "常见问题解答" in faq.inner_text() and "社保卡丢失后如何补卡" in faq.inner_text()
     assert "张先生" not in page.content() and "秒回" not in faq.inner_text()
     assert page.evaluate("document.documentElement.scrollWidth - innerWidth") <= 0
