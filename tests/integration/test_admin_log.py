@@ -357,6 +357,7 @@ def test_knowledge_entries_are_logged_created_changed_retired_and_imported(db_se
         "valid_from": [None, None],
         "valid_until": [None, None],
         "active": [None, True],
+        "public": [None, False],
         "source": [None, None],
     }
     assert _changes(changed) == {

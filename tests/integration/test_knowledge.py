@@ -489,7 +489,7 @@ def _bearer(client, role, username):
 
 
 def test_deactivated_entries_are_seen_only_by_those_who_keep_the_knowledge_base(client):
-    kept = client.post("/api/v1/kb/entries", json=GJJ).json()
+    kept = client.post("/api/v1/kb/entries", json={**GJJ, "public": True}).json()  # a citizen reads public ones
     gone = client.post("/api/v1/kb/entries", json=HUKOU).json()
     assert client.delete(f"/api/v1/kb/entries/{gone['id']}").json()["active"] is False
     citizen = _bearer(client, Role.CITIZEN, "kb-citizen")
@@ -510,6 +510,26 @@ def test_deactivated_entries_are_seen_only_by_those_who_keep_the_knowledge_base(
     for keeper in (client, operator):
         assert listed(keeper, "?active=false") == [gone["id"]]
         assert keeper.get(f"/api/v1/kb/entries/{gone['id']}").json()["active"] is False
+
+
+def test_a_citizen_reads_over_the_api_only_the_entries_fit_for_the_public(client):
+    """A citizen with an API token read every entry, those seeded from replies to other citizens too (naming people
+    and places): now the public ones alone, as on the appeal form; staff read all of them."""
+    private = client.post("/api/v1/kb/entries", json=GJJ).json()
+    public = client.post("/api/v1/kb/entries", json={**HUKOU, "public": True}).json()
+    citizen = _bearer(client, Role.CITIZEN, "kb-public-citizen")
+    handler = _bearer(client, Role.HANDLER, "kb-public-handler")
+    assert [e["id"] for e in citizen.get("/api/v1/kb/entries").json()["items"]] == [public["id"]]
+    assert citizen.get(f"/api/v1/kb/entries/{private['id']}").status_code == 404
+    assert citizen.get(f"/api/v1/kb/entries/{public['id']}").json()["public"] is True
+    assert citizen.post("/api/v1/kb/suggest", json={"text": "离职了公积金怎么取"}).json() == []
+    hits = citizen.post("/api/v1/kb/suggest", json={"text": "孩子出生了怎么上户口"}).json()
+    assert [h["entry"]["id"] for h in hits] == [public["id"]]
+    assert {e["id"] for e in handler.get("/api/v1/kb/entries").json()["items"]} == {private["id"], public["id"]}
+    assert (
+        handler.post("/api/v1/kb/suggest", json={"text": "离职了公积金怎么取"}).json()[0]["entry"]["id"]
+        == private["id"]
+    )
 
 
 def test_cli_add_refuses_a_bad_entry_with_one_line_naming_the_field(app_db, cli_run):

@@ -27,10 +27,11 @@ def _category_id(session: object, name: str | None) -> int | None:
 
 @app.command("import")
 def import_command(
-    path: Annotated[Path, typer.Argument(help="CSV or Excel: question,answer[,category,keywords,valid_until]")],
+    path: Annotated[Path, typer.Argument(help="CSV or Excel: question,answer[,category,keywords,valid_until,public]")],
 ) -> None:
     """Import entries from a CSV or Excel file (re-importing updates entries with the same question; an optional
-    column the file does not have leaves that field of the entries as it is, an empty cell clears it): the outcome
+    column the file does not have leaves that field of the entries as it is, an empty cell clears it; ``public``:
+    是/否, 1/0 or true/false — shown to citizens typing an appeal): the outcome
     as JSON on stdout, each rejected row and a summary line on stderr; exit 1 when no row was taken (every row
     rejected, or none in the file)."""
     from cityhub.knowledge import service
@@ -53,7 +54,8 @@ def seed_replies_command(
     source_prefix: Annotated[str, typer.Option(help="entries' source is PREFIX:<留言编号>")] = "import:f4",
     limit: Annotated[int | None, typer.Option(min=1, help="read only the first N rows")] = None,
 ) -> None:
-    """Build entries from real messages and their official replies (boilerplate and forwarding notes stripped)."""
+    """Build entries from real messages and their official replies (boilerplate and forwarding notes stripped); they
+    answer one citizen's case and are not shown to citizens (public: no) until a keeper makes one public."""
     from cityhub.knowledge import service
 
     with session_scope() as session:
@@ -85,6 +87,7 @@ def suggest_command(
 @app.command("list")
 def list_command(
     all_: Annotated[bool, typer.Option("--all", help="include inactive entries")] = False,
+    public: Annotated[bool, typer.Option("--public", help="only the entries shown to citizens")] = False,
     q: Annotated[str | None, typer.Option(help="text in question or answer")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
 ) -> None:
@@ -92,7 +95,9 @@ def list_command(
     from cityhub.knowledge import service
 
     with session_scope() as session:
-        rows, has_more = service.list_entries(session, active=None if all_ else True, q=q, limit=limit)
+        rows, has_more = service.list_entries(
+            session, active=None if all_ else True, q=q, public=True if public else None, limit=limit
+        )
         for e in rows:
             until = e.valid_until.isoformat() if e.valid_until else "-"
             question = e.question.replace("\n", " ")[:60]
@@ -108,6 +113,9 @@ def add_command(
     category: Annotated[str | None, typer.Option(help="category name or path")] = None,
     keywords: Annotated[str | None, typer.Option(help="comma- or 、-separated")] = None,
     valid_until: Annotated[str | None, typer.Option(help="YYYY-MM-DD (valid through that day) or ISO time")] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="shown to citizens typing an appeal (向市民公开); default: staff only")
+    ] = False,
 ) -> None:
     """Add one entry and print it."""
     from pydantic import ValidationError
@@ -130,6 +138,7 @@ def add_command(
                     "category_id": _category_id(session, category),
                     "keywords": keywords,  # the schema splits the string
                     "valid_until": until,
+                    "public": public,
                 }
             )
         except ValidationError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.db import Base, utcnow
@@ -24,6 +24,11 @@ class KnowledgeEntry(Base):
     valid_from: Mapped[datetime | None] = mapped_column()
     valid_until: Mapped[datetime | None] = mapped_column()
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    # Fit for the public (向市民公开): a citizen typing an appeal reads it (常见问题解答); an entry seeded from a
+    # reply to one citizen names people and places and stays the staff's. Operators answer from every entry (秒回).
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How many times a citizen said this answer solved their problem and filed nothing (市民自助).
+    self_served: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # Where the entry came from: "manual", "import:<file>", "import:f4:<message id>"; unique when given.
     source: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

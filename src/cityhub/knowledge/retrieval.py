@@ -40,6 +40,7 @@ class Doc:
     category_id: int | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    public: bool = False  # fit for the public: ranked for a citizen too (``search(public_only=True)``)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class KnowledgeIndex:
         self.category_ids = np.array([d.category_id if d.category_id is not None else -1 for d in docs], dtype=np.int64)
         self.valid_from = np.array([_ts(d.valid_from, -math.inf) for d in docs], dtype=np.float64)
         self.valid_until = np.array([_ts(d.valid_until, math.inf) for d in docs], dtype=np.float64)
+        self.public = np.array([d.public for d in docs], dtype=bool)
         self.size = len(docs)
         texts = [doc_text(d, answer_chars) for d in docs]
         self._words: CountVectorizer | None = None
@@ -198,8 +200,11 @@ class KnowledgeIndex:
         limit: int = 5,
         now: datetime | None = None,
         categories: set[int] | None = None,
+        public_only: bool = False,
     ) -> list[Hit]:
-        """Best entries for ``text``: valid at ``now`` and, if given, in ``categories`` (or uncategorised)."""
+        """Best entries for ``text``: valid at ``now`` and, if given, in ``categories`` (or uncategorised); with
+        ``public_only``, of the public entries alone (ranked among them: a private entry takes no public one's
+        place)."""
         if self.size == 0 or limit <= 0:
             return []
         query = normalize(text)
@@ -207,6 +212,8 @@ class KnowledgeIndex:
         if now is not None:
             t = now.timestamp()
             allowed &= (self.valid_from <= t) & (self.valid_until > t)
+        if public_only:
+            allowed &= self.public
         if categories is not None:
             allowed &= np.isin(self.category_ids, np.array(sorted(categories | {-1}), dtype=np.int64))
         if not allowed.any():

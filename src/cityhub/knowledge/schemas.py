@@ -39,6 +39,7 @@ class EntryBase(BaseModel):
     keywords: list[str] = Field(default_factory=list, max_length=50)
     valid_from: RequestTime | None = None
     valid_until: RequestTime | None = None
+    public: bool = Field(False, description="shown to citizens typing an appeal (向市民公开); false: staff only")
 
     @field_validator("question", "answer")
     @classmethod
@@ -85,6 +86,7 @@ class EntryUpdate(BaseModel):
     valid_from: RequestTime | None = None
     valid_until: RequestTime | None = None
     active: bool | None = None
+    public: bool | None = None
     version: int | None = Field(None, ge=1)
 
     @field_validator("keywords", mode="before")
@@ -109,6 +111,8 @@ class EntryRead(BaseModel):
     valid_from: datetime | None
     valid_until: datetime | None
     active: bool
+    public: bool = False
+    self_served: int = Field(0, description="times a citizen said this answer solved their problem (市民自助)")
     source: str | None
     created_at: datetime
     updated_at: datetime

@@ -107,10 +107,13 @@ def names_the_matter(suggestion: Suggestion, text: str) -> bool:
     return bool(matter_words(suggestion, text))
 
 
-def matter_answers(session: Session, *, text: str, category_id: int | None = None, limit: int = 5) -> list[Suggestion]:
+def matter_answers(
+    session: Session, *, text: str, category_id: int | None = None, limit: int = 5, public_only: bool = False
+) -> list[Suggestion]:
     """The entries an operator may answer the appeal ``text`` with in one click (秒回): those of the best
-    ``limit`` that name its matter (:func:`names_the_matter`)."""
-    found = suggest(session, text=text, category_id=category_id, limit=limit)
+    ``limit`` that name its matter (:func:`names_the_matter`). ``public_only``: of the entries fit for the public
+    only (:func:`self_help_answers`)."""
+    found = suggest(session, text=text, category_id=category_id, limit=limit, public_only=public_only)
     offered = [replace(s, matter=matter_words(s, text)) for s in found]
     return [s for s in offered if s.matter]
 
@@ -149,7 +152,17 @@ def _check_category(session: Session, category_id: int | None) -> None:
 
 # What the configuration log (cityhub.auditlog) keeps of a knowledge entry, before and after a change: what can be
 # set, whether it is active, and where it came from.
-_ENTRY_FACTS = ("question", "answer", "category_id", "keywords", "valid_from", "valid_until", "active", "source")
+_ENTRY_FACTS = (
+    "question",
+    "answer",
+    "category_id",
+    "keywords",
+    "valid_from",
+    "valid_until",
+    "active",
+    "public",
+    "source",
+)
 # The reason of the log's entries an import writes (the pages translate it: ``web.machine_text``, why.imported_from).
 IMPORTED_FROM = "imported from {name}"
 
@@ -219,7 +232,7 @@ def update_entry(
             details={"version": entry.version},
         )
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
-    refuse_nulls(changes, ("question", "answer", "keywords", "active"))
+    refuse_nulls(changes, ("question", "answer", "keywords", "active", "public"))
     for name in ("question", "answer"):
         if name in changes and not str(changes[name]).strip():
             raise ValidationFailed(f"{name} must not be blank", details={"field": name})
@@ -266,14 +279,17 @@ def list_entries(
     category_id: int | None = None,
     q: str | None = None,
     valid_at: datetime | None = None,
+    public: bool | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[KnowledgeEntry], bool]:
     """Entries, newest first; returns (page, has_more). ``q``: words separated by spaces, each found in the question
-    or the answer (居住证 办理 finds 如何办理居住证)."""
+    or the answer (居住证 办理 finds 如何办理居住证). ``public``: only those shown to citizens (True) or not (False)."""
     stmt = select(KnowledgeEntry)
     if active is not None:
         stmt = stmt.where(KnowledgeEntry.active.is_(active))
+    if public is not None:
+        stmt = stmt.where(KnowledgeEntry.public.is_(public))
     if category_id is not None:
         stmt = stmt.where(KnowledgeEntry.category_id == category_id)
     for word in (q or "").split():
@@ -310,7 +326,8 @@ def parse_valid_until(text: str) -> datetime | None:
 
 
 def import_entries(session: Session, *, path: Path, actor: orders.Actor = orders.SYSTEM) -> ImportResult:
-    """Import entries from a table (CSV or Excel) with columns question, answer[, category, keywords, valid_until].
+    """Import entries from a table (CSV or Excel) with columns question, answer[, category, keywords, valid_until,
+    public] (``public``: 是/否, 1/0, true/false — shown to citizens, :func:`self_help_answers`; empty: not).
 
     Rows are matched to active entries by their question text, so that re-importing a corrected file updates
     its entries instead of duplicating them. An optional column the file does not have leaves that field of the
@@ -335,12 +352,12 @@ def import_entries(session: Session, *, path: Path, actor: orders.Actor = orders
 # in the file — is a new entry's only, so an entry the file updates keeps its own.
 _Item = tuple[str, dict[str, Any], dict[str, Any]]
 # The optional columns of an import (:func:`import_entries`).
-_OPTIONAL_COLUMNS = ("category", "keywords", "valid_until")
+_OPTIONAL_COLUMNS = ("category", "keywords", "valid_until", "public")
 
 
 def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator[_Item]:
     """The (question, new-entry fields, updatable fields) of each good row; bad rows are rejected in ``report``."""
-    from cityhub.org.service import given_cells
+    from cityhub.org.service import given_cells, yes_or_no
     from cityhub.workorders.categories import find_category
 
     first_row: dict[str, int] = {}  # question → the row it was first read on
@@ -378,7 +395,13 @@ def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator
             except ValueError as exc:
                 report.reject(row_no, "valid_until", str(exc))
                 continue
-        unset: dict[str, Any] = {"category_id": None, "keywords": [], "valid_until": None}
+        if "public" in cells:
+            try:
+                given["public"] = yes_or_no(cells["public"], blank=False)
+            except ValueError as exc:
+                report.reject(row_no, "public", str(exc))
+                continue
+        unset: dict[str, Any] = {"category_id": None, "keywords": [], "valid_until": None, "public": False}
         new_only = {"question": question, "source": None} | {k: v for k, v in unset.items() if k not in given}
         yield question, new_only, {"answer": answer, **given}
 
@@ -521,10 +544,19 @@ def get_index(session: Session) -> KnowledgeIndex:
                     KnowledgeEntry.category_id,
                     KnowledgeEntry.valid_from,
                     KnowledgeEntry.valid_until,
+                    KnowledgeEntry.public,
                 ).where(KnowledgeEntry.active.is_(True))
             ).all()
             docs = [
-                Doc(id=r[0], question=r[1], keywords=r[2] or (), category_id=r[3], valid_from=r[4], valid_until=r[5])
+                Doc(
+                    id=r[0],
+                    question=r[1],
+                    keywords=r[2] or (),
+                    category_id=r[3],
+                    valid_from=r[4],
+                    valid_until=r[5],
+                    public=bool(r[6]),
+                )
                 for r in rows
             ]
             index = KnowledgeIndex(docs)
@@ -551,12 +583,15 @@ def suggest(
     category_id: int | None = None,
     limit: int = 5,
     now: datetime | None = None,
+    public_only: bool = False,
 ) -> list[Suggestion]:
-    """The best active, currently valid entries for ``text``, best first (category-related or general ones)."""
+    """The best active, currently valid entries for ``text``, best first (category-related or general ones);
+    ``public_only``: ranked among the entries fit for the public alone (what a citizen may read)."""
     if not text or not text.strip():
         return []
     categories = _related_categories(session, category_id) if category_id is not None else None
-    hits = get_index(session).search(text, limit=limit, now=now or utcnow(), categories=categories)
+    index = get_index(session)
+    hits = index.search(text, limit=limit, now=now or utcnow(), categories=categories, public_only=public_only)
     if not hits:
         return []
     entries = {
@@ -566,7 +601,7 @@ def suggest(
     return [
         Suggestion(entry=entries[h.id], score=round(h.score, 4), why=h.why(), matched=tuple(h.matched))
         for h in hits
-        if h.id in entries and entries[h.id].active
+        if h.id in entries and entries[h.id].active and (entries[h.id].public or not public_only)
     ]
 
 
@@ -587,6 +622,42 @@ def instant_answer_candidates(
     from cityhub.nlp.text import order_text
 
     return matter_answers(session, text=order_text(data.title, data.content), category_id=data.category_id, limit=limit)
+
+
+# The kinds of appeal a citizen may find answered among the public entries: a question (咨询) and a plea for help
+# (求助, what a citizen picks for 社保卡丢了怎么办 as often). A complaint, a report, a suggestion or praise asks the
+# centre to act or listen — a broken street light is not answered by 路灯坏了找谁.
+SELF_HELP_TYPES = frozenset({AppealType.CONSULTATION, AppealType.HELP})
+
+
+def self_help_answers(session: Session, *, data: OrderCreate, limit: int = 3) -> list[Suggestion]:
+    """常见问题解答: the entries fit for the public (``public``) that may answer the appeal a citizen is typing, best
+    first — chosen as the operators' 秒回 chooses theirs (:func:`matter_answers`, the entries naming the appeal's
+    matter), among the public ones; [] for an appeal not of :data:`SELF_HELP_TYPES`."""
+    if data.appeal_type not in SELF_HELP_TYPES:
+        return []
+    from cityhub.nlp.text import order_text
+
+    text = order_text(data.title, data.content)
+    return matter_answers(session, text=text, category_id=data.category_id, limit=limit, public_only=True)
+
+
+def count_self_served(session: Session, *, entry_id: int) -> KnowledgeEntry:
+    """A citizen said the public entry ``entry_id`` solved their problem and filed nothing (市民自助): counted, for its
+    keepers to see which answers serve. Only an entry a citizen may be shown (public, active, valid: NotFound or
+    ValidationFailed otherwise). Neither an edit of the entry (its version and time stay, the index is not rebuilt)
+    nor a configuration change (not logged)."""
+    entry = usable_entry(session, entry_id=entry_id)
+    if not entry.public:
+        raise NotFound(f"knowledge entry {entry_id} not found")
+    session.execute(
+        update(KnowledgeEntry)
+        .where(KnowledgeEntry.id == entry_id)
+        .values(self_served=KnowledgeEntry.self_served + 1, updated_at=KnowledgeEntry.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(entry)
+    return entry
 
 
 def usable_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:

@@ -26,6 +26,7 @@ from cityhub.knowledge.schemas import (
     WeakReplyPage,
     WeakReplyRead,
 )
+from cityhub.org.models import Role
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.schemas import OrderRead
@@ -39,10 +40,20 @@ def _suggestions(items: list[service.Suggestion]) -> list[SuggestionRead]:
     return [SuggestionRead(entry=EntryRead.model_validate(s.entry), score=s.score, why=s.why) for s in items]
 
 
+def _public_only(principal: Principal) -> bool:
+    """A citizen reads the entries fit for the public alone (``public``), as on the appeal form: the others are the
+    staff's — an entry seeded from a reply to one citizen names people and places."""
+    return principal.role == Role.CITIZEN
+
+
 @router.post("/suggest", response_model=list[SuggestionRead])
-def suggest(body: SuggestRequest, db: DbSession) -> list[SuggestionRead]:
-    """Knowledge entries that answer this text, best first (only active, currently valid ones)."""
-    return _suggestions(service.suggest(db, text=body.text, category_id=body.category_id, limit=body.limit))
+def suggest(body: SuggestRequest, db: DbSession, principal: CurrentPrincipal) -> list[SuggestionRead]:
+    """Knowledge entries that answer this text, best first (only active, currently valid ones; for a citizen, only
+    public ones)."""
+    found = service.suggest(
+        db, text=body.text, category_id=body.category_id, limit=body.limit, public_only=_public_only(principal)
+    )
+    return _suggestions(found)
 
 
 @router.post(
@@ -74,13 +85,19 @@ def list_entries(
     ] = None,
 ) -> EntryPage:
     """Entries, newest first (``active=false``: the deactivated ones). Without kb:manage only active entries are
-    listed: ``active=false`` finds none."""
+    listed: ``active=false`` finds none; a citizen's list holds the public ones alone."""
     if not _keeps_kb(principal):
         if active is False:
             return EntryPage(items=[], limit=page.limit, offset=page.offset, has_more=False)
         active = True
     rows, has_more = service.list_entries(
-        db, active=active, category_id=category_id, q=q, limit=page.limit, offset=page.offset
+        db,
+        active=active,
+        category_id=category_id,
+        q=q,
+        public=True if _public_only(principal) else None,
+        limit=page.limit,
+        offset=page.offset,
     )
     return EntryPage(
         items=[EntryRead.model_validate(e) for e in rows], limit=page.limit, offset=page.offset, has_more=has_more
@@ -100,9 +117,10 @@ def create_entry(body: EntryCreate, db: DbSession, actor: CurrentActor) -> Entry
 
 @router.get("/entries/{entry_id}", response_model=EntryRead)
 def get_entry(entry_id: int, db: DbSession, principal: CurrentPrincipal) -> EntryRead:
-    """One entry; a deactivated one answers 404, as a missing one, without kb:manage."""
+    """One entry; a deactivated one answers 404, as a missing one, without kb:manage, and one not public to a
+    citizen."""
     entry = service.require_entry(db, entry_id=entry_id)
-    if not entry.active and not _keeps_kb(principal):
+    if (not entry.active and not _keeps_kb(principal)) or (not entry.public and _public_only(principal)):
         raise NotFound(f"knowledge entry {entry_id} not found")
     return EntryRead.model_validate(entry)
 

@@ -2198,15 +2198,6 @@ def parse_metrics(text: str) -> dict[str, str]:
     return metrics
 
 
-def _truth(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("", "1", "true", "yes", "y", "是", "启用"):
-        return True
-    if value in ("0", "false", "no", "n", "否", "停用"):
-        return False
-    raise ValueError(f"not a yes/no value: {text!r}")
-
-
 def import_sensors(
     session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]], actor: orders.Actor = orders.SYSTEM
 ) -> FileReport:
@@ -2216,7 +2207,7 @@ def import_sensors(
     an empty cell clears its field, but for ``active``."""
     from pydantic import ValidationError
 
-    from cityhub.org.service import given_cells
+    from cityhub.org.service import given_cells, yes_or_no
 
     report = FileReport(read=len(rows))
     seen: dict[str, int] = {}
@@ -2230,7 +2221,7 @@ def import_sensors(
         try:
             values["metrics"] = parse_metrics(values.get("metrics") or "")
             if "active" in values:
-                values["active"] = _truth(values["active"] or "")
+                values["active"] = yes_or_no(values["active"] or "", blank=True)
         except ValueError as exc:
             report.rejected.append(RowProblem(number, "active", str(exc)))
             continue

@@ -116,6 +116,23 @@ def given_cells(values: Mapping[str, str], columns: Iterable[str]) -> dict[str, 
     return {column: values[column] for column in columns if column in values}
 
 
+# The words a table's yes/no cell may hold (a sensor's ``active``, a knowledge entry's ``public``), either way.
+YES_WORDS = ("1", "true", "yes", "y", "是", "启用")
+NO_WORDS = ("0", "false", "no", "n", "否", "停用")
+
+
+def yes_or_no(text: str, *, blank: bool) -> bool:
+    """A table's yes/no cell (是/否, 1/0, true/false, in any case); an empty one is ``blank``. ValueError otherwise."""
+    value = text.strip().lower()
+    if not value:
+        return blank
+    if value in YES_WORDS:
+        return True
+    if value in NO_WORDS:
+        return False
+    raise ValueError(f"not a yes/no value: {text!r} (是/否, 1/0, true/false)")
+
+
 def _beyond_header(values: Sequence[str], headers: Sequence[str]) -> str | None:
     """Why a row with values beyond the header's columns is refused (the order import's words), else None."""
     filled = max((i + 1 for i, v in enumerate(values) if v.strip()), default=0)

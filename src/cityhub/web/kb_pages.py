@@ -31,7 +31,7 @@ from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
 
-ENTRY_FIELDS = ("question", "answer", "category_id", "keywords", "valid_from", "valid_until", "version")
+ENTRY_FIELDS = ("question", "answer", "category_id", "keywords", "valid_from", "valid_until", "public", "version")
 PAGE_SIZE = 20
 
 
@@ -47,6 +47,7 @@ def _payload(form: Any) -> dict[str, Any]:
         "keywords": form.get("keywords"),
         "valid_from": local_day(form.get("valid_from").strip(), "valid_from"),
         "valid_until": local_day(form.get("valid_until").strip(), "valid_until", end=True),
+        "public": form.get("public") == "1",
     }
 
 
@@ -60,6 +61,7 @@ def _values_of(entry: KnowledgeEntry | None) -> dict[str, str]:
         "keywords": "、".join(entry.keywords or []),
         "valid_from": day_of(entry.valid_from),
         "valid_until": day_of(entry.valid_until, end=True),
+        "public": "1" if entry.public else "",
         "version": str(entry.version),
     }
 
@@ -79,12 +81,18 @@ def _page(
     q = request.query_params
     text = q.get("q", "").strip()[:100]
     inactive = q.get("inactive") == "1"
+    public = q.get("public") == "1"  # 只看公开: the entries citizens read
     page = max(1, whole_number(q.get("page")) or 1)
     entries: Sequence[KnowledgeEntry] = ()
     has_more = False
     if entry is None:
         entries, has_more = kb.list_entries(
-            db, active=None if inactive else True, q=text or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+            db,
+            active=None if inactive else True,
+            q=text or None,
+            public=True if public else None,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
         )
     categories = support.active_categories(db)
     return render(
@@ -96,9 +104,14 @@ def _page(
         entries=entries,
         page=page,
         has_more=has_more,
-        query=[(k, v) for k, v in (("q", text), ("inactive", "1" if inactive else "")) if v],
+        query=[
+            (k, v)
+            for k, v in (("q", text), ("inactive", "1" if inactive else ""), ("public", "1" if public else ""))
+            if v
+        ],
         q=text,
         inactive=inactive,
+        public=public,
         categories=categories,
         category_paths={c.id: c.path for c in categories},
         now=utcnow(),

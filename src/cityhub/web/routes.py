@@ -581,6 +581,34 @@ class Assistance:
     # The orders the reader may register the appeal into at once (受理并并入, ``permissions.INTAKE_MERGE``): of the
     # duplicates and similar cases, those still being handled in their scope — a similar case too, the operator judging.
     merge_targets: set[int] = field(default_factory=set)
+    # 常见问题解答: to a citizen (``faq_shown``), the public entries that may answer their question, in their words.
+    faq: list[FaqAnswer] = field(default_factory=list)
+    faq_shown: bool = False
+
+
+# An answer much longer than this is folded after its first sentences up to here (a phone shows three answers one
+# above the other).
+FAQ_LEAD_CHARS = 120
+
+
+@dataclass(frozen=True)
+class FaqAnswer:
+    """A public knowledge entry as a citizen reads it: its question, its answer's first sentences (``lead``) and the
+    rest folded (``rest``; empty: the answer is short and shown whole) — no score, no matched words."""
+
+    entry_id: int
+    question: str
+    lead: str
+    rest: str
+
+    @classmethod
+    def of(cls, entry: Any) -> FaqAnswer:
+        answer = entry.answer.strip()
+        if len(answer) <= FAQ_LEAD_CHARS + 40:  # folding would hide a line or two
+            return cls(entry.id, entry.question, answer, "")
+        cut = max((answer.rfind(mark, 0, FAQ_LEAD_CHARS) for mark in "。！？；\n"), default=-1)
+        cut = cut + 1 if cut >= FAQ_LEAD_CHARS // 3 else FAQ_LEAD_CHARS
+        return cls(entry.id, entry.question, answer[:cut].rstrip(), answer[cut:].lstrip())
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -702,11 +730,15 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     callers = _made_by(db, phones, [d.order_id for d in duplicates] + [c.order_id for c in similar])
     answers_shown, odds_shown = _assisted_with(principal)
     answers = kb.instant_answer_candidates(db, data=data, limit=3) if answers_shown else []
+    # A citizen reads the public answers to their question before they file it (never an entry kept for staff).
+    faq_shown = principal.role == Role.CITIZEN
+    faq = [FaqAnswer.of(s.entry) for s in kb.self_help_answers(db, data=data, limit=3)] if faq_shown else []
     names = unit_directory(db)
     place = place or Place()
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names, same_caller=callers)
     assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
+    assistance.faq, assistance.faq_shown = faq, faq_shown
     if permissions.allows(principal.role, permissions.INTAKE_MERGE):
         bar = dedupe.get_dedupe_settings().merge_offer_min_score
         assistance.merge_targets = {d.order_id for d in duplicates if d.state in OPEN_STATES} | {
@@ -926,13 +958,20 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             previewed=True,
         )
     entry_id = forms.whole_number(form.get("instant_entry_id"))
+    # 这解决了我的问题: a citizen whose question a public answer settled files nothing; the answer counts it (市民自助).
+    solved = forms.whole_number(form.get("solved_entry_id"))
     # 受理并并入: the open duplicate the appeal repeats, as the desk judged it (a button of the duplicates listed).
     merge_into = forms.whole_number(form.get("merge_into"))
     citizen = principal.role == Role.CITIZEN
     # The kind of appeal is the operator's or citizen's to say (an inspector's reports have theirs); answered on the
     # spot from the knowledge base, it was a consultation (as the form's suggestions take it).
-    unsaid = not form.get("appeal_type") and entry_id is None and principal.role != Role.INSPECTOR
+    unsaid = not form.get("appeal_type") and entry_id is None and solved is None and principal.role != Role.INSPECTOR
     try:
+        if solved is not None:
+            if not citizen:
+                raise PermissionDenied("only a citizen says whether an answer solved their problem")
+            kb.count_self_served(db, entry_id=solved)
+            return support.redirect(support.home_of(principal), flash=("intake.self_served", {}))  # 我的诉求
         _enterprise_checked(form)
         data = parse(_intake_payload(form))
         if unsaid:

@@ -114,6 +114,9 @@
   function skipToAnswers() {
     var skip = document.querySelector("[data-skip-answers]");
     if (skip) { skip.hidden = !document.querySelector("#assistance [data-testid=kb] button"); }
+    // A citizen's: to the public answers that may solve their problem (常见问题解答), below the form on a phone.
+    skip = document.querySelector("[data-skip-faq]");
+    if (skip) { skip.hidden = !document.querySelector("#assistance #faq"); }
   }
   skipToAnswers();
   document.addEventListener("htmx:afterSettle", skipToAnswers);
