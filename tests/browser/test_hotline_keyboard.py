@@ -140,7 +140,7 @@ def test_calls_follow_one_another_with_one_key_between_them(server: str, browser
     _tab_to(page, "[data-testid=kb] button")
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=flash]")).to_contain_text("已秒回并办结")
-    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    expect(page.locator("[data-testid=next-call]")).to_be_focused()  # autofocus comes after the page is drawn
     page.keyboard.press("Enter")
     page.wait_for_url("**/intake")
     assert _focused(page) == "f-citizen_phone"
@@ -157,7 +157,7 @@ def test_calls_follow_one_another_with_one_key_between_them(server: str, browser
     _tab_to(page, "[data-testid=intake-submit]")
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=flash]")).to_contain_text("已受理")
-    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    expect(page.locator("[data-testid=next-call]")).to_be_focused()  # autofocus comes after the page is drawn
     page.context.close()
     citizen = browser.new_context(locale="zh-CN", viewport=DESK).new_page()
     sign_in(citizen, f"{server}/login", "cit")
@@ -367,7 +367,7 @@ def test_ctrl_enter_in_the_callers_words_registers_the_appeal(server: str, brows
     _tab_to(page, "#f-content")
     page.keyboard.press("Control+Enter")
     expect(page.locator("[data-testid=flash]")).to_contain_text("已受理")
-    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    expect(page.locator("[data-testid=next-call]")).to_be_focused()  # autofocus comes after the page is drawn
     page.context.close()
 
 

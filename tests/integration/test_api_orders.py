@@ -943,8 +943,13 @@ def test_every_json_body_of_the_api_refuses_a_field_it_does_not_take_naming_it(c
     ``POST /orders`` and the life-cycle actions refused it. Now every route of /api/v1 taking JSON does."""
     taking_json = _api_operations(client, taking_json=True)
     assert len(taking_json) > 30
+    with session_scope() as s:
+        from cityhub.sharing import service as sharing
+
+        relay = sharing.create_key(s, client_name="relay", scopes=" ".join(KEY_JSON_ROUTES.values()))[1]
     for method, path, url in taking_json:
-        answer = client.request(method, url, json={"zz_not_a_field": 1})
+        key = {"X-API-Key": relay} if (method, path) in KEY_JSON_ROUTES else {}
+        answer = client.request(method, url, json={"zz_not_a_field": 1}, headers=key)
         assert answer.status_code == 422, (method, path, answer.text)
         errors = answer.json()["details"]["errors"]
         assert errors == [{"field": "zz_not_a_field", "message": "Extra inputs are not permitted"}], (method, path)
@@ -966,6 +971,9 @@ def test_every_json_body_of_the_api_refuses_a_field_it_does_not_take_naming_it(c
 
 # The routes of /api/v1 anyone may call: signing in, a citizen following their appeal.
 PUBLIC_JSON_ROUTES = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/track"), ("POST", "/api/v1/track/rate")}
+# The routes taking JSON that an API client calls with its key alone (as the data-sharing API): the scope each needs.
+# Without a key they answer as the data-sharing API does, 403 naming the key they need.
+KEY_JSON_ROUTES = {("POST", "/api/v1/sms/inbound"): "sms:write"}
 JSON = {"content-type": "application/json"}
 
 
@@ -981,7 +989,13 @@ def test_who_may_call_answers_before_what_the_request_holds(client):
             public = (method, path) in PUBLIC_JSON_ROUTES
             for body in ({"json": {"zz_not_a_field": 1}}, {"content": b'{"title": ', "headers": JSON}):
                 answer = client.request(method, url, **body)
-                expected = (422, "validation_failed") if public else (401, "unauthenticated")
+                expected = (
+                    (422, "validation_failed")
+                    if public
+                    else (403, "permission_denied")
+                    if (method, path) in KEY_JSON_ROUTES
+                    else (401, "unauthenticated")
+                )
                 assert (answer.status_code, answer.json()["code"]) == expected, (method, path, answer.text)
         assert {(m, p) for m, p, _ in taking_json} >= PUBLIC_JSON_ROUTES
         # A wrong token, text no database stores, an id no table holds, a wrong API key: the credential first.
@@ -1037,7 +1051,7 @@ def test_a_query_parameter_a_route_does_not_take_is_refused_naming_it(client):
     with session_scope() as s:
         from cityhub.sharing import service as sharing
 
-        key = sharing.create_key(s, client_name="params", scopes="sharing:read admin sensors:write")[1]
+        key = sharing.create_key(s, client_name="params", scopes="sharing:read admin sensors:write sms:write")[1]
     shared = client.get("/api/v1/sharing/orders", params={"api_key": key, "cursor": "*"})
     assert shared.status_code == 200, shared.text
     # The one map's layers hand what they do not know to plug-in layers.
