@@ -86,7 +86,9 @@ def test_a_dispatch_from_a_suggestion_records_the_reason_the_queue_showed_which_
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', offer.group(0)))
     assert disp.post(f"/orders/{back.id}/act/dispatch", data=fields, follow_redirects=False).status_code == 303
     with session_scope() as s:
-        events = s.query(OrderEvent).filter_by(order_id=back.id, action=Action.DISPATCH.value).all()
+        events = (
+            s.query(OrderEvent).filter_by(order_id=back.id, action=Action.DISPATCH.value).order_by(OrderEvent.id).all()
+        )  # in order: without it PostgreSQL may hand the first dispatch (no reason) last
         assert events[-1].reason == "退单单位建议：景泰街道"
 
     # 批量派单 to the suggestion chosen: the same reason, nothing posted but the choice.
