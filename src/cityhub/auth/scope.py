@@ -59,6 +59,16 @@ class Scope:
             conditions.append(Order.community_id.in_(sorted(self.communities)))
         return or_(*conditions)
 
+    def covers(self, *, street_id: int | None, community_id: int | None, units: Iterable[int]) -> bool:
+        """:meth:`clause` for one order already read — its street, community and the units holding it — in Python
+        (a staff scope; not a citizen's)."""
+        return (
+            self.everything
+            or street_id in self.streets
+            or community_id in self.communities
+            or not self.units.isdisjoint(units)
+        )
+
 
 def held_by(units: Iterable[int]) -> ColumnElement[bool]:
     """The orders ``units`` hold: one of them leads it (承办) or assists in it (协办). The assisted ones as ``id IN

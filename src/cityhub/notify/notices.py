@@ -256,13 +256,7 @@ def staff_holding(session: Session, order: Order, permission: str, *, unit_id: i
             continue
         if unit_id not in scopes:
             scopes[unit_id] = unit_scope(session, unit_id, tier)
-        scope = scopes[unit_id]
-        if (
-            scope.everything
-            or order.street_id in scope.streets
-            or order.community_id in scope.communities
-            or bool(held & scope.units)
-        ):
+        if scopes[unit_id].covers(street_id=order.street_id, community_id=order.community_id, units=held):
             chosen.add(user_id)
     return chosen
 
