@@ -663,16 +663,52 @@ def test_a_hand_dispatch_keeps_the_classifiers_reading_and_a_disagreeing_categor
 
     out = tmp_path / "training.csv"
     counts = service.export_training(s, out=out)
-    assert counts == {"corrected": 1, "written": 1, "skipped": 0, "model_category": 0, "confirmed": 1}
+    # ``shown`` went to the unit suggested under the second reading (环境保护), which it took: a correction too.
+    assert shown.category_id == org["cat_env"]
+    assert counts == {"corrected": 2, "written": 2, "skipped": 0, "model_category": 0, "confirmed": 1}
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [(r["id"], r["category"], r["corrected"], r["predicted_category"]) for r in rows] == [
-        (corrected.number, "环境保护", "category", "城乡建设")
+        (corrected.number, "环境保护", "category", "城乡建设"),
+        (shown.number, "环境保护", "category", "城乡建设"),
     ]
     assert float(rows[0]["predicted_probability"]) == 0.95
     # The system's own dispatches (an alarm's order to its sensor's unit) are no person's: nothing recorded.
     system = _order(s, "水浸街")
     orders.act(s, order_id=system.id, action="dispatch", actor=orders.SYSTEM, params={"unit_id": org["water"]})
     assert "prediction" not in (dispatch_event(system).payload or {})
+
+
+def test_a_hand_dispatch_to_a_suggested_unit_takes_the_reading_it_was_suggested_under(
+    db_session, org, model, tmp_path: Path
+) -> None:
+    """With automatic dispatch off, people dispatch every order: one dispatched to a unit the queue suggested under
+    the classifier's reading takes that reading as its category (as automatic dispatch would set it) — the first
+    reading's unit its first category, a unit suggested under the second reading that one — audited as the
+    dispatcher's, before the dispatch. A unit nothing suggested confirms nothing; a set category stays."""
+    s = db_session
+    first = _order(s, "路面塌陷")  # the stub reads 城乡建设 0.95, 环境保护 0.03, 交通运输 0.02 for every text
+    second = _order(s, "河涌发黑")
+    elsewhere = _order(s, "小区外墙脱落")
+    set_before = _order(s, "井盖缺失")
+    service.set_category(s, order_id=set_before.id, category_id=org["cat_water"], actor=DISPATCHER)
+    for order in (first, second, elsewhere, set_before):
+        service.suggest(s, order=order)  # stored, as the background dispatcher keeps it for the queue
+    suggested = {c.unit_id: c.category for c in service.latest_decision(s, order_id=second.id).shown}
+    assert suggested == {org["housing"]: "城乡建设", org["env"]: "环境保护"}
+    for order, unit in ((first, "housing"), (second, "env"), (elsewhere, "water"), (set_before, "housing")):
+        orders.act(s, order_id=order.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org[unit]})
+    s.flush()
+
+    assert (first.category_id, second.category_id) == (org["cat_build"], org["cat_env"])
+    assert elsewhere.category_id is None and set_before.category_id == org["cat_water"]
+    events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == first.id).order_by(OrderEvent.id)).all()
+    assert [e.action for e in events] == ["create", "comment", "dispatch"]
+    assert events[1].actor_name == DISPATCHER.name and events[1].payload["category_id"] == org["cat_build"]
+    assert events[1].payload.get("previous_category_id") is None
+    # The first reading confirmed (nothing to learn from); the second reading taken corrects the first: a label.
+    counts = service.export_training(s, out=tmp_path / "training.csv")
+    assert counts["confirmed"] == 2 and counts["written"] == 1  # ``set_before`` agrees at the first level too
+    assert [r.id for r in service.training_records(s)] == [second.number]
 
 
 def test_category_changes_only_before_dispatch(db_session, org) -> None:

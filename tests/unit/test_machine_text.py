@@ -137,6 +137,10 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
         "按分类模型补填分类：城乡建设/物业服务；按地址识别：嘉禾街道"
     )
     assert explain(ZH, "place set to 石井街道 (street only)") == "属地更正为 石井街道（仅街道）"
+    # A person's dispatch to a suggested unit (dispatch.service.confirmed_category, written by workorders.service.act).
+    assert explain(ZH, "category set at dispatch: 城乡建设 (the classifier's reading of the suggestion chosen)") == (
+        "派单时选用了系统建议，按其分类判断记为：城乡建设"
+    )
     # A place a dispatcher confirmed while teaching the address library (dispatch.service.correct_place).
     taught = "place confirmed as 石井街道 (street only); place aliases of 石井街道 taught: 石井大道, 石井桥"
     assert explain(ZH, taught) == "属地确认为 石井街道（仅街道）；记为石井街道的地名别名：石井大道、石井桥"

@@ -93,6 +93,8 @@ class Candidate:
     reasons: tuple[str, ...]
     score: float | None = None
     support: int = 1  # matching rules that lead to this unit
+    # The category reading under which a rule first led here (:func:`combine`): the label of its hypothesis.
+    reading: str | None = None
 
     @property
     def rank_key(self) -> tuple[int, int, int, int, int]:
@@ -264,7 +266,10 @@ def combine(hypotheses: Sequence[Hypothesis], *, limit: int = 3) -> list[Candida
                 p = f" (p={h.probability:.2f})" if h.probability is not None else ""
                 reasons = (*reasons, f"if the category is {h.label}{p}")
             merged[c.unit_id] = replace(
-                c, reasons=reasons, score=round(min(scores[c.unit_id], 1.0), 4) if c.unit_id in scores else None
+                c,
+                reasons=reasons,
+                score=round(min(scores[c.unit_id], 1.0), 4) if c.unit_id in scores else None,
+                reading=h.label,
             )
     return list(merged.values())[:limit]
 

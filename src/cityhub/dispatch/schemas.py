@@ -130,6 +130,11 @@ class SuggestionRead(BaseModel):
     score: float | None = Field(None, description="probability of the category readings that lead to this unit")
     rule_id: int
     reasons: list[str]
+    category: str | None = Field(
+        None,
+        description="the category reading under which a rule leads to this unit (the classifier's first reading, or "
+        "one of its top 3 as the reasons say); a person dispatching an uncategorised order here confirms it",
+    )
 
 
 class PredictionRead(BaseModel):

@@ -75,6 +75,7 @@ class Suggestion:
     score: float | None
     rule_id: int
     reasons: list[str]
+    category: str | None = None  # the category reading under which a rule leads here (``Candidate.reading``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +86,7 @@ class Suggestion:
             "score": self.score,
             "rule_id": self.rule_id,
             "reasons": self.reasons,
+            "category": self.category,
         }
 
 
@@ -536,6 +538,7 @@ def suggest(
                 score=c.score,
                 rule_id=c.rule_id,
                 reasons=list(c.reasons),
+                category=c.reading,
             )
             for c in merged
         ],
@@ -590,6 +593,7 @@ def _from_record(row: DispatchSuggestion) -> DispatchDecision:
                 score=c.get("score"),
                 rule_id=c["rule_id"],
                 reasons=list(c.get("reasons") or []),
+                category=c["category"] if "category" in c else _first_reading(row, c.get("reasons")),
             )
             for c in row.candidates or []
         ],
@@ -604,6 +608,17 @@ def _from_record(row: DispatchSuggestion) -> DispatchDecision:
         dispatched=row.dispatched,
         decided_at=row.decided_at,
     )
+
+
+def _first_reading(row: DispatchSuggestion, reasons: Sequence[str] | None) -> str | None:
+    """The category reading of a suggestion stored before suggestions named theirs: the classifier's first reading
+    unless its reasons say it came from another (``if the category is …``, :func:`rules.combine`)."""
+    if any(r.startswith("if the category is ") for r in reasons or ()):
+        return None
+    if (row.place or {}).get("category_source") == "model" and row.prediction:
+        label = row.prediction.get("label")
+        return label if isinstance(label, str) else None
+    return None
 
 
 def latest_decision(session: Session, *, order_id: int) -> DispatchDecision | None:
@@ -641,6 +656,28 @@ def hand_dispatch_reading(session: Session, *, order: Order) -> dict[str, Any]:
 
     prediction = loaded[0].predict([order_text(order.title, order.content)])[0]
     return {"prediction": prediction.as_dict(), "model_version": loaded[1]}
+
+
+def confirmed_category(session: Session, *, order: Order, unit_id: Any) -> CategoryRef | None:
+    """The category a person's dispatch of an uncategorised order confirms: the classifier's reading under which the
+    order's stored decision suggested the unit chosen (one of the suggestions shown). Choosing a suggestion made under
+    a reading takes that reading for the order, as automatic dispatch takes it — so the time limit, the statistics
+    and the unit's list know the order's category whether a person or the engine dispatched it. A unit the decision
+    did not suggest confirms nothing (the person may send it for another reason): it stays uncategorised, for 设定分类.
+    The training export counts such an order as the classifier confirmed, not as a label to learn from
+    (:func:`training_rows`)."""
+    if order.category_id is not None:
+        return None
+    row = session.get(DispatchSuggestion, order.id)
+    if row is None:
+        return None
+    decision = _from_record(row)
+    if decision.category_source != "model":
+        return None
+    chosen = next((c for c in decision.shown if c.unit_id == unit_id), None)
+    if chosen is None or not chosen.category:
+        return None
+    return find_categories(session, names=[chosen.category])[chosen.category]
 
 
 def _waiting_order(session: Session, order_id: int, expected_version: int | None, what: str) -> Order:

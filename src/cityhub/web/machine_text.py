@@ -165,6 +165,11 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"a": m[1], "b": m[2], "unit_a": _unit(n, m[3]), "unit_b": _unit(n, m[4])},
     ),
     (re.compile(r"category set by the classifier: (.+)"), "why.category_filled", lambda m, n, t: {"category": m[1]}),
+    (
+        re.compile(r"category set at dispatch: (.+) \(the classifier's reading of the suggestion chosen\)"),
+        "why.category_confirmed",
+        lambda m, n, t: {"category": m[1]},
+    ),
     (re.compile(r"category set to (.+)"), "why.category_set", lambda m, n, t: {"category": m[1]}),
     (
         re.compile(r"category (.+) set at intake"),
