@@ -76,7 +76,8 @@ def test_a_citizen_reads_the_public_answers_in_their_words_and_never_a_staff_ent
     assert f'name="solved_entry_id" value="{entries["public"]}"' in faq
     # never the entry kept for staff, nor a score, matched words or the desk's words
     assert "社保卡丢了怎么补办" not in panel and PRIVATE_ANSWER not in panel
-    for staff_words in ("秒回", "选用", "相似度", "匹配词", "知识库", "instant_entry_id"):
+    assert "提交前请先看看</h2>" in panel  # the panel's heading in their words too
+    for staff_words in ("秒回", "选用", "相似度", "匹配词", "知识库", "智能辅助", "instant_entry_id"):
         assert staff_words not in panel, staff_words
     assert "常见问题解答 1 条" in panel  # the screen reader's one-line summary
     # The same without JavaScript: 查询建议 posts the form and the page comes back with the answers.

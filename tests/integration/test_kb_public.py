@@ -156,6 +156,13 @@ def test_api_and_command_line_set_and_read_the_flag(admin_client, app_db, cli_ru
     listed = {int(line.split("\t")[0]) for line in out.splitlines()}
     assert code == 0 and shown in listed and staff_only not in listed
     assert client.get(f"/api/v1/kb/entries/{staff_only}").json()["public"] is False
+    # 预览: what a citizen asking reads (the public entries naming its matter), and what the desk's 秒回 ranks
+    code, out, err = cli_run("kb", "suggest", "医保怎么转移", "--public")
+    assert code == 0 and f"#{shown} " in out and f"#{staff_only} " not in out, err
+    code, out, _ = cli_run("kb", "suggest", "张先生的医保", "--public")
+    assert code == 0 and f"#{staff_only} " not in out
+    code, out, _ = cli_run("kb", "suggest", "张先生的医保")
+    assert code == 0 and f"#{staff_only} " in out
 
     path = tmp_path / "faq.csv"
     path.write_text(

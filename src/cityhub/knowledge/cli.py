@@ -69,15 +69,32 @@ def seed_replies_command(
 def suggest_command(
     text: Annotated[str, typer.Argument(help="the citizen's question")],
     category: Annotated[str | None, typer.Option(help="category name or path")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=50)] = 5,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=50, help="how many entries (default 5; with --public 3)")
+    ] = None,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public",
+            help="what a citizen asking this on the appeal form reads (常见问题解答): the public entries that name "
+            "its matter, at most 3 unless --limit says otherwise",
+        ),
+    ] = False,
 ) -> None:
-    """Show the best entries for a question."""
+    """Show the best entries for a question (with --public: the answers a citizen would read before filing it)."""
     from cityhub.knowledge import service
 
     with session_scope() as session:
-        found = service.suggest(session, text=text, category_id=_category_id(session, category), limit=limit)
+        category_id = _category_id(session, category)
+        if public:
+            # the appeal form's choice (knowledge.service.self_help_answers), for a consultation of this text
+            found = service.matter_answers(
+                session, text=text, category_id=category_id, limit=limit or 3, public_only=True
+            )
+        else:
+            found = service.suggest(session, text=text, category_id=category_id, limit=limit or 5)
         if not found:
-            typer.echo("(no entry matches)")
+            typer.echo("(no public entry answers it)" if public else "(no entry matches)")
         for rank, s in enumerate(found, 1):
             typer.echo(f"{rank}. #{s.entry.id} score {s.score:.3f}  {s.entry.question[:60]!r}")
             typer.echo(f"   why: {s.why}")
