@@ -84,16 +84,52 @@ GENERIC_WORDS = frozenset(
 )
 
 
+# What is done with a matter rather than the matter: a card, a licence, a fund are each 补办, 挂失, 注销, 提取 … — an
+# entry keyed 身份证, 补办 was offered in one click for 社保卡丢了怎么补办 on 补办 alone.
+ACTION_WORDS = frozenset(
+    [
+        "补办",
+        "补领",
+        "补卡",
+        "换领",
+        "换证",
+        "换卡",
+        "挂失",
+        "注销",
+        "变更",
+        "续签",
+        "续期",
+        "延期",
+        "缴纳",
+        "缴费",
+        "补缴",
+        "提取",
+        "查询",
+        "转移",
+        "报销",
+        "领取",
+        "预约",
+        "登记",
+        "备案",
+        "审批",
+        "开具",
+        "认证",
+        "退费",
+        "退款",
+    ]
+)
+
+
 def _names_a_matter(word: str) -> bool:
-    return len(word) >= 2 and word not in ASKING_WORDS and word not in GENERIC_WORDS
+    return len(word) >= 2 and word not in ASKING_WORDS and word not in GENERIC_WORDS and word not in ACTION_WORDS
 
 
 def matter_words(suggestion: Suggestion, text: str) -> tuple[str, ...]:
     """The words by which the appeal (``text``) names the matter the entry is about: the entry's keywords — its
     author's own words for it (社保卡, 居住证, 注册公司) — found in the appeal's text (one inside another found, 公积金
     in 住房公积金, said once, the longer); for an entry without keywords, the words they share. Words that name no
-    matter (怎么办, 材料, 小区, 投诉) count for neither: a one-click answer offered on them closes a question about
-    社保补缴 with the 居住证 answer."""
+    matter (怎么办, 材料, 小区, 投诉) or what is done with one (补办, 挂失, 提取: :data:`ACTION_WORDS`) count for
+    neither: a one-click answer offered on them closes a question about 社保补缴 with the 居住证 answer."""
     keywords = [k.strip() for k in suggestion.entry.keywords or [] if _names_a_matter(normalize(k.strip()))]
     if not keywords:
         return tuple(w for w in suggestion.matched if _names_a_matter(w))
