@@ -65,7 +65,8 @@ def test_each_instant_answer_says_which_of_the_callers_words_it_matched(org: dic
         for entry in (general, leaving)
         if (m := re.search(rf'data-testid="kb-why-{entry}">(.*?)</small>', panel.text))
     }
-    assert why == {general: "匹配词：提取、住房公积金", leaving: "匹配词：公积金、离职"}
+    # 提取 is what is done with the matter (knowledge.service.ACTION_WORDS), not the matter
+    assert why == {general: "匹配词：住房公积金", leaving: "匹配词：公积金、离职"}
     english = login("op")
     english.cookies.set(LANGUAGE_COOKIE, "en")
     asked = intake_form(english, appeal_type="consultation", content=form["content"])
@@ -95,7 +96,7 @@ def _fumes_reported() -> tuple[str, int]:
 
 def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicate(org: dict[str, Any]) -> None:
     """A caller rings again about the fumes they reported, in other words (their text scores below the duplicate
-    threshold): their open case at the same address is listed among the duplicates, marked 同一来电号码 (here and
+    threshold): their open case at the same address is listed among the duplicates, marked 同一来电号码 (and not again
     among the similar cases), so the operator does not register the same problem twice. Another caller with such a
     text, or the caller at another address, is not warned of."""
     number, first_id = _fumes_reported()
@@ -111,7 +112,7 @@ def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicat
     assert duplicates is not None and number in duplicates.group(1)
     assert f'data-testid="same-caller-{first_id}">同一来电号码<' in duplicates.group(1)
     similar = re.search(r'data-testid="similar">(.*?)</section>', panel, re.S)
-    assert similar is not None and number in similar.group(1) and "同一来电号码" in similar.group(1)
+    assert similar is not None and number not in similar.group(1)
     for other in ({"citizen_phone": "13700001111"}, {"address": "京溪街南方医院门口"}):
         panel = client.post("/intake/assist", data={**again, **other}).text
         assert 'data-testid="duplicates"' not in panel, other

@@ -719,7 +719,9 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     read = dedupe.DedupeRead.of(found, reader=principal)
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
     reading = reading_clause(db, principal, scope)  # to open
-    similar = [c for c in read.similar if readable(db, reading, c.order_id)][:5]
+    # A possible duplicate listed above is not listed again among the similar cases (with a second 受理并并入).
+    listed = {d.order_id for d in duplicates}
+    similar = [c for c in read.similar if c.order_id not in listed and readable(db, reading, c.order_id)][:5]
     # The caller ringing again about what they reported, in other words: their open case at the place is a duplicate
     # too, though its text scores lower. Looked up only for who reads callers' numbers (来电历史's roles).
     phones = _caller_phones(form) if principal.role in permissions.UNMASKED_ROLES else set()
@@ -727,6 +729,7 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     cases = {c.order_id: c.score for c in similar if c.order_id not in known}
     again = dedupe.repeated_by_caller(db, data=data, placed=place, phones=phones, cases=cases)
     duplicates += dedupe.DedupeRead.of(dedupe.DedupeResult(duplicates=again), reader=principal).duplicates
+    similar = [c for c in similar if c.order_id not in {d.order_id for d in duplicates}]
     callers = _made_by(db, phones, [d.order_id for d in duplicates] + [c.order_id for c in similar])
     answers_shown, odds_shown = _assisted_with(principal)
     answers = kb.instant_answer_candidates(db, data=data, limit=3) if answers_shown else []
@@ -1934,7 +1937,9 @@ def _detail_page(
         found.duplicates = [
             d for d in found.duplicates if d.order_id not in kin and order_in_scope(db, scope, d.order_id)
         ]
-        found.similar = [c for c in found.similar if c.order_id not in kin and readable(db, reading, c.order_id)]
+        # A possible duplicate is listed once, among the duplicates (with its 合并到此单), not again as a similar case.
+        listed = kin | {d.order_id for d in found.duplicates}
+        found.similar = [c for c in found.similar if c.order_id not in listed and readable(db, reading, c.order_id)]
         found.similar = found.similar[:5]
         similar = found
         if routing:
