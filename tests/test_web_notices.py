@@ -102,3 +102,33 @@ def test_the_bell_says_99_plus_past_the_cap(urged: dict[str, Any]) -> None:
     english = client.get("/lang/en?next=/notices", follow_redirects=True).text
     assert "more than 99 unread notices" in _bell(english)
     assert f'Order {urged["number"]} "路灯不亮" was urged' in unescape(english)
+
+
+def test_the_administrators_menu_counts_pending_exemption_requests(urged: dict[str, Any]) -> None:
+    """An administrator decides exemptions from 系统管理 (核减审核 is not in their menu): 系统管理 and its 核减审核
+    card say how many wait, as the supervisors' 核减审核 does."""
+    from cityhub.analytics import exemptions
+
+    adm = login("adm")
+    assert 'data-testid="nav-count"' not in adm.get("/admin").text
+    with session_scope() as s:
+        hand = _actor(s, "hand_a")
+        orders.act(s, order_id=urged["id"], action="reply", actor=hand, params={"text": "已修复路灯"})
+        unit = hand.unit_id
+        assert unit is not None
+        measures = exemptions.open_by_unit(s, order_id=urged["id"], unit_ids={unit})[unit]
+        exemptions.request(
+            s,
+            order_id=urged["id"],
+            measures=measures[:1],
+            reason_category="other",
+            reason_text="市民不在家",
+            actor=hand,
+        )
+    page = adm.get("/admin").text
+    nav = page[page.index('<header class="topbar">') : page.index("</header>")]
+    item = nav[nav.index('href="/admin"') :]
+    item = item[: item.index("</a>")]
+    assert '<span class="count" data-testid="nav-count" aria-hidden="true">1</span>' in item and "1 件待审核" in item
+    card = page[page.index('href="/exemptions?state=pending"') :]
+    assert 'data-testid="admin-count" aria-hidden="true">1<' in card[: card.index("</a>")]

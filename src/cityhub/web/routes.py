@@ -413,7 +413,7 @@ def logout(request: Request, db: DbSession, form: FormBody) -> Response:
 def admin_home(request: Request, db: DbSession) -> Response:
     """系统管理: the administration pages the user's role may use."""
     principal = support.require_user(request, db)
-    pages = support.admin_pages(principal)
+    pages = support.admin_pages(principal, db)
     if not pages:
         raise PageError(403, "err.forbidden")
     return render(request, "admin.html", principal=principal, pages=pages)
