@@ -345,3 +345,89 @@ def test_a_notice_quotes_a_long_title_short() -> None:
     )
     assert notice_text("zh-CN", notice) == f"工单 BY1「{long[: TITLE_CHARS - 1]}…」被催办"
     assert notice_text("en", notice).startswith('Order BY1 "白云大道北') and notice.link == "/orders/7"
+
+
+def test_a_leader_is_told_when_the_order_they_assigned_is_answered_and_closed(db_session: Session, org: Org) -> None:
+    """领导交办: the leader who assigned an order (to a unit, or an instruction to the unit holding it) is told of its
+    answer — which unit replied — and of its closing; of an order no leader assigned, no leader is told anything."""
+    s = db_session
+    assigned, other = _order(s, org), _order(s, org)
+    leader = org.actor("leader")
+    service.act(s, order_id=assigned, action="assign", actor=leader, params={"unit_id": org.units["dept"]})
+    service.act(
+        s, order_id=other, action="dispatch", actor=org.actor("disp_district"), params={"unit_id": org.units["dept"]}
+    )
+    service.act(s, order_id=assigned, action="assign", actor=leader, params={"reason": "三天内办结"})  # 批示: once told
+    for order_id in (assigned, other):
+        service.act(s, order_id=order_id, action="accept", actor=org.actor("h_dept"))
+        service.act(s, order_id=order_id, action="reply", actor=org.actor("h_dept"), params={"text": "已修复路灯"})
+        service.act(s, order_id=order_id, action="callback", actor=org.actor("sup"), params={"satisfied": True})
+        service.act(s, order_id=order_id, action="close", actor=org.actor("sup"))
+    s.commit()
+    rows = s.scalars(select(UserNotice).where(UserNotice.user_id == org.id("leader")).order_by(UserNotice.id)).all()
+    assert [(r.kind, r.order_id) for r in rows] == [("assigned_replied", assigned), ("assigned_closed", assigned)]
+    assert rows[0].params == {"actor": "人员h_dept", "unit": "区城管局"} and rows[1].params == {"actor": "人员sup"}
+    # The unit's staff are told of neither (their own reply; the closing is not theirs to act on).
+    assert _told(s, assigned, "assigned_closed") == {"assigned_closed": {org.id("leader")}}
+
+
+def test_a_bulk_urge_tells_each_units_staff_once(db_session: Session, org: Org) -> None:
+    """批量催办 of three orders of 区城管局 and one of 区住建局: 区城管局's handlers each get one notice naming three
+    orders (not three), 区住建局's one 催办 of its one order, as a single urge tells it."""
+    s = db_session
+    ids = []
+    for unit in ("dept", "dept", "dept", "dept2"):
+        order_id = _order(s, org)
+        service.act(
+            s,
+            order_id=order_id,
+            action="dispatch",
+            actor=org.actor("disp_district"),
+            params={"unit_id": org.units[unit]},
+        )
+        ids.append(order_id)
+    s.commit()
+    s.execute(UserNotice.__table__.delete())
+    outcomes = service.act_each(
+        s,
+        [(i, None) for i in ids],
+        action=service.Action.URGE,
+        params={"reason": "今天务必答复"},
+        actor=org.actor("sup"),
+    )
+    s.commit()
+    assert all(o.done for o in outcomes)
+    rows = s.scalars(select(UserNotice).order_by(UserNotice.user_id)).all()
+    assert sorted((r.user_id, r.kind, r.order_id) for r in rows) == sorted(
+        [
+            (org.id("h_dept"), "urged_bulk", None),
+            (org.id("h_dept_b"), "urged_bulk", None),
+            (org.id("h_dept2"), "urged", ids[3]),
+        ]
+    )
+    bulk = next(r for r in rows if r.kind == "urged_bulk")
+    assert bulk.params == {"actor": "人员sup", "reason": "今天务必答复", "count": 3, "order_ids": ids[:3]}
+    single = next(r for r in rows if r.kind == "urged")
+    assert single.params == {"actor": "人员sup", "reason": "今天务必答复"}  # as service.act's own 催办 writes it
+
+
+def test_the_api_says_a_notice_of_an_order_moved_away_is_no_longer_viewable(admin_client) -> None:
+    with session_scope() as s:
+        org = _org(s)
+        order_id = _order(s, org)
+        disp = org.actor("disp_district")
+        service.act(s, order_id=order_id, action="dispatch", actor=disp, params={"unit_id": org.units["dept"]})
+        service.act(
+            s,
+            order_id=order_id,
+            action="transfer",
+            actor=disp,
+            params={"unit_id": org.units["dept2"], "reason": "职责"},
+        )
+        before, after = _bearer(s, org.id("h_dept")), _bearer(s, org.id("h_dept2"))
+    c = admin_client
+    (moved,) = c.get("/api/v1/notices", headers=before).json()["items"]
+    assert moved["kind"] == "dispatched" and moved["viewable"] is False and moved["link"] == f"/orders/{order_id}"
+    assert c.get(f"/api/v1/orders/{order_id}", headers=before).status_code == 404
+    (theirs,) = c.get("/api/v1/notices", headers=after).json()["items"]
+    assert theirs["kind"] == "transferred" and theirs["viewable"] is True

@@ -111,6 +111,9 @@ class NoticeKind(enum.StrEnum):
     ASSIGNED = "assigned"  # 领导交办: a leader assigned the order to the reader's unit (or instructed it)
     ASSIST_REQUESTED = "assist_requested"  # 协办: the reader's unit is asked to assist on an order
     URGED = "urged"  # 催办: the order the reader's unit leads was urged
+    # 批量催办: several orders the reader's unit leads urged at once, one notice for them all (no ``order_id``; the
+    # orders' ids and how many in ``params``: ``order_ids``, ``count``)
+    URGED_BULK = "urged_bulk"
     EXTENSION_REQUESTED = "extension_requested"  # 申请延期: for the supervisors to decide
     EXTENSION_APPROVED = "extension_approved"  # 延期批准
     EXTENSION_REJECTED = "extension_rejected"  # 延期驳回
@@ -120,6 +123,8 @@ class NoticeKind(enum.StrEnum):
     ALARM_ESCALATED = "alarm_escalated"  # an alarm not acknowledged in time, escalated
     EXEMPTION_APPROVED = "exemption_approved"  # 考核核减 request approved
     EXEMPTION_REJECTED = "exemption_rejected"  # 考核核减 request rejected
+    ASSIGNED_REPLIED = "assigned_replied"  # 领导交办: the order the reader (a leader) assigned was answered (答复)
+    ASSIGNED_CLOSED = "assigned_closed"  # 领导交办: the order the reader (a leader) assigned was closed (办结)
 
 
 class UserNotice(Base):

@@ -29,10 +29,20 @@ class NoticeRead(BaseModel):
     id: int
     kind: str = Field(description=f"what happened, one of {KINDS}")
     text: str = Field(description="what happened and to which order, in the caller's language (Accept-Language)")
-    params: dict[str, Any] = Field(description="the text's parameters: actor, reason, days, sensor, code, unit …")
-    order: NoticeOrder | None
+    params: dict[str, Any] = Field(
+        description="the text's parameters: actor, reason, days, sensor, code, unit …; of an urged_bulk notice (one "
+        "批量催办 of several orders of the caller's unit) count and order_ids, the orders urged"
+    )
+    order: NoticeOrder | None = Field(description="the order it is about; null for an alarm without one, urged_bulk")
     alarm_id: int | None
-    link: str | None = Field(description="the page it leads to: the order's, else the alarm's sensor")
+    link: str | None = Field(
+        description="the page it leads to: the order's, else the unit's urged orders (urged_bulk), else the alarm's "
+        "sensor"
+    )
+    viewable: bool = Field(
+        description="false: the caller may no longer open its order (moved to another unit since: transferred, "
+        "returned); the web page's /notices/{id} says so instead of leading to it"
+    )
     created_at: datetime
     read_at: datetime | None = Field(description="null: unread")
 
@@ -85,6 +95,7 @@ def _read(lang: str, notice: notices.Notice) -> NoticeRead:
         order=order,
         alarm_id=notice.alarm_id,
         link=notice.link,
+        viewable=notice.viewable,
         created_at=notice.created_at,
         read_at=notice.read_at,
     )

@@ -1,6 +1,7 @@
 """Staff notices (消息提醒): each staff member's inbox of the events that need them — an order sent, passed or
 assigned to their unit, urged, sent back for rework, an extension decided; a returned order back at the dispatchers;
-a sensor alarm in their unit's area; their own assessment exemption request decided.
+a sensor alarm in their unit's area; their own assessment exemption request decided; for a leader, the answer and
+the closing of an order they assigned (领导交办).
 
 The one place notices are written (:func:`notify`, called by :func:`on_order_event`, :func:`on_alarm` and
 :func:`on_exemption_decided`), in the transaction of the event that causes them, beside the webhook outbox
@@ -8,8 +9,10 @@ The one place notices are written (:func:`notify`, called by :func:`on_order_eve
 everyone: the unit's staff whose role may take the step the event asks of them (签收 for an order sent to the unit,
 答复 for one urged …; an administrator holds every permission but is no unit's staff, and is left out), the
 dispatchers whose data scope holds a returned order, the staff of a sensor's responsible unit who may see alarms, the
-person who asked for an exemption. The actor is never told of their own action. One notice per reader and event,
-written by one ``INSERT … SELECT`` whatever the number of readers, so an automatic dispatch costs one statement more.
+person who asked for an exemption, the leader who assigned an order (领导交办) when it is answered and when it is
+closed. The actor is never told of their own action. One notice per reader and event, written by one ``INSERT …
+SELECT`` whatever the number of readers, so an automatic dispatch costs one statement more; a 批量催办 of several
+orders of one unit is one notice per reader (:func:`on_bulk_urge`).
 
 A notice stores its kind, the order or alarm it is about and the parameters of its text; the text is rendered in
 the reader's language when read (``notice.kind.<kind>`` of the locale files) with the order's number and title as
@@ -211,6 +214,8 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
             order_id=order.id,
             params=_order_params(event, days=days),
         )
+    if action in _TO_ASSIGNER and order.leader_assigned:
+        return _tell_assigners(session, order=order, kind=_TO_ASSIGNER[action], event=event)
     if action in _TO_CENTRE:
         kind, permission = _TO_CENTRE[action]
         staff = staff_holding(session, order, permission, unit_id=event.unit_id)
@@ -227,6 +232,62 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
             params=_order_params(event, unit=unit, days=days),
         )
     return 0
+
+
+# The steps a leader who assigned the order (领导交办, 批示) is told of: their 交办 answered, then closed.
+_TO_ASSIGNER = {Action.REPLY: NoticeKind.ASSIGNED_REPLIED, Action.CLOSE: NoticeKind.ASSIGNED_CLOSED}
+
+
+def _tell_assigners(session: Session, *, order: Order, kind: NoticeKind, event: OrderEvent) -> int:
+    """Tell whoever assigned ``order`` (its ``assign`` events' actors whose role may assign: a leader, not an
+    administrator) that it was answered or closed — the outcome of their 交办 without watching 领导交办 for it — in one
+    ``INSERT … SELECT``; the replying unit named for a reply."""
+    from cityhub.workorders.models import OrderEvent
+
+    assigners = select(OrderEvent.actor_id).where(
+        OrderEvent.order_id == order.id, OrderEvent.action == Action.ASSIGN.value, OrderEvent.actor_id.is_not(None)
+    )
+    unit = None
+    if kind == NoticeKind.ASSIGNED_REPLIED and event.unit_id is not None:
+        unit = session.scalar(select(Unit.name).where(Unit.id == event.unit_id))
+    return notify(
+        session,
+        kind=kind,
+        recipients=User.id.in_(assigners) & User.role.in_(staff_roles(permissions.act(Action.ASSIGN))),
+        actor_id=event.actor_id,
+        order_id=order.id,
+        params=_order_params(event, unit=unit),
+    )
+
+
+def on_bulk_urge(
+    session: Session, *, urged: Iterable[tuple[int, int | None]], actor_id: int | None, actor: str, reason: str | None
+) -> int:
+    """The notices of one 批量催办 (``urged``: each order urged and the unit leading it), written by its caller
+    (``workorders.service.act_each``) instead of one per order: each unit's staff who may reply are told once —
+    of its one order as a single 催办 tells them, or of its several orders in one notice (``urged_bulk``, with how
+    many and their ids, leading to the unit's urged orders) — not thirty times for thirty orders."""
+    by_unit: dict[int, list[int]] = {}
+    for order_id, unit_id in urged:
+        if unit_id is not None:
+            by_unit.setdefault(unit_id, []).append(order_id)
+    kind, permission = _TO_LEAD[Action.URGE]
+    params: dict[str, Any] = {"actor": actor} if actor_id is not None else {}
+    if shortened(reason):
+        params["reason"] = shortened(reason)
+    written = 0
+    for unit_id, ids in by_unit.items():
+        one = len(ids) == 1
+        written += notify_unit(
+            session,
+            kind=kind if one else NoticeKind.URGED_BULK,
+            unit_id=unit_id,
+            permission=permission,
+            actor_id=actor_id,
+            order_id=ids[0] if one else None,
+            params=params if one else {**params, "count": len(ids), "order_ids": ids},
+        )
+    return written
 
 
 # The steps that ask the centre for a decision, and who decides: a returned order (退单) is routed again by the
@@ -333,14 +394,23 @@ class Notice:
     order_number: str | None
     order_title: str | None
     alarm_id: int | None
+    # False: the reader may no longer open its order (moved to another unit since: 转派, 退单, 重新派单)
+    viewable: bool = True
 
     @property
     def link(self) -> str | None:
-        """The page the notice leads to: the order's, else the alarm's sensor."""
+        """The page the notice leads to: the order's, else the unit's urged orders (批量催办), else the alarm's
+        sensor."""
         if self.order_id is not None:
             return f"/orders/{self.order_id}"
+        if self.kind == NoticeKind.URGED_BULK:
+            return URGED_LIST
         code = self.params.get("code")
         return f"/monitoring/sensors/{code}" if code else None
+
+
+# Where a 批量催办's notice leads: the open orders the reader's unit leads that were urged, the nearest limit first.
+URGED_LIST = "/orders?state=open&led=1&urged=1&sort=due"
 
 
 def _mine(principal: Principal | int) -> ColumnElement[bool]:
@@ -358,8 +428,9 @@ def list_notices(
     only_id: int | None = None,
 ) -> tuple[list[Notice], bool]:
     """``principal``'s notices, newest first (``unread``: only those not read, or only those read; ``only_id``: that
-    one alone); and whether more follow."""
-    from cityhub.auth.scope import shown_text
+    one alone); and whether more follow. Each says whether its reader may still open its order (``viewable``: an
+    order moved to another unit since is out of their scope)."""
+    from cityhub.auth.scope import reading_clause, shown_text
     from cityhub.workorders.models import Order
 
     query = select(UserNotice).where(_mine(principal))
@@ -374,6 +445,12 @@ def list_notices(
     rows = rows[:limit]
     wanted = {r.order_id for r in rows if r.order_id is not None}
     orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(sorted(wanted))))} if wanted else {}
+    reading = reading_clause(session, principal) if orders else None
+    readable = (
+        set(orders)
+        if reading is None
+        else set(session.scalars(select(Order.id).where(Order.id.in_(sorted(orders)), reading)))
+    )
     notices = []
     for r in rows:
         order = orders.get(r.order_id) if r.order_id is not None else None
@@ -388,6 +465,7 @@ def list_notices(
                 order_number=order.number if order else None,
                 order_title=shown_text(principal, order, order.title) if order else None,
                 alarm_id=r.alarm_id,
+                viewable=order is None or order.id in readable,
             )
         )
     return notices, more

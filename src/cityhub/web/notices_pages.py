@@ -1,7 +1,8 @@
 """消息 on the web: the bell in every signed-in page's header (its unread count, :func:`bell_count`) and the page
 ``/notices`` listing the reader's own notices newest first, each leading to its order or alarm and marked read as it
-is opened (``/notices/{id}``), and 全部标为已读 — through :mod:`cityhub.notify.notices`, as ``/api/v1/notices``.
-Plain links and one form: no script needed."""
+is opened (``/notices/{id}``; an order moved out of the reader's scope since says so instead of a bare 404), and
+全部标为已读 — through :mod:`cityhub.notify.notices`, as ``/api/v1/notices``. Plain links and one form: no script
+needed."""
 
 from __future__ import annotations
 
@@ -63,9 +64,19 @@ def notices_page(request: Request, db: DbSession) -> Response:
     )
 
 
+@router.get("/notices/read-all", response_class=HTMLResponse)
+def read_all_page(request: Request, db: DbSession) -> Response:
+    """Where 全部标为已读 is posted, asked for by GET (a bookmark, a typed address): the notices page, as another
+    POST-only address of the pages does (``/rules/thresholds``) — not an error about a notice id."""
+    support.require_user(request, db)
+    return support.redirect("/notices")
+
+
 @router.get("/notices/{notice_id}", response_class=HTMLResponse)
 def open_notice(notice_id: int, request: Request, db: DbSession) -> Response:
-    """Open a notice: marked read, then on to its order (or its alarm's sensor); another's is not found."""
+    """Open a notice: marked read, then on to its order (or its alarm's sensor, or the unit's urged orders); another's
+    is not found. An order moved out of the reader's scope since (转派 to another unit, 退单) is a page saying so,
+    not the order page's 404."""
     principal = support.require_user(request, db)
     try:
         notices.mark_read(db, principal, notice_id)
@@ -73,7 +84,13 @@ def open_notice(notice_id: int, request: Request, db: DbSession) -> Response:
         raise PageError(404, "err.page_not_found") from None
     items, _ = notices.list_notices(db, principal, only_id=notice_id)
     db.commit()
-    return support.redirect(items[0].link or "/notices")
+    notice = items[0]
+    if not notice.viewable:
+        t = support.translator(request)
+        return render(
+            request, "notice_moved.html", principal=principal, status_code=403, text=notice_text(t.lang, notice)
+        )
+    return support.redirect(notice.link or "/notices")
 
 
 @router.post("/notices/read-all", response_class=HTMLResponse)

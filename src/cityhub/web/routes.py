@@ -413,7 +413,7 @@ def logout(request: Request, db: DbSession, form: FormBody) -> Response:
 def admin_home(request: Request, db: DbSession) -> Response:
     """系统管理: the administration pages the user's role may use."""
     principal = support.require_user(request, db)
-    pages = support.admin_pages(principal)
+    pages = support.admin_pages(principal, db)
     if not pages:
         raise PageError(403, "err.forbidden")
     return render(request, "admin.html", principal=principal, pages=pages)
@@ -1209,6 +1209,8 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     # 已升级 / 领导交办: the orders escalated, the orders a leader assigned — what a leader follows.
     criteria["escalated"] = True if q.get("escalated") and not citizen else None
     criteria["leader_assigned"] = True if q.get("leader_assigned") and not citizen else None
+    # 被催办: the orders urged — with 本单位牵头, a unit's urged work, where a 批量催办's notice leads.
+    criteria["urged"] = True if q.get("urged") and not citizen else None
     # 回访结果: with 已回访, the unsatisfied callbacks waiting for 重办 or 办结 (未解决) — a supervisor's to decide.
     rated = "" if citizen else _one_of(q, "satisfied", SATISFIED_CHOICES, errors, t)
     criteria["satisfied"] = rated == "true" if rated else None
@@ -1551,6 +1553,7 @@ _MORE_FILTERS = (
     "accept_overdue",
     "escalated",
     "leader_assigned",
+    "urged",
     "satisfied",
     "held",
     "to_accept",

@@ -378,7 +378,8 @@ def quick_views(principal: Principal) -> list[NavItem]:
 
 def navigation(principal: Principal | None, db: Session | None = None) -> list[NavItem]:
     """The menu of the signed-in user's role: only pages the role can use. With ``db``, 核减审核 says how many requests
-    of the reader's scope wait for a decision (:func:`pending_exemptions`)."""
+    of the reader's scope wait for a decision (:func:`pending_exemptions`) — for an administrator, whose 核减审核 is on
+    系统管理, 系统管理 says it."""
     if principal is None:
         return []
     role = principal.role
@@ -412,7 +413,9 @@ def navigation(principal: Principal | None, db: Session | None = None) -> list[N
     if role != Role.CITIZEN and permissions.allows(role, permissions.ORDER_READ):
         items.append(NavItem("nav.map", "/map"))  # the one map (一张图), within the user's data scope
     if admin_pages(principal):
-        items.append(NavItem("nav.admin", "/admin"))  # the administrators' tools, one entry for all
+        # The administrators' tools, one entry for all; the 核减审核 among them waiting counted on it (one query).
+        decides = permissions.allows(role, permissions.EXEMPTION_DECIDE)
+        items.append(NavItem("nav.admin", "/admin", pending_exemptions(db, principal) if decides else None))
     elif role == Role.SUPERVISOR:
         items.append(NavItem("nav.sla", "/sla"))
     return items
@@ -442,8 +445,9 @@ def pending_exemptions(db: Session | None, principal: Principal) -> int | None:
         return None
 
 
-def admin_pages(principal: Principal) -> list[NavItem]:
-    """The administration pages the user's role may use (系统管理), in the order /admin lists them."""
+def admin_pages(principal: Principal, db: Session | None = None) -> list[NavItem]:
+    """The administration pages the user's role may use (系统管理), in the order /admin lists them; with ``db``,
+    核减审核 says how many requests wait for a decision (:func:`pending_exemptions`)."""
     role = principal.role
     pages = []
     if permissions.allows(role, permissions.USERS_MANAGE):
@@ -463,7 +467,8 @@ def admin_pages(principal: Principal) -> list[NavItem]:
     if permissions.allows(role, permissions.LOG_READ):
         pages.append(NavItem("nav.log", "/admin/log"))
     if pages and permissions.allows(role, permissions.EXEMPTION_DECIDE):
-        pages.append(NavItem("nav.exemptions", "/exemptions?state=pending"))  # the supervisors' 核减审核, for them too
+        # the supervisors' 核减审核, for them too
+        pages.append(NavItem("nav.exemptions", "/exemptions?state=pending", pending_exemptions(db, principal)))
     return pages
 
 

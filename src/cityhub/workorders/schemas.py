@@ -550,6 +550,10 @@ LEADER_ASSIGNED_DESCRIPTION = (
     "领导交办: only the orders a leader assigned (交办) — sent to a unit or instructed — at some time (true), or only "
     "the others (false)"
 )
+URGED_DESCRIPTION = (
+    "被催办: only the orders urged (催办) at least once (`urge_count` above 0; true), or only the others (false) — "
+    "with state=open&led=true, a unit's urged work, where the notice of a 批量催办 leads"
+)
 SATISFIED_DESCRIPTION = (
     "回访结果: only the orders whose citizen was satisfied with the reply (true), or not (false: with "
     "state=called_back, the unsatisfied callbacks waiting for 重办 or 办结); orders not rated, or reopened since, are "
@@ -622,6 +626,7 @@ class OrderFilter(BaseModel):
     )
     escalated: bool | None = Field(None, description=ESCALATED_DESCRIPTION)
     leader_assigned: bool | None = Field(None, description=LEADER_ASSIGNED_DESCRIPTION)
+    urged: bool | None = Field(None, description=URGED_DESCRIPTION)
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description=Q_DESCRIPTION)
     # Whether ``q`` also finds the citizen's phone number (its digits) or name, exactly: for callers who see them

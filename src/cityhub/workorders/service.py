@@ -371,11 +371,13 @@ def act(
     expected_version: int | None = None,
     now: datetime | None = None,
     new_order: Order | None = None,
+    tell_staff: bool = True,
 ) -> Order:
     """Apply one life-cycle action to an order and audit it; raise InvalidTransition if the table refuses.
 
     ``new_order``: the order itself, when this transaction created it (intake acting on the appeal it has just
-    received): no other transaction can see it yet, so it is neither read again nor locked.
+    received): no other transaction can see it yet, so it is neither read again nor locked. ``tell_staff=False``:
+    no staff notice of it here — the caller writes them (:func:`act_each`'s 批量催办, one per unit).
     """
     params = dict(params or {})
     for name, value in params.items():  # a reply or reason is stored as typed: PostgreSQL cannot store NUL
@@ -489,7 +491,8 @@ def act(
     # After every change of the order: the outbox query autoflushes, and the version must move only once.
     notify_service.on_order_event(session, order=order, outcome=outcome, event=event)
     session.flush()
-    notices.on_order_event(session, order=order, outcome=outcome, event=event)  # 消息提醒 of the staff it needs
+    if tell_staff:
+        notices.on_order_event(session, order=order, outcome=outcome, event=event)  # 消息提醒 of the staff it needs
     if outcome.action == Action.MERGE and master is not None:
         _note_merged_in(session, master=master, merged=order, actor=actor, now=now, auto=bool(params.get("auto")))
     if part is not None:
@@ -553,7 +556,8 @@ def act_each(
     page showed, None for any), each in a savepoint of the caller's transaction and audited by :func:`act` as one
     action on its own: one refused — changed since, out of the caller's ``scope`` (a data-scope clause), or not in a
     state the action allows — is reported with its reason and leaves the others done. ``start`` with ``accept``:
-    each order signed for and started (:func:`accept`), both steps or neither."""
+    each order signed for and started (:func:`accept`), both steps or neither. A 催办 of several orders tells each
+    unit's staff once, of all its orders urged (``notices.on_bulk_urge``), not once per order."""
     if start and action != Action.ACCEPT:
         raise ValidationFailed(f"start is taken only by accept, not {action.value}", details={"field": "start"})
     if len(picks) > ACT_EACH_MAX:
@@ -577,13 +581,27 @@ def act_each(
                     )
                 else:
                     order = act(
-                        session, order_id=order_id, action=action, actor=actor, params=params, expected_version=version
+                        session,
+                        order_id=order_id,
+                        action=action,
+                        actor=actor,
+                        params=params,
+                        expected_version=version,
+                        tell_staff=action != Action.URGE,
                     )
         except (CityhubError, StaleDataError) as exc:
             message = exc.message if isinstance(exc, CityhubError) else "the order changed meanwhile"
             out.append(EachOutcome(order_id, number, False, message))
             continue
         out.append(EachOutcome(order_id, number, True, unit_id=order.lead_unit_id))
+    if action == Action.URGE:
+        notices.on_bulk_urge(
+            session,
+            urged=[(o.order_id, o.unit_id) for o in out if o.done],
+            actor_id=actor.user_id,
+            actor=actor.name,
+            reason=params.get("reason"),
+        )
     return out
 
 
@@ -1187,6 +1205,9 @@ def _search_conditions(
     if f.leader_assigned is not None:
         # The bare column, as the partial index ix_orders_leader_assigned's predicate is written.
         conditions.append(Order.leader_assigned if f.leader_assigned else ~Order.leader_assigned)
+    if f.urged is not None:
+        # 被催办: urged at least once (with 本单位牵头, a unit's urged orders: a 批量催办's notice leads there).
+        conditions.append(Order.urge_count > 0 if f.urged else Order.urge_count == 0)
     if f.q and f.q.strip():
         table = Order.__table__.c
         found: list[ColumnElement[bool]]
