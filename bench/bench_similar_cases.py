@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import random
 import re
@@ -212,8 +213,42 @@ def _summary(shown: list[list[int]], wanted: list[str], category: dict[int, str]
     }
 
 
+# Score bands of the cases the product shows: where its list stops being about the appeal's matter.
+SCORE_BANDS = (0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 1.01)
+
+
+def _by_score(
+    scored: list[list[tuple[float, int]]], wanted: list[str], category: dict[int, str]
+) -> list[dict[str, Any]]:
+    """The cases the product showed, by score band: how many, and the share with the appeal's category (random
+    orders reach the ``random`` row's share)."""
+    bands = []
+    for low, high in itertools.pairwise(SCORE_BANDS):
+        hits = [
+            category.get(order_id) == c
+            for cases, c in zip(scored, wanted, strict=True)
+            for score, order_id in cases
+            if low <= score < high
+        ]
+        bands.append(
+            {
+                "from": low,
+                "below": high,
+                "cases": len(hits),
+                "same_category": round(sum(hits) / len(hits), 4) if hits else None,
+            }
+        )
+    return bands
+
+
 def run(
-    rows: list[dict[str, Any]], queries: list[int], history: list[int], name: str, exhaustive: int, now: datetime
+    rows: list[dict[str, Any]],
+    queries: list[int],
+    history: list[int],
+    name: str,
+    exhaustive: int,
+    now: datetime,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     from sqlalchemy import select
 
@@ -236,7 +271,10 @@ def run(
             {"title": rows[q]["title"], "content": rows[q]["content"], "created_at": now, "channel": "hotline"}
             for q in queries
         ]
+        scored: list[list[tuple[float, int]]] = []
         for variant, candidates in variants.items():
+            if only and variant not in only:
+                continue
             dedupe._telling_word_candidates = candidates
             shown, lat = [], []
             try:
@@ -245,15 +283,23 @@ def run(
                     result = dedupe.check(s, data=appeal)
                     lat.append((time.perf_counter() - t) * 1000)
                     shown.append([c.order.id for c in result.similar][:SHOWN])
+                    if variant == "product":
+                        scored.append([(c.score, c.order.id) for c in result.similar][:SHOWN])
             finally:
                 dedupe._telling_word_candidates = source
             out[variant] = _summary(shown, wanted, category) | {
                 "check_ms": {k: round(v, 1) for k, v in percentiles(lat).items() if k != "n"}
             }
             out[f"_{variant}_shown"] = shown
+        out["product_by_score"] = _by_score(scored, wanted, category)
         ref = [_exhaustive(s, texts, rows[q]["title"] + "\n" + rows[q]["content"], SHOWN) for q in queries[:exhaustive]]
-        out["exhaustive"] = _summary(ref, wanted[:exhaustive], category)
+        if ref:
+            out["exhaustive"] = _summary(ref, wanted[:exhaustive], category)
         for variant in variants:
+            if f"_{variant}_shown" not in out:
+                continue
+            if not ref:
+                continue
             mine = out[f"_{variant}_shown"][:exhaustive]
             out[variant]["first_n_queries_same_category_share"] = _summary(mine, wanted[:exhaustive], category)[
                 "same_category_share_of_shown"
@@ -326,6 +372,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--speed", metavar="URL", help="time dedupe.check on this filled database instead")
     ap.add_argument("--speed-appeals", type=int, default=150, help="demo appeals and real messages timed (--speed)")
+    ap.add_argument(
+        "--variants",
+        help="comma-separated sources of candidates to run (product, fewer_telling_words, rarest_pairs, "
+        "without_word_source; default all): with some, written to similar_cases_<variants>.json",
+    )
     args = ap.parse_args()
     if not DEV.exists():
         sys.exit(f"{DEV} not found (run from the project root with the shared data present)")
@@ -346,15 +397,19 @@ def main() -> int:
     results: dict[str, Any] = {"messages": len(rows), "queries": len(queries), "seed": args.seed}
 
     new_history = [i for i in range(len(rows)) if int(groups[i]) not in held_groups]
-    results["new_wording"] = run(rows, queries, new_history, "new", args.exhaustive, now)
+    only = frozenset(v.strip() for v in args.variants.split(",")) if args.variants else frozenset()
+    unknown = only - set(_variants())
+    if unknown:
+        sys.exit(f"--variants: unknown {', '.join(sorted(unknown))} (known: {', '.join(_variants())})")
+    results["new_wording"] = run(rows, queries, new_history, "new", args.exhaustive, now, only)
 
     reposted = [q for q in queries if members[int(groups[q])] > 1]
     full_history = [i for i in range(len(rows)) if i not in held]
-    with_copies = run(rows, queries, full_history, "copies", args.exhaustive, now)
+    with_copies = run(rows, queries, full_history, "copies", args.exhaustive, now, only)
     # Which history orders are near copies of each query (the same near-duplicate group), by the history file's ids.
     order_ids = with_copies.pop("_ids")
     copies = {q: {order_ids[i] for i in full_history if int(groups[i]) == int(groups[q])} for q in reposted}
-    for variant in _variants():
+    for variant in [v for v in _variants() if f"_{v}_shown" in with_copies]:
         shown = dict(zip(queries, with_copies[f"_{variant}_shown"], strict=True))
         first = sum(bool(shown[q]) and shown[q][0] in copies[q] for q in reposted)
         anywhere = sum(bool(set(shown[q]) & copies[q]) for q in reposted)
@@ -365,7 +420,7 @@ def main() -> int:
     for part in ("new_wording", "with_reposts"):
         for key in [k for k in results[part] if k.startswith("_")]:
             del results[part][key]
-    path = write_result("similar_cases", results)
+    path = write_result("similar_cases" + "".join(f"_{v}" for v in sorted(only)), results)
     print(path.read_text())
     return 0
 
