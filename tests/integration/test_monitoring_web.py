@@ -203,6 +203,50 @@ def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_ha
     assert '<div data-key="value"><small>读数</small> 31cm</div>' in details
 
 
+def test_a_cameras_confidence_reads_in_percent_on_the_list_its_page_and_its_order_as_in_the_orders_text(
+    world: dict[str, Any],
+) -> None:
+    """The list showed a detection's confidence as 0.93 while its order's text said 置信度 94%: every page shows it
+    in percent — the latest frame under 最新读数, the peak under 峰值, the peak being what the order's text says."""
+    with session_scope() as s:
+        service.create_sensor(
+            s,
+            data=SensorCreate(
+                code="CAM-P", name="稻香市场摄像头", kind="video_ai", metrics={"garbage_exposed": ""}, unit_code="MW-S1"
+            ),
+        )
+        service.create_rule(
+            s,
+            data=RuleCreate(
+                name="暴露垃圾识别",
+                sensor_kind="video_ai",
+                metric="garbage_exposed",
+                comparison=">=",
+                threshold=0.8,
+                clear_threshold=0.3,
+            ),
+        )
+        frames = [
+            {"sensor_code": "CAM-P", "measured_at": (world["t0"] + timedelta(minutes=m)).isoformat(), "value": v}
+            for m, v in ((5, 0.94), (6, 0.93))
+        ]
+        assert service.ingest(s, items=frames).alarms_raised == 1
+    dsp = login("mw-dsp")
+    [alarm] = dsp.get("/api/v1/alarms", params={"sensor": "CAM-P"}).json()["items"]
+    assert (alarm["peak_value"], alarm["current_value"]) == (0.94, 0.93)  # the API keeps the numbers
+    row = dsp.get("/monitoring").text.split(f'data-alarm="{alarm["id"]}"')[1].split("</tr>")[0]
+    assert re.search(r'data-testid="alarm-current">暴露垃圾 <strong>93%</strong>', row), row
+    assert '<small data-testid="alarm-limit">限值 ≥ 80%</small>' in row, row
+    assert 'data-testid="alarm-peak">94%</td>' in row and "0.9" not in row
+    sensor_page = dsp.get("/monitoring/sensors/CAM-P").text
+    assert 'data-testid="alarm-peak">94%</td>' in sensor_page and "暴露垃圾 <strong>93%</strong>" in sensor_page
+    assert "0.93" not in sensor_page and "0.94" not in sensor_page
+    order_page = dsp.get(f"/orders/{alarm['order_id']}").text
+    assert "置信度 94%" in order_page
+    details = order_page.split('data-testid="channel-details">')[1].split("</td>")[0]
+    assert '<div data-key="value"><small>读数</small> 94%</div>' in details, details
+
+
 def test_a_rules_limits_read_in_its_sensors_unit_and_mixed_units_are_flagged(world: dict[str, Any]) -> None:
     """The rules page said 积水深度 > 20 — cm or m? A rule keeps no unit: its number is read in whatever each sensor
     sends. The page now writes the unit its sensors report in, and flags a rule whose sensors report in several
