@@ -178,24 +178,9 @@ def test_a_camera_across_a_community_boundary_joins_the_order_which_names_both_c
         Unit(code="M-SQ2", name="荷塘社区居委会", tier=UnitTier.COMMUNITY, parent_id=units["street"], boundary=EAST)
     )
     db_session.commit()
-    _sensor(
-        db_session,
-        "CAM-W",
-        name="桂花路西摄像头",
-        lat=23.05,
-        lng=113.0999,
-        kind="video_ai",
-        metrics={"garbage_exposed": ""},
-    )
-    _sensor(
-        db_session,
-        "CAM-E",
-        name="荷塘路东摄像头",
-        lat=23.05,
-        lng=113.1001,
-        kind="video_ai",
-        metrics={"garbage_exposed": ""},
-    )
+    camera = {"lat": 23.05, "kind": "video_ai", "metrics": {"garbage_exposed": ""}}
+    _sensor(db_session, "CAM-W", name="桂花路西摄像头", lng=113.0999, **camera)
+    _sensor(db_session, "CAM-E", name="荷塘路东摄像头", lng=113.1001, **camera)
     _garbage_rule(db_session)
     db_session.commit()
     west, east = service.require_sensor(db_session, code="CAM-W"), service.require_sensor(db_session, code="CAM-E")
