@@ -2121,16 +2121,19 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     # An order holding several alarms (a sensor's again, a camera's near another's: one problem) is escalated by its
     # alarms once — by the first escalated — not one urgency step per alarm (two cameras made it 特急 by themselves).
     order_ids = sorted({alarm.order_id for alarm, _, _ in rows if alarm.order_id is not None})
-    # By the alarms' ``escalated`` events, not ``escalated_at``: a reopening forgets that (its episode is escalated
-    # anew), and the order escalated in its earlier episode is not escalated a second time for the same problem.
+    # By the alarms' ``escalated`` events that escalated their order (``urgency_from``), not ``escalated_at``: a
+    # reopening forgets that (its episode is escalated anew), and the order escalated in an earlier episode is not
+    # escalated a second time for the same problem.
     escalated_before = (
-        set(
-            session.scalars(
-                select(Alarm.order_id)
+        {
+            order_id
+            for order_id, payload in session.execute(
+                select(Alarm.order_id, AlarmEvent.payload)
                 .join(AlarmEvent, AlarmEvent.alarm_id == Alarm.id)
                 .where(Alarm.order_id.in_(order_ids), AlarmEvent.action == "escalated")
             )
-        )
+            if isinstance(payload, dict) and payload.get("order_id") == order_id and "urgency_from" in payload
+        }
         if order_ids
         else set()
     )
