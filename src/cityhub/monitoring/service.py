@@ -1238,8 +1238,8 @@ def _tell_cleared(session: Session, alarm: Alarm, *, actor: orders.Actor, note: 
     if value is not None:
         sensor = session.get(Sensor, alarm.sensor_id)
         unit = sensor.metrics.get(alarm.metric, "") if sensor is not None else ""
-        now = figure(value, unit, confidence=sensor is not None and is_confidence(sensor.kind, alarm.metric))
-        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {now}"
+        shown = figure(value, unit, confidence=sensor is not None and is_confidence(sensor.kind, alarm.metric))
+        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {shown}"
         if not _order_told_of_reopening(session, alarm.id):
             _tell_order(session, alarm, actor=actor, text=text)
     else:
