@@ -541,6 +541,41 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     assert [f["properties"]["severity"] for f in layer] == ["critical", "info"]
 
 
+def test_a_cameras_confidence_reads_in_percent_on_the_map_as_on_the_pages(client, world) -> None:
+    """A detection's popups said 0.93 and 峰值 0.94 beside an order saying 置信度 94%."""
+    from datetime import UTC, datetime
+
+    from cityhub.monitoring import service as monitoring
+    from cityhub.monitoring.schemas import RuleCreate, SensorCreate
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    with session_scope() as s:
+        camera = SensorCreate(
+            code="CAM-JT",
+            name="景泰市场摄像头",
+            kind="video_ai",
+            metrics={"garbage_exposed": ""},
+            lat=23.181,
+            lng=113.281,
+            unit_code="440111004",
+        )
+        monitoring.create_sensor(s, data=camera)
+        rule = RuleCreate(
+            name="暴露垃圾", sensor_kind="video_ai", metric="garbage_exposed", comparison=">=", threshold=0.8
+        )
+        monitoring.create_rule(s, data=rule)
+        frames = [
+            {"sensor_code": "CAM-JT", "measured_at": (start + timedelta(minutes=m)).isoformat(), "value": v}
+            for m, v in ((0, 0.94), (1, 0.93))
+        ]
+        assert monitoring.ingest(s, items=frames).alarms_raised == 1
+    (sensor,) = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/sensors"))
+    assert re.fullmatch(r"暴露垃圾 93%（\d\d-\d\d \d\d:\d\d）", sensor["properties"]["summary"]), sensor
+    (alarm,) = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/alarms"))
+    summary = alarm["properties"]["summary"]
+    assert summary.startswith("暴露垃圾 现为 93%（限值 ≥ 80%；峰值 94%，共 2 次，"), summary
+
+
 def test_the_map_counts_as_overdue_exactly_the_orders_the_lists_overdue_criterion_lists(client, world) -> None:
     """超期 is one definition (``models.OVERDUE_NOW_SQL``): open and past the limit now. An order returned (退单)
     after its limit ran out is still open and late: on the map's counts, cells and points as in ``/orders?overdue=1``;

@@ -293,3 +293,25 @@ def test_a_sensors_file_says_which_sensors_no_unit_answers_for(
     code, out, _ = cli_run("sensors", "list")
     rows = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()}
     assert code == 0 and rows["WL-9"][3] == "no responsible unit (unplaced)" and rows["WL-1"][3] == "桂花社区"
+
+
+def test_a_cameras_confidence_reads_in_percent_in_the_sensor_and_alarm_lists(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """As the pages and its order's text say it (置信度 94%): the lists wrote 0.93 and (peak 0.94)."""
+    sensors = tmp_path / "sensors.csv"
+    sensors.write_text("code,name,kind,metrics,lat,lng\nCAM-1,桂花市场摄像头,video_ai,garbage_exposed,23.05,113.05\n")
+    assert cli_run("sensors", "import", str(sensors))[0] == 0
+    rule = ("--name", "暴露垃圾", "--kind", "video_ai", "--metric", "garbage_exposed", "--when", ">=")
+    assert cli_run("alarm-rules", "add", *rule, "--threshold", "0.8", "--clear", "0.3")[0] == 0
+    readings = tmp_path / "readings.csv"
+    readings.write_text(
+        "sensor_code,measured_at,metric,value\n"
+        "CAM-1,2026-11-30T09:00:00+08:00,garbage_exposed,0.94\n"
+        "CAM-1,2026-11-30T09:01:00+08:00,garbage_exposed,0.93\n"
+    )
+    assert cli_run("sensors", "readings", str(readings))[0] == 0
+    [line] = cli_run("alarms", "list")[1].splitlines()
+    assert "\tgarbage_exposed 93% >= 80% (peak 94%)\t×2\t" in line, line
+    [sensor] = cli_run("sensors", "list")[1].splitlines()
+    assert "garbage_exposed=93%" in sensor, sensor

@@ -82,6 +82,7 @@ def test_a_second_camera_near_the_first_joins_its_open_order_and_says_so(
         "alarms": 2,
         "near_sensor_code": "CAM-A",
         "distance_m": 30,
+        "across_communities": None,
     }
     # The order's trail: the second camera's detection, how far from the first, and the count, in either language.
     note = orders.history(db_session, order_id=order.id)[-1]

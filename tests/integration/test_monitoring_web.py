@@ -150,6 +150,23 @@ def test_an_alarms_snapshot_link_says_it_opens_a_new_tab(world: dict[str, Any]) 
     assert english[0].endswith("(opens in a new tab)</span></a>"), english
 
 
+def _one_rule_and_readings(world: dict[str, Any], sensor: SensorCreate, rule: RuleCreate, values: list[float]) -> Any:
+    """Register ``sensor`` and ``rule`` and ingest ``values`` of the sensor's one metric a minute apart from five
+    minutes after the world's start: the readings' answer."""
+    with session_scope() as s:
+        service.create_sensor(s, data=sensor)
+        service.create_rule(s, data=rule)
+        readings = [
+            {
+                "sensor_code": sensor.code,
+                "measured_at": (world["t0"] + timedelta(minutes=5 + i)).isoformat(),
+                "value": v,
+            }
+            for i, v in enumerate(values)
+        ]
+        return service.ingest(s, items=readings)
+
+
 def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_has_its_order(
     world: dict[str, Any],
 ) -> None:
@@ -157,30 +174,14 @@ def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_ha
     read "当前值 31 > 20" — the last reading past the limit, kept as it was — while the water stood at 14; the row
     now says the latest reading and its unit, the limit, the last crossing, and whose the order is (its state and
     unit), as the API's alarm does (``current_value``, ``unit``, ``order_state``, ``order_lead_unit_name``)."""
-    with session_scope() as s:
-        service.create_sensor(
-            s,
-            data=SensorCreate(
-                code="WL-H", name="稻香涵洞积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="MW-S1"
-            ),
-        )
-        service.create_rule(
-            s,
-            data=RuleCreate(
-                name="涵洞积水超 20",
-                sensor_code="WL-H",
-                metric="depth",
-                comparison=">",
-                threshold=20,
-                clear_threshold=10,
-            ),
-        )
-        readings = [
-            {"sensor_code": "WL-H", "measured_at": (world["t0"] + timedelta(minutes=m)).isoformat(), "value": v}
-            for m, v in ((5, 31), (6, 14))
-        ]
-        result = service.ingest(s, items=readings)
-        assert (result.alarms_raised, result.alarms_cleared) == (1, 0)
+    sensor = SensorCreate(
+        code="WL-H", name="稻香涵洞积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="MW-S1"
+    )
+    rule = RuleCreate(
+        name="涵洞积水超 20", sensor_code="WL-H", metric="depth", comparison=">", threshold=20, clear_threshold=10
+    )
+    result = _one_rule_and_readings(world, sensor, rule, [31, 14])
+    assert (result.alarms_raised, result.alarms_cleared) == (1, 0)
     dsp = login("mw-dsp")
     [alarm] = dsp.get("/api/v1/alarms", params={"sensor": "WL-H"}).json()["items"]
     assert (alarm["state"], alarm["last_value"], alarm["current_value"], alarm["unit"]) == ("active", 31, 14, "cm")
@@ -201,6 +202,39 @@ def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_ha
     assert (attributes["measure_unit"], attributes["measured_at"], attributes["value"]) == ("cm", raised, 31)
     details = dsp.get(f"/orders/{alarm['order_id']}").text.split('data-testid="channel-details">')[1].split("</td>")[0]
     assert '<div data-key="value"><small>读数</small> 31cm</div>' in details
+
+
+def test_a_cameras_confidence_reads_in_percent_on_the_list_its_page_and_its_order_as_in_the_orders_text(
+    world: dict[str, Any],
+) -> None:
+    """The list showed a detection's confidence as 0.93 while its order's text said 置信度 94%: every page shows it
+    in percent — the latest frame under 最新读数, the peak under 峰值, the peak being what the order's text says."""
+    sensor = SensorCreate(
+        code="CAM-P", name="稻香市场摄像头", kind="video_ai", metrics={"garbage_exposed": ""}, unit_code="MW-S1"
+    )
+    rule = RuleCreate(
+        name="暴露垃圾识别",
+        sensor_kind="video_ai",
+        metric="garbage_exposed",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+    )
+    assert _one_rule_and_readings(world, sensor, rule, [0.94, 0.93]).alarms_raised == 1
+    dsp = login("mw-dsp")
+    [alarm] = dsp.get("/api/v1/alarms", params={"sensor": "CAM-P"}).json()["items"]
+    assert (alarm["peak_value"], alarm["current_value"]) == (0.94, 0.93)  # the API keeps the numbers
+    row = dsp.get("/monitoring").text.split(f'data-alarm="{alarm["id"]}"')[1].split("</tr>")[0]
+    assert re.search(r'data-testid="alarm-current">暴露垃圾 <strong>93%</strong>', row), row
+    assert '<small data-testid="alarm-limit">限值 ≥ 80%</small>' in row, row
+    assert 'data-testid="alarm-peak">94%</td>' in row and "0.9" not in row
+    sensor_page = dsp.get("/monitoring/sensors/CAM-P").text
+    assert 'data-testid="alarm-peak">94%</td>' in sensor_page and "暴露垃圾 <strong>93%</strong>" in sensor_page
+    assert "0.93" not in sensor_page and "0.94" not in sensor_page
+    order_page = dsp.get(f"/orders/{alarm['order_id']}").text
+    assert "置信度 94%" in order_page
+    details = order_page.split('data-testid="channel-details">')[1].split("</td>")[0]
+    assert '<div data-key="value"><small>读数</small> 94%</div>' in details, details
 
 
 def test_a_rules_limits_read_in_its_sensors_unit_and_mixed_units_are_flagged(world: dict[str, Any]) -> None:

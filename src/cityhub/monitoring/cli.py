@@ -114,7 +114,7 @@ def list_command(
     """Sensors by code (tab-separated: code, kind, active/silent/retired — silent: in service, no reading for longer
     than it may stay quiet — unit, or "no responsible unit (unplaced)", open alarms, latest readings, name)."""
     from cityhub.monitoring import service
-    from cityhub.monitoring.rules import SensorState, SensorStatus
+    from cityhub.monitoring.rules import SensorState, SensorStatus, figure, is_confidence
     from cityhub.org.service import unit_directory
 
     try:
@@ -129,7 +129,10 @@ def list_command(
         conditions = service.sensor_conditions(session, sensors)
         for s in sensors:
             unit = units.get(s.unit_id) if s.unit_id else None
-            latest = ", ".join(f"{m}={v['value']:g}{s.metrics.get(m, '')}" for m, v in (s.latest or {}).items())
+            latest = ", ".join(
+                f"{m}={figure(v['value'], s.metrics.get(m), confidence=is_confidence(s.kind, m))}"
+                for m, v in (s.latest or {}).items()
+            )
             state = conditions[s.id].state
             shown = state.value if state in (SensorState.SILENT, SensorState.RETIRED) else "active"
             # A sensor no unit answers for says so, as the 监测预警 page marks it (未确定所属单位), not a bare dash.
@@ -321,6 +324,7 @@ def alarms_list_command(
 ) -> None:
     """Alarms, newest first (tab-separated: id, state, severity, sensor, raised at, value/limit, count, order)."""
     from cityhub.monitoring import service
+    from cityhub.monitoring.rules import figure, is_confidence
     from cityhub.monitoring.schemas import AlarmRead
 
     kind = _kind(kind)
@@ -332,10 +336,12 @@ def alarms_list_command(
         if as_json:
             typer.echo(AlarmRead.model_validate(item).model_dump_json())
             continue
+        sure = is_confidence(item["sensor_kind"], item["metric"])  # a camera's 93%, as the pages and its order say
+        last, bound, peak = (figure(item[k], confidence=sure) for k in ("last_value", "threshold", "peak_value"))
         typer.echo(
             f"{item['id']}\t{item['state']}\t{item['severity']}\t{item['sensor_code']}\t"
-            f"{item['raised_at']:%Y-%m-%d %H:%M}Z\t{item['metric']} {item['last_value']:g} "
-            f"{item['comparison']} {item['threshold']:g} (peak {item['peak_value']:g})\t×{item['count']}\t"
+            f"{item['raised_at']:%Y-%m-%d %H:%M}Z\t{item['metric']} {last} "
+            f"{item['comparison']} {bound} (peak {peak})\t×{item['count']}\t"
             f"{item['order_number'] or '-'}\t{item['sensor_name']}"
         )
     if has_more:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 
 from cityhub.config import get_settings
 from cityhub.monitoring.models import Alarm, AlarmRule, Sensor
-from cityhub.monitoring.rules import RuleKind, SensorState, Severity
+from cityhub.monitoring.rules import RuleKind, SensorState, Severity, figure, is_confidence
 from cityhub.monitoring.service import open_alarm_counts, open_alarm_severities, sensor_conditions, sensor_scope
 from cityhub.onemap.registry import (
     FeatureCollection,
@@ -64,7 +64,8 @@ def _latest_text(ctx: MapContext, sensor: Sensor) -> str:
         at = datetime.fromisoformat(latest["at"]).astimezone(tz).strftime("%m-%d %H:%M")
         unit = sensor.metrics.get(metric, "") if sensor.metrics else ""
         name = ctx.t.label("metric", metric)
-        parts.append(ctx.t("map.sensor.reading", metric=name, value=f"{latest['value']:g}", unit=unit, at=at))
+        shown = figure(latest["value"], confidence=is_confidence(sensor.kind, metric))  # a camera's 93%, as the pages
+        parts.append(ctx.t("map.sensor.reading", metric=name, value=shown, unit=unit, at=at))
     return ctx.t("map.sensor.reading_sep").join(parts)
 
 
@@ -142,13 +143,14 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
         # The reading now, not the alarm's last one past the limit, which stays while the readings are back inside it
         # but not yet past the clear threshold (a river at 5.08 m read "5.2 >= 5.2"); a silence alarm has none.
         now = latest.get("value") if isinstance(latest, dict) else None
+        sure = is_confidence(sensor.kind, alarm.metric)  # a camera's confidence in percent, as the pages show it
         summary = ctx.t(
             "map.alarm.summary_now" if now is not None else "map.alarm.summary",
             metric=ctx.t.label("metric", alarm.metric),
-            value=f"{now if now is not None else alarm.last_value:g}{unit}",
+            value=figure(now if now is not None else alarm.last_value, unit, confidence=sure),
             comparison=ctx.t.label("comparison", alarm.comparison),
-            threshold=f"{alarm.threshold:g}{unit}",
-            peak=f"{alarm.peak_value:g}",
+            threshold=figure(alarm.threshold, unit, confidence=sure),
+            peak=figure(alarm.peak_value, confidence=sure),
             count=alarm.count,
             since=since,
         )

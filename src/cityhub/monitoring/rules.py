@@ -94,6 +94,18 @@ def metric_name(metric: str) -> str:
     return MEASURES.get(metric) or DETECTIONS.get(metric) or metric
 
 
+def is_confidence(sensor_kind: str | None, metric: str) -> bool:
+    """Whether ``metric`` of a sensor of ``sensor_kind`` is a detection's confidence (0–1): a video-AI camera's
+    metrics but its silence."""
+    return sensor_kind == SensorKind.VIDEO_AI and metric != SILENCE_METRIC
+
+
+def figure(value: float, unit: str | None = "", *, confidence: bool = False) -> str:
+    """A reading as every page and text shows it: a detection's confidence in whole percent (0.935 → "94%"), as the
+    order's text says it; any other value as a plain number with its measurement unit (26.0, "cm" → "26cm")."""
+    return f"{value:.0%}" if confidence else f"{value:g}{unit or ''}"
+
+
 class SensorStatus(enum.StrEnum):
     """Which sensors a list shows (``status=``): in service (the default), those in service whose status now is normal,
     alarming or silent (离线) — the values of :class:`SensorState` — retired (停用), or all."""

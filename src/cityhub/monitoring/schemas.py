@@ -390,7 +390,10 @@ class AlarmRead(BaseModel):
     order_number: str | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
-    escalated_at: datetime | None = Field(description="when it was escalated (升级), still unacknowledged")
+    escalated_at: datetime | None = Field(
+        description="when it was escalated (升级), still unacknowledged; null again once it is reopened, until that "
+        "episode is escalated"
+    )
     cleared_at: datetime | None
     cleared_by: str | None
     media_url: str | None = Field(

@@ -54,7 +54,9 @@ from cityhub.monitoring.rules import (
     check_clear_threshold,
     cleared_by_person,
     evaluate,
+    figure,
     implausible,
+    is_confidence,
     metric_name,
     silent_after,
     silent_since,
@@ -868,6 +870,9 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
     late = 0
     changed: list[dict[str, Any]] = []
     added: list[dict[str, Any]] = []
+    # Evaluated first (pure), written then: the areas where a raised alarm may join another sensor's order are locked
+    # before anything is written (:func:`_lock_join_areas`).
+    evaluated: list[tuple[Sensor, str, AlarmRule, RuleSpec, list[Transition]]] = []
     for (sensor_id, metric), readings in series.items():
         sensor = sensors[sensor_id]
         series_late = 0
@@ -877,8 +882,7 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
                 continue
             key = (sensor_id, rule.id)
             known = states.get(key)
-            alarm = alarms.get(key)
-            before = replace(known or EvalState(), open=alarm is not None)
+            before = replace(known or EvalState(), open=key in alarms)
             result = evaluate(spec, before, readings)
             series_late = max(series_late, result.late)
             after = result.state
@@ -892,25 +896,30 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
                     "armed": after.armed,
                 }
                 (added if known is None else changed).append(values)
-            for transition in result.transitions:
-                shot = media.get((sensor_id, metric, transition.at))
-                alarm = _apply(
-                    session,
-                    sensor,
-                    rule,
-                    spec,
-                    alarm,
-                    transition,
-                    tally,
-                    open_orders=open_orders,
-                    now=now,
-                    media_url=shot,
-                )
-            if alarm is not None and alarm.open_key is not None:
-                alarms[key] = alarm
-            else:
-                alarms.pop(key, None)
+            if result.transitions:
+                evaluated.append((sensor, metric, rule, spec, result.transitions))
         late += series_late
+    if open_orders:
+        _lock_join_areas(
+            session,
+            [
+                (sensor, rule.metric)
+                for sensor, _, rule, _, transitions in evaluated
+                if opens_order(rule) and any(t.change == Change.RAISE for t in transitions)
+            ],
+        )
+    for sensor, metric, rule, spec, transitions in evaluated:
+        key = (sensor.id, rule.id)
+        alarm = alarms.get(key)
+        for transition in transitions:
+            shot = media.get((sensor.id, metric, transition.at))
+            alarm = _apply(
+                session, sensor, rule, spec, alarm, transition, tally, open_orders=open_orders, now=now, media_url=shot
+            )
+        if alarm is not None and alarm.open_key is not None:
+            alarms[key] = alarm
+        else:
+            alarms.pop(key, None)
     silence = {r.id for r in rules if r.kind == RuleKind.SILENCE}
     if silence:
         default = get_monitoring_settings().sensor_silent_after_minutes
@@ -1101,6 +1110,9 @@ def _reopen(
     alarm.state = (AlarmState.ACKNOWLEDGED if alarm.acknowledged_at else AlarmState.ACTIVE).value
     alarm.open_key = f"{sensor.id}:{rule.id}"
     alarm.cleared_at = alarm.cleared_by = alarm.clear_value = None
+    # A new episode: escalated anew when nobody acknowledges it in the rule's time from now (its earlier escalation
+    # stays in its trail); until December 2026 an alarm escalated once was never escalated again.
+    alarm.escalated_at = None
     alarm.count += 1
     alarm.last_value, alarm.last_at = value, at
     alarm.peak_value = _worse(alarm.comparison, alarm.peak_value, value)
@@ -1122,9 +1134,9 @@ def _reopen(
     if quiet:
         return
     if told:
-        unit = sensor.metrics.get(alarm.metric, "")
+        shown = figure(value, sensor.metrics.get(alarm.metric), confidence=is_confidence(sensor.kind, alarm.metric))
         text = (
-            f"alarm #{alarm.id} crossed the limit again at {_local(at)}: {alarm.metric} {value:g}{unit}, "
+            f"alarm #{alarm.id} crossed the limit again at {_local(at)}: {alarm.metric} {shown}, "
             f"{_minutes_after(cleared_at, at)} min after it cleared; reopened, no new alarm; "
             "further crossings are counted on the alarm"
         )
@@ -1226,7 +1238,8 @@ def _tell_cleared(session: Session, alarm: Alarm, *, actor: orders.Actor, note: 
     if value is not None:
         sensor = session.get(Sensor, alarm.sensor_id)
         unit = sensor.metrics.get(alarm.metric, "") if sensor is not None else ""
-        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {value:g}{unit}"
+        shown = figure(value, unit, confidence=sensor is not None and is_confidence(sensor.kind, alarm.metric))
+        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {shown}"
         if not _order_told_of_reopening(session, alarm.id):
             _tell_order(session, alarm, actor=actor, text=text)
     else:
@@ -1252,6 +1265,56 @@ def _notify_cleared(session: Session, alarm: Alarm, *, note: str | None) -> None
         "reopened": reopened_count(session, alarm.id),
     }
     _notify(session, alarm, sensor, payload, cleared=True)
+
+
+def order_closed_note(number: str) -> str:
+    """Why an alarm was cleared when its order was closed (a fixed form, as :func:`_tell_order`'s)."""
+    return f"order {number} closed while the alarm was open"
+
+
+def resolve_closed(session: Session, *, order_id: int | None = None, now: datetime | None = None) -> int:
+    """Clear the open alarms whose order is closed (办结) — of ``order_id``, or of every closed order — as the system:
+    the unit has answered for the problem, so a camera that still sees it (or sees it again) raises a new alarm at its
+    next crossing and that alarm opens a new order, instead of the old alarm counting on, unseen, on a closed order
+    and being escalated. Each alarm's ``cleared`` event and the ``alarm_cleared`` notification name the order; the
+    order's trail gets one comment naming its alarms. Final, as a person's clear — but not disarming: the rule state
+    is left as the readings made it (:func:`rules.evaluate` raises at the next breaching reading, its duration held
+    already). Called by the life cycle when an order of a machine channel is closed
+    (:func:`cityhub.workorders.service.act`) and by the escalation job for alarms left open before (since December
+    2026). How many alarms were cleared."""
+    from cityhub.workorders.lifecycle import CLOSED_STATES
+
+    now = now or utcnow()
+    query = (
+        select(Alarm, Order.number)
+        .join(Order, Order.id == Alarm.order_id)
+        .where(Alarm.open_key.is_not(None), Order.state.in_([s.value for s in CLOSED_STATES]))
+        .order_by(Alarm.id)
+        .execution_options(populate_existing=True)
+    )
+    if order_id is not None:
+        query = query.where(Order.id == order_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # An alarm a batch of readings is writing at this moment is left to the escalation job's next run: the close
+        # (holding its order) never waits for a batch that may wait for the order (a deadlock).
+        query = query.with_for_update(of=Alarm, skip_locked=True)
+    found = session.execute(query).all()
+    by_order: dict[int, list[int]] = defaultdict(list)
+    for alarm, number in found:
+        note = order_closed_note(number)
+        _close(session, alarm, actor=orders.SYSTEM, at=now, value=None, note=note, tell=False)
+        _notify_cleared(session, alarm, note=note)
+        assert alarm.order_id is not None
+        by_order[alarm.order_id].append(alarm.id)
+    for closed_id, ids in sorted(by_order.items()):
+        many = len(ids) > 1
+        text = (
+            f"{'alarms' if many else 'alarm'} {', '.join(f'#{i}' for i in ids)} cleared at {_local(now)}: "
+            f"the order was closed while {'they were' if many else 'it was'} open; "
+            "a crossing from now on opens a new order"
+        )
+        orders.act(session, order_id=closed_id, action="comment", actor=orders.SYSTEM, params={"text": text}, now=now)
+    return len(found)
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
@@ -1331,7 +1394,8 @@ def _silence_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, s
 
 def _detection_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]:
     seen = DETECTIONS.get(alarm.metric, alarm.metric)
-    sure = f"{alarm.peak_value:.0%}" if alarm.peak_value is not None and 0 <= alarm.peak_value <= 1 else "—"
+    # The peak (as the 监测预警 page's 峰值 says it), which when the order is opened is the raising frame's.
+    sure = figure(alarm.peak_value, confidence=True) if 0 <= alarm.peak_value <= 1 else "—"
     where = f"，位于{sensor.address}" if sensor.address else ""
     lines = [
         f"摄像头“{sensor.name}”（编号 {sensor.code}{where}）的视频智能分析于 {_local(alarm.raised_at)} 识别到"
@@ -1421,6 +1485,9 @@ class Joined:
     alarms: int
     near_sensor_code: str | None = None
     distance_m: int | None = None
+    # The joining sensor's community and the order's, by code, when they differ (two cameras either side of a
+    # community boundary): the order stays with its unit, and says so.
+    across_communities: dict[str, str] | None = None
 
     def payload(self) -> dict[str, Any]:
         """As the ``order_joined`` event and the ``alarm`` webhook's ``joined`` say it."""
@@ -1430,7 +1497,43 @@ class Joined:
             "alarms": self.alarms,
             "near_sensor_code": self.near_sensor_code,
             "distance_m": self.distance_m,
+            "across_communities": self.across_communities,
         }
+
+
+def _join_box(lat: float, within: float) -> tuple[float, float]:
+    """Half the sides, in degrees of latitude and longitude, of the box within ``within`` metres of a point at
+    ``lat``: where :func:`_order_to_join` looks for sensors near."""
+    return within / 111_320, within / (111_320 * max(math.cos(math.radians(lat)), 0.01))
+
+
+def _lock_join_areas(session: Session, raising: Sequence[tuple[Sensor, str]]) -> None:
+    """On PostgreSQL, before alarms are raised that may join another sensor's order (``raising``: each sensor and
+    metric), take a transaction-level advisory lock on every cell of a grid of ``CITYHUB_ALARM_JOIN_WITHIN_M`` that
+    the sensor's join box touches, keyed by the sensor's kind and the metric — all at once, in key order, so two
+    transactions never wait for each other's. Two sensors within that distance share a key (the one's cell lies in the
+    other's box), so two batches raising near each other decide one after the other and the second sees the first's
+    order: without it each locked only its own sensor's row and both opened an order. A sensor without a position
+    joins its own orders only, which its row lock orders already; SQLite has one writer."""
+    import hashlib
+
+    within = get_monitoring_settings().alarm_join_within_m
+    if within <= 0 or session.get_bind().dialect.name != "postgresql":
+        return
+    cell = within / 111_320  # degrees, on both axes
+    keys: set[int] = set()
+    for sensor, metric in raising:
+        if sensor.lat is None or sensor.lng is None or metric == SILENCE_METRIC:
+            continue
+        dlat, dlng = _join_box(sensor.lat, within)
+        rows = range(math.floor((sensor.lat - dlat) / cell), math.floor((sensor.lat + dlat) / cell) + 1)
+        columns = range(math.floor((sensor.lng - dlng) / cell), math.floor((sensor.lng + dlng) / cell) + 1)
+        for row in rows:
+            for column in columns:
+                name = f"cityhub:alarm-join:{sensor.kind}:{metric}:{row}:{column}".encode()
+                keys.add(int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True))
+    for key in sorted(keys):
+        session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _order_to_join(session: Session, *, alarm: Alarm, sensor: Sensor) -> tuple[Order, Sensor | None, float] | None:
@@ -1457,8 +1560,7 @@ def _order_to_join(session: Session, *, alarm: Alarm, sensor: Sensor) -> tuple[O
     if within <= 0 or alarm.metric == SILENCE_METRIC or sensor.lat is None or sensor.lng is None:
         return None
     # A box around the sensor first (by its latitude's degrees), the distance then.
-    dlat = within / 111_320
-    dlng = within / (111_320 * max(math.cos(math.radians(sensor.lat)), 0.01))
+    dlat, dlng = _join_box(sensor.lat, within)
     since = alarm.raised_at - timedelta(minutes=settings.alarm_join_window_minutes)
     rows = session.execute(
         select(Order, Sensor)
@@ -1513,15 +1615,21 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Joine
     alarm.order_id = order.id
     session.flush()
     count = session.scalar(select(func.count()).select_from(Alarm).where(Alarm.order_id == order.id)) or 1
+    theirs = ours = None
+    if near is not None and sensor.community_id and order.community_id and sensor.community_id != order.community_id:
+        theirs, ours = session.get(Unit, sensor.community_id), session.get(Unit, order.community_id)
+    across = {"sensor_community": theirs.code, "order_community": ours.code} if theirs and ours else None
     joined = Joined(
         order=order,
         alarms=count,
         near_sensor_code=near.code if near is not None else None,
         distance_m=round(metres) if near is not None else None,
+        across_communities=across,
     )
     _event(session, alarm, "order_joined", actor=orders.SYSTEM, at=utcnow(), **joined.payload())
-    unit = sensor.metrics.get(alarm.metric, "")
-    reading = f"{alarm.metric} {alarm.first_value:g}{unit} {alarm.comparison} limit {alarm.threshold:g}{unit}"
+    unit, sure = sensor.metrics.get(alarm.metric, ""), is_confidence(sensor.kind, alarm.metric)
+    value, limit = (figure(v, unit, confidence=sure) for v in (alarm.first_value, alarm.threshold))
+    reading = f"{alarm.metric} {value} {alarm.comparison} limit {limit}"
     if near is None:
         text = f'sensor "{sensor.name}" alarmed again (alarm #{alarm.id}) at {_local(alarm.raised_at)}: {reading}'
     else:
@@ -1529,6 +1637,10 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Joine
             f'sensor "{sensor.name}" alarmed (alarm #{alarm.id}) at {_local(alarm.raised_at)}: {reading}; '
             f'{joined.distance_m} m from sensor "{near.name}", whose alarm this order is handling'
         )
+    if theirs is not None and ours is not None:
+        # One pile seen from either side of a community boundary is one problem: the order is not moved nor split
+        # (the dispatcher may hand it on or add the other community as assisting), but nobody is left unaware.
+        text += f'; sensor "{sensor.name}" stands in {theirs.name}, this order in {ours.name}: not moved'
     text += f"; this order is still being handled: no new order; alarms on this order: {count}"
     if alarm.media_url:
         text += f"; snapshot: {alarm.media_url}"
@@ -1953,6 +2065,9 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     from cityhub.workorders.lifecycle import OPEN_STATES, Action
 
     now = now or utcnow()
+    # Alarms still open on an order closed before December 2026 (or behind the life cycle's back) are answered for:
+    # cleared, not escalated.
+    resolve_closed(session, now=now)
     default = get_monitoring_settings().alarm_escalate_after_minutes
     groups: dict[int, list[int]] = defaultdict(list)
     for rule_id, minutes in session.execute(select(AlarmRule.id, AlarmRule.escalate_after_minutes)):
@@ -2006,14 +2121,19 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     # An order holding several alarms (a sensor's again, a camera's near another's: one problem) is escalated by its
     # alarms once — by the first escalated — not one urgency step per alarm (two cameras made it 特急 by themselves).
     order_ids = sorted({alarm.order_id for alarm, _, _ in rows if alarm.order_id is not None})
+    # By the alarms' ``escalated`` events that escalated their order (``urgency_from``), not ``escalated_at``: a
+    # reopening forgets that (its episode is escalated anew), and the order escalated in an earlier episode is not
+    # escalated a second time for the same problem.
     escalated_before = (
-        set(
-            session.scalars(
-                select(Alarm.order_id).where(
-                    Alarm.order_id.in_(order_ids), Alarm.escalated_at.is_not(None), Alarm.id.not_in(sorted(claimed))
-                )
+        {
+            order_id
+            for order_id, payload in session.execute(
+                select(Alarm.order_id, AlarmEvent.payload)
+                .join(AlarmEvent, AlarmEvent.alarm_id == Alarm.id)
+                .where(Alarm.order_id.in_(order_ids), AlarmEvent.action == "escalated")
             )
-        )
+            if isinstance(payload, dict) and payload.get("order_id") == order_id and "urgency_from" in payload
+        }
         if order_ids
         else set()
     )

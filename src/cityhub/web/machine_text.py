@@ -242,6 +242,26 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"id": m[1], "at": m[2], "metric": t.label("metric", m[3]), "value": m[4], "minutes": m[5]},
     ),
     (re.compile(r"reopened, no new alarm"), "why.alarm_reopened_not_new", lambda m, n, t: {}),
+    # The alarms an order held when it was closed (``monitoring.service.resolve_closed``): on the order, in their trail.
+    (
+        re.compile(
+            rf"alarms? ((?:#\d+, )*#\d+) cleared at ({_AT}): the order was closed while (?:it was|they were) open"
+        ),
+        "why.alarm_order_closed",
+        lambda m, n, t: {"ids": m[1], "at": m[2]},
+    ),
+    (re.compile(r"a crossing from now on opens a new order"), "why.alarm_new_order_next", lambda m, n, t: {}),
+    (
+        re.compile(r"order (\S+) closed while the alarm was open"),
+        "why.alarm_order_closed_note",
+        lambda m, n, t: {"number": m[1]},
+    ),
+    # An alarm joining an order from across a community boundary (``monitoring.service._join_open_order``).
+    (
+        re.compile(r'sensor "(.+)" stands in (.+), this order in (.+): not moved'),
+        "why.alarm_other_community",
+        lambda m, n, t: {"sensor": m[1], "theirs": m[2], "ours": m[3]},
+    ),
     (re.compile(r"further crossings are counted on the alarm"), "why.alarm_further_counted", lambda m, n, t: {}),
     (re.compile(r"snapshot: (\S+)"), "why.alarm_snapshot", lambda m, n, t: {"url": m[1]}),
     (

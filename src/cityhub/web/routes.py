@@ -62,6 +62,7 @@ from cityhub.errors import (
 from cityhub.intake import enterprise
 from cityhub.knowledge.models import KnowledgeEntry, ReplyCheck
 from cityhub.monitoring import service as monitoring_service
+from cityhub.monitoring.rules import figure, is_confidence
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
@@ -2229,6 +2230,7 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
         attributes = scrub_values(attributes, known=(order.citizen_name, order.citizen_phone))
     sensor = attributes.get("sensor_code") if isinstance(attributes.get("sensor_code"), str) else None
     measure = attributes.get("measure_unit") if sensor and isinstance(attributes.get("measure_unit"), str) else ""
+    kind_of_sensor = attributes.get("sensor_kind") if isinstance(attributes.get("sensor_kind"), str) else None
     rows = []
     demo = attributes.get("demo") is True
     for key, value in attributes.items():
@@ -2237,7 +2239,8 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
         if key == "finding" and isinstance(value, dict) and isinstance(value.get("summary"), str):
             value = value["summary"]  # a proactive finding: what it found, not its statistics' JSON
         if sensor and key in _READING_NUMBERS and isinstance(value, int | float) and not isinstance(value, bool):
-            text = f"{value:g}{measure}"  # 26cm, not 26.0: the reading as the monitoring pages show it
+            # 26cm, not 26.0; a camera's 92%, not 0.92: the reading as the monitoring pages show it
+            text = figure(value, measure, confidence=is_confidence(kind_of_sensor, str(attributes.get("metric"))))
         elif sensor and key == "measured_at" and isinstance(value, str):
             text = _local_instant(value)
         else:

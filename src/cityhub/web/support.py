@@ -42,6 +42,7 @@ from cityhub.errors import ValidationFailed
 from cityhub.formatting import percent
 from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
 from cityhub.localnames import EnglishNames, english_names
+from cityhub.monitoring.rules import figure, is_confidence
 from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
@@ -201,6 +202,17 @@ def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: A
 _env.globals["validity_state"] = _validity_state
 _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
 _env.filters["percent"] = lambda share: percent(share, missing="—")  # 0.9123 → 91.2%
+
+
+def _reading(value: Any, unit: str | None = None, kind: str | None = None, metric: str = "") -> Any:
+    """A sensor's reading as the monitoring pages show it — ``{{ a.peak_value | reading(a.unit, a.sensor_kind,
+    a.metric) }}``: a camera's confidence in percent (93%, as its order's text), else the number and its unit."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return value
+    return figure(value, unit, confidence=is_confidence(kind, metric))
+
+
+_env.filters["reading"] = _reading
 
 
 def _file_size(size: int) -> str:

@@ -1,0 +1,251 @@
+# ruff: noqa: F811  (fixtures imported from the neighbouring test modules are parameters here)
+"""What the people running the monitoring met, on both backends: a camera still seeing the problem after its order
+was closed (办结) kept its alarm open — no new order, and the alarm escalated on a closed order; an alarm reopened
+after its escalation was never escalated again; a camera across a community boundary joined an order silently."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.orm import Session
+from test_monitoring import EN, PERSON, T0, ZH, _rule, _sensor, _series, _units, units  # noqa: F401  (the fixture)
+from test_monitoring_nearby import NEAR, _alarm_of, _camera, _garbage_rule, _orders, _seen
+
+from cityhub.monitoring import service
+from cityhub.monitoring.models import AlarmEvent
+from cityhub.monitoring.rules import AlarmState
+from cityhub.notify import service as notify
+from cityhub.notify.models import OutboxMessage, Topic
+from cityhub.org.models import Unit, UnitTier
+from cityhub.web.machine_text import explain
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Order, OrderEvent
+
+
+def _answer_and_close(session: Session, order_id: int) -> None:
+    """The unit accepts and replies, the supervisor closes (办结): a machine's order needs no callback."""
+    orders.act(session, order_id=order_id, action="accept", actor=PERSON)
+    orders.act(session, order_id=order_id, action="reply", actor=PERSON, params={"text": "已清运"})
+    orders.act(session, order_id=order_id, action="close", actor=PERSON)
+
+
+def _actions(session: Session, alarm_id: int) -> list[str]:
+    return [e.action for e in service.alarm_events(session, alarm_id=alarm_id)]
+
+
+def test_closing_an_order_clears_its_alarms_so_a_camera_still_seeing_the_problem_opens_a_new_one(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """Two cameras' alarms on one order, both still active when the supervisor closes it: both are cleared by the close
+    (in their trail, the order's and the alarm_cleared subscribers'), the job escalates neither, and the next crossing
+    frame raises a new alarm that opens a new order — it used to be counted on the old alarm with no order at all."""
+    notify.add_subscription(db_session, target="http://127.0.0.1:9/cleared", topics=["alarm_cleared"])
+    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
+    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
+    _garbage_rule(db_session)
+    db_session.commit()
+    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
+    service.ingest(db_session, items=_seen("CAM-B", [0.9], start=T0 + timedelta(minutes=2)), now=T0)
+    db_session.commit()
+    first, second = _alarm_of(db_session, "CAM-A"), _alarm_of(db_session, "CAM-B")
+    assert first.order_id == second.order_id is not None
+    old = first.order_id
+    _answer_and_close(db_session, old)
+    db_session.commit()
+
+    for alarm in (first, second):
+        db_session.refresh(alarm)
+        assert alarm.state == AlarmState.CLEARED and alarm.open_key is None and alarm.cleared_by == "system"
+        cleared = service.alarm_events(db_session, alarm_id=alarm.id)[-1]
+        order = db_session.get(Order, old)
+        assert order is not None and order.state == State.CLOSED_RESOLVED
+        assert cleared.action == "cleared" and cleared.note == f"order {order.number} closed while the alarm was open"
+        assert explain(ZH, cleared.note) == f"工单 {order.number} 办结时报警仍未解除"
+    # One comment on the closed order naming both alarms, after the close, in either language.
+    trail = orders.history(db_session, order_id=old)
+    assert [e.action for e in trail[-2:]] == ["close", "comment"]
+    text = (trail[-1].payload or {}).get("text", "")
+    assert text.startswith(f"alarms #{first.id}, #{second.id} cleared at ")
+    assert explain(ZH, text).endswith("解除：工单办结时报警仍未解除；此后再次越限将另立新工单")
+    assert explain(EN, text).endswith(
+        "the order was closed while still alarming; a crossing from now on opens a new order"
+    )
+    bodies = [
+        json.loads(notify.render_body(db_session, m))["event"]
+        for m in db_session.scalars(select(OutboxMessage).where(OutboxMessage.topic == Topic.ALARM_CLEARED))
+    ]
+    assert sorted(b["alarm_id"] for b in bodies) == [first.id, second.id]
+    assert {b["note"] for b in bodies} == {f"order {order.number} closed while the alarm was open"}
+
+    # Nothing left to escalate on the closed order.
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=3)) == {"escalated": 0, "orders_escalated": 0}
+    # The camera still sees the pile: the next frame is a new alarm and a new order (not the old one, not none).
+    back = T0 + timedelta(hours=2)
+    again = service.ingest(db_session, items=_seen("CAM-A", [0.93], start=back), now=back)
+    db_session.commit()
+    assert (again.alarms_raised, again.orders_opened, again.alarms_repeated, again.alarms_reopened) == (1, 1, 0, 0)
+    new = _alarm_of(db_session, "CAM-A")
+    assert new.id not in (first.id, second.id) and new.order_id not in (None, old)
+    assert _orders(db_session) == 2
+
+
+def test_the_escalation_job_clears_an_alarm_left_open_on_a_closed_order_instead_of_escalating_it(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """An alarm still open on an order closed before this release (or behind the life cycle's back) is not escalated:
+    the job clears it as the close would have, and the next crossing opens a new order."""
+    _sensor(db_session, "WL-C")
+    _rule(db_session, duration_s=0, escalate_after_minutes=30)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-C", [30]), now=T0)
+    db_session.commit()
+    alarm = _alarm_of(db_session, "WL-C")
+    db_session.execute(update(Order).where(Order.id == alarm.order_id).values(state=State.CLOSED_UNRESOLVED.value))
+    db_session.commit()
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=1)) == {"escalated": 0, "orders_escalated": 0}
+    db_session.commit()
+    db_session.refresh(alarm)
+    assert alarm.state == AlarmState.CLEARED and alarm.escalated_at is None
+    assert _actions(db_session, alarm.id) == ["raised", "order_opened", "cleared"]
+    back = T0 + timedelta(hours=1)
+    later = service.ingest(db_session, items=_series("WL-C", [31], start=back), now=back)
+    db_session.commit()
+    assert (later.alarms_raised, later.orders_opened) == (1, 1)
+
+
+def test_an_alarm_escalated_cleared_and_reopened_is_escalated_again_from_its_reopening(
+    db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Escalated, cleared by the readings, reopened within the re-arm window, and again nobody acknowledges it: it is
+    escalated again the rule's 30 minutes after the reopening (it never was), the badge on the list again — its order,
+    escalated by the first episode, not a second step (特急 for the same problem by one alarm)."""
+    monkeypatch.setenv("CITYHUB_SENSOR_REARM_MINUTES", "30")
+    _sensor(db_session, "WL-E")
+    _rule(db_session, duration_s=0, urgency="normal", escalate_after_minutes=30)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-E", [30]), now=T0)
+    db_session.commit()
+    assert service.escalate_due(db_session, now=T0 + timedelta(minutes=31)) == {"escalated": 1, "orders_escalated": 1}
+    db_session.commit()
+    cleared_at, reopened_at = T0 + timedelta(minutes=40), T0 + timedelta(minutes=50)
+    service.ingest(db_session, items=_series("WL-E", [8], start=cleared_at), now=cleared_at)
+    result = service.ingest(db_session, items=_series("WL-E", [33], start=reopened_at), now=reopened_at)
+    db_session.commit()
+    alarm = _alarm_of(db_session, "WL-E")
+    assert result.alarms_reopened == 1 and alarm.state == AlarmState.ACTIVE
+    assert alarm.escalated_at is None  # this episode is not escalated yet
+    assert service.escalate_due(db_session, now=reopened_at + timedelta(minutes=29))["escalated"] == 0
+    assert service.escalate_due(db_session, now=reopened_at + timedelta(minutes=31)) == {
+        "escalated": 1,
+        "orders_escalated": 0,
+    }
+    db_session.commit()
+    db_session.refresh(alarm)
+    assert alarm.escalated_at is not None
+    escalations = db_session.scalars(
+        select(AlarmEvent.payload).where(AlarmEvent.alarm_id == alarm.id, AlarmEvent.action == "escalated")
+    ).all()
+    assert escalations[-1] == {"after_minutes": 30, "order_id": alarm.order_id, "order_escalated_before": True}
+    order = db_session.get(Order, alarm.order_id)
+    assert order is not None and order.urgency == "urgent" and order.escalation_level == 1
+    steps = db_session.scalars(
+        select(OrderEvent.id).where(OrderEvent.order_id == order.id, OrderEvent.action == "escalate")
+    ).all()
+    assert len(steps) == 1
+    # A second run finds it escalated.
+    assert service.escalate_due(db_session, now=reopened_at + timedelta(hours=2))["escalated"] == 0
+
+
+EAST = {
+    "type": "Polygon",
+    "coordinates": [[[113.1, 23.0], [113.2, 23.0], [113.2, 23.1], [113.1, 23.1], [113.1, 23.0]]],
+}
+
+
+def test_a_camera_across_a_community_boundary_joins_the_order_which_names_both_communities(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """One pile seen by two cameras either side of the boundary between 桂花社区 (113.0–113.1) and 荷塘社区
+    (113.1–113.2), some 20 m apart: one order, left with the unit that has it, the joining alarm's comment and its
+    ``order_joined`` event naming both communities — it used to say nothing of the other community."""
+    db_session.add(
+        Unit(code="M-SQ2", name="荷塘社区居委会", tier=UnitTier.COMMUNITY, parent_id=units["street"], boundary=EAST)
+    )
+    db_session.commit()
+    camera = {"lat": 23.05, "kind": "video_ai", "metrics": {"garbage_exposed": ""}}
+    _sensor(db_session, "CAM-W", name="桂花路西摄像头", lng=113.0999, **camera)
+    _sensor(db_session, "CAM-E", name="荷塘路东摄像头", lng=113.1001, **camera)
+    _garbage_rule(db_session)
+    db_session.commit()
+    west, east = service.require_sensor(db_session, code="CAM-W"), service.require_sensor(db_session, code="CAM-E")
+    assert west.community_id == units["community"] and east.community_id not in (None, units["community"])
+    service.ingest(db_session, items=_seen("CAM-W", [0.92]), now=T0)
+    joined = service.ingest(db_session, items=_seen("CAM-E", [0.9], start=T0 + timedelta(minutes=3)), now=T0)
+    db_session.commit()
+    assert (joined.alarms_joined, joined.orders_opened, _orders(db_session)) == (1, 0, 1)
+    alarm = _alarm_of(db_session, "CAM-E")
+    order = db_session.get(Order, alarm.order_id)
+    assert order is not None and order.lead_unit_id == units["community"]  # not moved
+    event = db_session.scalars(
+        select(AlarmEvent.payload).where(AlarmEvent.alarm_id == alarm.id, AlarmEvent.action == "order_joined")
+    ).one()
+    assert event is not None
+    assert event["across_communities"] == {"sensor_community": "M-SQ2", "order_community": "M-SQ"}
+    text = (orders.history(db_session, order_id=order.id)[-1].payload or {}).get("text", "")
+    assert '; sensor "荷塘路东摄像头" stands in 荷塘社区居委会, this order in 桂花社区居委会: not moved;' in text
+    assert "监测点“荷塘路东摄像头”位于荷塘社区居委会，本工单属桂花社区居委会：同一问题仍为一张工单，未改派" in explain(
+        ZH, text
+    )
+
+
+def test_two_cameras_near_each_other_alarming_at_once_open_one_order_on_postgresql(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """Two requests, one per camera of one garbage pile, on PostgreSQL: each locked only its own camera's row, so
+    the second decided before the first committed, saw no order near and opened its own. Now the second waits for
+    the first (a lock on the area, taken before anything is written), then joins its order. Deterministic: the first
+    commits only once the second has finished (the old code: two orders) or waits for a lock (one order)."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
+    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
+    _garbage_rule(db_session)
+    db_session.commit()
+    first, second = Session(bind=db_engine), Session(bind=db_engine)
+    outcome: dict[str, Any] = {}
+    pid = second.scalar(text("SELECT pg_backend_pid()"))
+
+    def push_second() -> None:
+        try:
+            at = T0 + timedelta(minutes=1)
+            outcome["result"] = service.ingest(second, items=_seen("CAM-B", [0.9], start=at), now=at)
+            second.commit()
+        except BaseException as exc:
+            outcome["error"] = exc
+            second.rollback()
+
+    try:
+        opened = service.ingest(first, items=_seen("CAM-A", [0.92]), now=T0)
+        assert opened.orders_opened == 1  # not committed yet
+        thread = threading.Thread(target=push_second)
+        thread.start()
+        waiting = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
+        with Session(bind=db_engine) as watcher:
+            while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
+                watcher.rollback()
+                thread.join(0.02)
+        first.commit()
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+        assert (outcome["result"].alarms_joined, outcome["result"].orders_opened) == (1, 0)
+    finally:
+        first.close()
+        second.close()
+    assert _orders(db_session) == 1
+    assert _alarm_of(db_session, "CAM-A").order_id == _alarm_of(db_session, "CAM-B").order_id
