@@ -410,6 +410,29 @@ def test_a_revoked_exemption_counts_again(db_session, history, staff):  # noqa: 
     assert exemptions.request(s, actor=staff["h2"], **ask).state == "pending"  # counted again: may ask again
 
 
+def test_who_asked_is_told_of_a_revocation(api, history):  # noqa: F811
+    """撤销核减 tells the person who asked for the exemption through the bell (消息提醒), as its approval did — in
+    their language, with who took it back and why; the one who revoked it is not told."""
+    client, h = api
+    url = "/api/v1/kpi/exemptions"
+    body = {"order_id": history["orders"]["o4"], "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    rid = client.post(url, json=body, headers=h["h2"]).json()["id"]
+    assert client.post(f"{url}/{rid}/decision", json={"approve": True}, headers=h["sup"]).status_code == 200
+    assert client.post(f"{url}/{rid}/revoke", json={"reason": "证明系伪造"}, headers=h["sup"]).status_code == 200
+    told = client.get("/api/v1/notices", headers=h["h2"]).json()["items"]
+    assert [n["kind"] for n in told] == ["exemption_revoked", "exemption_approved"]  # newest first
+    revoked = told[0]
+    assert (
+        revoked["params"] == {"actor": "考核科", "reason": "证明系伪造"} and revoked["order"]["id"] == body["order_id"]
+    )
+    assert "考核核减已被撤销" in revoked["text"]
+    english = client.get("/api/v1/notices", headers={**h["h2"], "Accept-Language": "en"}).json()["items"][0]
+    assert "was revoked" in english["text"]
+    assert all(
+        n["kind"] != "exemption_revoked" for n in client.get("/api/v1/notices", headers=h["sup"]).json()["items"]
+    )
+
+
 def test_the_migration_keeps_the_approval_of_a_request_revoked_before(empty_db_url):
     """Migration 0058 on a request revoked under 0057 (its decision columns then held the revocation): the upgrade
     moves the revocation to ``revoked_*`` and takes the approval back from the order's trail; the downgrade writes the

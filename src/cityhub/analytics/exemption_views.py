@@ -148,7 +148,7 @@ def decide(exemption_id: int, body: ExemptionDecision, db: DbSession, principal:
 def revoke(exemption_id: int, body: ExemptionRevocation, db: DbSession, principal: Decider) -> dict[str, Any]:
     """撤销核减: take back an approved request, saying why (``reason``, 422 without). Its facts count again in the
     unit's figures; the request reads ``revoked``, its ``revoked_*`` the revocation's beside its ``decided_*``, the
-    approval's. 409 for a request not approved (pending, rejected, already revoked)."""
+    approval's; who asked is told. 409 for a request not approved (pending, rejected, already revoked)."""
     row = exemptions.revoke(
         db,
         exemption_id=exemption_id,

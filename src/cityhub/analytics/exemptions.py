@@ -13,7 +13,8 @@ whose facts of that order it asks to have left out; a supervisor of the centre a
 * A decision is a supervisor's (``assessment:exemption_decide``), of a request of a unit in their data scope, never
   their own request; a rejection says why.
 * 撤销核减: who decides may take an approval back, saying why (:func:`revoke`): state ``revoked``, the facts count
-  again; the row keeps the approval (``decided_*``) beside the revocation (``revoked_*``, migration 0058).
+  again; the row keeps the approval (``decided_*``) beside the revocation (``revoked_*``, migration 0058), and the
+  person who asked is told (a staff notice, as of the decision).
 * Each request, decision and revocation is an event of the order's audit trail (:data:`EVENTS`; the order's state
   does not change) and writes the order, so the kept figures of the periods its trail reaches are computed again
   (``analytics.kpi``: *the figures kept*): an approval changes the unit's figures, its street's, composite score and
@@ -330,7 +331,8 @@ def revoke(
     """撤销核减: take back an approved request (who decides, of a unit of their scope: ``units``), saying why. Its
     facts count again in every period they fall in — the order's trail gets ``exemption_revoke`` and its
     ``changed_xid`` moves, as an approval's; the row's state becomes ``revoked``, its ``revoked_*`` say who took it
-    back, when and why (its ``decided_*`` stay the approval's). The unit may then ask again."""
+    back, when and why (its ``decided_*`` stay the approval's), and who asked is told (a staff notice). The unit may
+    then ask again."""
     row = _decided_one(session, exemption_id, actor, units)
     text = _check_text(reason, "reason")
     if text is None:
@@ -352,6 +354,15 @@ def revoke(
     payload = {"exemption_id": row.id, "measures": list(row.measures), "reason_category": row.reason_category}
     _audit(session, order, REVOKE, actor, row.unit_id, text, payload, now)
     session.flush()
+    notices.on_exemption_decided(
+        session,
+        order_id=row.order_id,
+        requested_by_id=row.requested_by_id,
+        approved=False,
+        actor=actor,
+        reason=text,
+        revoked=True,
+    )
     return row
 
 

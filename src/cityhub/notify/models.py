@@ -120,6 +120,7 @@ class NoticeKind(enum.StrEnum):
     ALARM_ESCALATED = "alarm_escalated"  # an alarm not acknowledged in time, escalated
     EXEMPTION_APPROVED = "exemption_approved"  # 考核核减 request approved
     EXEMPTION_REJECTED = "exemption_rejected"  # 考核核减 request rejected
+    EXEMPTION_REVOKED = "exemption_revoked"  # 撤销核减: the approval of the request taken back
 
 
 class UserNotice(Base):
