@@ -208,3 +208,39 @@ def test_a_streets_handler_asks_on_the_order_page_for_the_community_that_answere
         other, oid, measures="on_time_completion", reason_category="unreachable", unit_id=str(cid)
     ).status_code in (403, 404)
 
+
+def test_a_request_made_at_the_same_moment_is_refused_as_one_already_waiting(
+    answered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests of the street for one order at once: the other one's row lands between this one's check and its
+    insert (PostgreSQL: neither saw the other's), which the partial unique index refuses — the page answers 409 with
+    the message of a request already waiting, as when they come one after the other, never a 500."""
+    from cityhub.analytics import exemptions
+    from cityhub.analytics.models import AssessmentExemption
+
+    oid = answered["id"]
+    hand = login("hand_a")
+    checked = exemptions.open_request
+
+    def meanwhile(session: Any, *, order_id: int, unit_id: int) -> Any:
+        """The check sees nothing yet; the other request's row is written right after it."""
+        monkeypatch.setattr(exemptions, "open_request", checked)
+        other = AssessmentExemption(
+            order_id=order_id,
+            unit_id=unit_id,
+            measures=["on_time_completion"],
+            reason_category="unreachable",
+            state="pending",
+            requested_by_name="另一位承办人",
+        )
+        session.add(other)
+        session.flush()
+        return None
+
+    monkeypatch.setattr(exemptions, "open_request", meanwhile)
+    racing = _ask(hand, oid, measures="on_time_completion", reason_category="unreachable")
+    assert racing.status_code == 409, racing.text[:300]
+    assert "本单位对该工单的核减申请正在审核中，请勿重复提交" in racing.text
+    assert _ask(hand, oid, measures="on_time_completion", reason_category="unreachable").status_code == 303
+    again = _ask(hand, oid, measures="on_time_completion", reason_category="unreachable")  # one after the other
+    assert again.status_code == 409 and "本单位对该工单的核减申请正在审核中，请勿重复提交" in again.text

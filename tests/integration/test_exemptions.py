@@ -546,10 +546,18 @@ def test_two_requests_at_once_meet_the_unique_index_as_a_conflict(api, history, 
     body = {"order_id": history["orders"]["o4"], "measures": ["on_time_completion"], "reason_category": "unreachable"}
     first = client.post(url, json=body, headers=h["h2"])
     assert first.status_code == 201
-    monkeypatch.setattr(exemptions, "open_request", lambda *a, **k: None)  # as if the first were not committed yet
+    checked = exemptions.open_request
+
+    def blind_once(*args, **kwargs):  # the check misses the first (not committed yet), the index does not
+        monkeypatch.setattr(exemptions, "open_request", checked)
+        return None
+
+    monkeypatch.setattr(exemptions, "open_request", blind_once)
     second = client.post(url, json=body, headers=h["h2"])
     assert second.status_code == 409, second.text
-    assert second.json()["details"]["why"] == "waiting"
+    assert second.json()["details"] == {"why": "waiting", "exemption_id": first.json()["id"]}
+    third = client.post(url, json=body, headers=h["h2"])  # one after the other: the same answer
+    assert (third.status_code, third.json()["message"]) == (409, second.json()["message"])
     assert [r["id"] for r in client.get(url, params={"state": "pending"}, headers=h["sup"]).json()] == [
         first.json()["id"]
     ]
