@@ -345,12 +345,20 @@ def test_the_api_lets_a_street_ask_for_its_community(api, db_session, history): 
     s = db_session
     community, oid = _community_order(s, history)
     street_user = User(username="x-street", full_name="街道承办", role=Role.HANDLER, unit_id=history["units"]["S"].id)
-    s.add(street_user)
+    other_street = Unit(code="K-S2", name="别的街道", tier=UnitTier.STREET, parent_id=history["units"]["S"].parent_id)
+    s.add(other_street)
+    s.flush()
+    outsider = User(username="x-street2", full_name="别街承办", role=Role.HANDLER, unit_id=other_street.id)
+    s.add_all([street_user, outsider])
     s.flush()
     header = {"Authorization": f"Bearer {create_token(s, user_id=street_user.id, name='t')[1]}"}
+    foreign = {"Authorization": f"Bearer {create_token(s, user_id=outsider.id, name='t')[1]}"}
     s.commit()
     client, _ = api
     body = {"order_id": oid, "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    # Another street's handler: the order is not theirs to read, nor the community theirs to ask for.
+    refused = client.post("/api/v1/kpi/exemptions", json={**body, "unit_id": community.id}, headers=foreign)
+    assert refused.status_code == 404, refused.text
     made = client.post("/api/v1/kpi/exemptions", json={**body, "unit_id": community.id}, headers=header)
     assert made.status_code == 201, made.text
     assert made.json()["unit_code"] == "K-C1" and made.json()["requested_by"] == "街道承办"
