@@ -37,6 +37,13 @@ def _text(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
+def _block(html: str, testid: str) -> str:
+    """The text of the element ``testid`` up to the next one named."""
+    start = html.index(f'data-testid="{testid}"')
+    end = html.find("data-testid=", start + 1)
+    return _text(html[start : end if end > 0 else None].split(">", 1)[1])
+
+
 def _ask(client: Any, order_id: int, **data: Any) -> Any:
     body = {"csrf_token": client.cookies["cityhub_csrf"], **data}
     return client.post(f"/orders/{order_id}/exemption", data=body, follow_redirects=False)
@@ -138,7 +145,8 @@ def test_the_menu_counts_pending_requests_and_a_supervisor_revokes_an_approval(a
     rid = re.search(r'data-id="(\d+)"', sup.get("/exemptions?state=pending").text).group(1)
     token = sup.cookies["cityhub_csrf"]
     url = f"/exemptions/{rid}/decide"
-    assert sup.post(url, data={"csrf_token": token, "decision": "approve"}).status_code == 200
+    approved = sup.post(url, data={"csrf_token": token, "decision": "approve", "reason": "通话记录属实"})
+    assert approved.status_code == 200
     listed = sup.get("/exemptions?state=approved").text
     assert 'data-testid="nav-count"' not in _nav(listed) and f'data-testid="revoke-{rid}"' in listed
     assert f'data-testid="revoke-{rid}"' not in hand.get(f"/orders/{oid}").text  # the handler may not revoke
@@ -154,8 +162,16 @@ def test_the_menu_counts_pending_requests_and_a_supervisor_revokes_an_approval(a
     assert f"已撤销工单 {answered['number']} 的考核核减" in page
     card = page[page.index(f'data-testid="exemption-{rid}"') :]
     assert 'data-state="revoked"' in card and "已撤销" in card and "复核发现已接通" in card and "撤销核减" in card
+    # Both the approval and its revocation, who, when and why of each: on the order page and in the list.
+    listed = sup.get("/exemptions?state=revoked").text
+    assert answered["number"] in listed
+    for shown in (card, listed):
+        decision, revocation = _block(shown, "exemption-decision"), _block(shown, "exemption-revocation")
+        assert "陈督办 于" in decision and "审核" in decision and "通话记录属实" in decision
+        assert "复核发现已接通" not in decision
+        assert "陈督办 于" in revocation and "撤销核减" in revocation and "复核发现已接通" in revocation
+        assert "通话记录属实" not in revocation
     assert "撤销考核核减" in _text(page[page.index('data-testid="audit"') :])  # in the trail
-    assert answered["number"] in sup.get("/exemptions?state=revoked").text
     assert "本期已核减" not in sup.get(f"/assessment/{answered['street']}").text  # counted again
 
 
@@ -191,3 +207,40 @@ def test_a_streets_handler_asks_on_the_order_page_for_the_community_that_answere
     assert _ask(
         other, oid, measures="on_time_completion", reason_category="unreachable", unit_id=str(cid)
     ).status_code in (403, 404)
+
+
+def test_a_request_made_at_the_same_moment_is_refused_as_one_already_waiting(
+    answered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests of the street for one order at once: the other one's row lands between this one's check and its
+    insert (PostgreSQL: neither saw the other's), which the partial unique index refuses — the page answers 409 with
+    the message of a request already waiting, as when they come one after the other, never a 500."""
+    from cityhub.analytics import exemptions
+    from cityhub.analytics.models import AssessmentExemption
+
+    oid = answered["id"]
+    hand = login("hand_a")
+    checked = exemptions.open_request
+
+    def meanwhile(session: Any, *, order_id: int, unit_id: int) -> Any:
+        """The check sees nothing yet; the other request's row is written right after it."""
+        monkeypatch.setattr(exemptions, "open_request", checked)
+        other = AssessmentExemption(
+            order_id=order_id,
+            unit_id=unit_id,
+            measures=["on_time_completion"],
+            reason_category="unreachable",
+            state="pending",
+            requested_by_name="另一位承办人",
+        )
+        session.add(other)
+        session.flush()
+        return None
+
+    monkeypatch.setattr(exemptions, "open_request", meanwhile)
+    racing = _ask(hand, oid, measures="on_time_completion", reason_category="unreachable")
+    assert racing.status_code == 409, racing.text[:300]
+    assert "本单位对该工单的核减申请正在审核中，请勿重复提交" in racing.text
+    assert _ask(hand, oid, measures="on_time_completion", reason_category="unreachable").status_code == 303
+    again = _ask(hand, oid, measures="on_time_completion", reason_category="unreachable")  # one after the other
+    assert again.status_code == 409 and "本单位对该工单的核减申请正在审核中，请勿重复提交" in again.text

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from test_kpi import EXPECTED, MARCH, D, H, T, _act, _new, history  # noqa: F401  (the fixture)
 
 from app_helpers import shared_app
@@ -345,12 +345,20 @@ def test_the_api_lets_a_street_ask_for_its_community(api, db_session, history): 
     s = db_session
     community, oid = _community_order(s, history)
     street_user = User(username="x-street", full_name="街道承办", role=Role.HANDLER, unit_id=history["units"]["S"].id)
-    s.add(street_user)
+    other_street = Unit(code="K-S2", name="别的街道", tier=UnitTier.STREET, parent_id=history["units"]["S"].parent_id)
+    s.add(other_street)
+    s.flush()
+    outsider = User(username="x-street2", full_name="别街承办", role=Role.HANDLER, unit_id=other_street.id)
+    s.add_all([street_user, outsider])
     s.flush()
     header = {"Authorization": f"Bearer {create_token(s, user_id=street_user.id, name='t')[1]}"}
+    foreign = {"Authorization": f"Bearer {create_token(s, user_id=outsider.id, name='t')[1]}"}
     s.commit()
     client, _ = api
     body = {"order_id": oid, "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    # Another street's handler: the order is not theirs to read, nor the community theirs to ask for.
+    refused = client.post("/api/v1/kpi/exemptions", json={**body, "unit_id": community.id}, headers=foreign)
+    assert refused.status_code == 404, refused.text
     made = client.post("/api/v1/kpi/exemptions", json={**body, "unit_id": community.id}, headers=header)
     assert made.status_code == 201, made.text
     assert made.json()["unit_code"] == "K-C1" and made.json()["requested_by"] == "街道承办"
@@ -373,9 +381,30 @@ def test_a_revoked_exemption_counts_again(db_session, history, staff):  # noqa: 
         exemptions.revoke(s, exemption_id=req.id, reason="x", actor=staff["lead"])
     with pytest.raises(NotFound):  # out of the decider's scope
         exemptions.revoke(s, exemption_id=req.id, reason="x", actor=staff["sup"], units={history["d"]})
-    row = exemptions.revoke(s, exemption_id=req.id, reason="证明系伪造", actor=staff["sup"], now=LATER)
+    chief = service.Actor(name="考核科长", user_id=None, unit_id=staff["sup"].unit_id, role=Role.SUPERVISOR.value)
+    row = exemptions.revoke(s, exemption_id=req.id, reason="证明系伪造", actor=chief, now=LATER + D)
     s.commit()
-    assert row.state == "revoked" and row.decided_by_name == "考核科" and row.decision_reason == "证明系伪造"
+    assert row.state == "revoked"
+    # The approval stays on the request beside its revocation: who, when and why of each.
+    assert (row.decided_by_id, row.decided_by_name, row.decided_at, row.decision_reason) == (
+        staff["sup"].user_id,
+        "考核科",
+        LATER,
+        "证明属实",
+    )
+    assert (row.revoked_by_id, row.revoked_by_name, row.revoked_at, row.revocation_reason) == (
+        None,
+        "考核科长",
+        LATER + D,
+        "证明系伪造",
+    )
+    listed = exemptions.as_dicts(s, [row])[0]
+    assert (listed["decided_by"], listed["decision_reason"]) == ("考核科", "证明属实")
+    assert (listed["revoked_by"], listed["revoked_at"], listed["revocation_reason"]) == (
+        "考核科长",
+        LATER + D,
+        "证明系伪造",
+    )
     assert _figure(s, "K-D2", "on_time_completion") == EXPECTED["D2"]["on_time_completion"]  # kept figures redone
     d2 = next(r for r in kpi.compute(s, period=MARCH) if r.code == "K-D2")
     assert d2.exempted == {} and d2.exempted_orders == 0
@@ -387,6 +416,98 @@ def test_a_revoked_exemption_counts_again(db_session, history, staff):  # noqa: 
         exemptions.revoke(s, exemption_id=req.id, reason="again", actor=staff["sup"])
     assert [r.id for r in exemptions.search(s, state="revoked")[0]] == [req.id]
     assert exemptions.request(s, actor=staff["h2"], **ask).state == "pending"  # counted again: may ask again
+
+
+def test_who_asked_is_told_of_a_revocation(api, history):  # noqa: F811
+    """撤销核减 tells the person who asked for the exemption through the bell (消息提醒), as its approval did — in
+    their language, with who took it back and why; the one who revoked it is not told."""
+    client, h = api
+    url = "/api/v1/kpi/exemptions"
+    body = {"order_id": history["orders"]["o4"], "measures": ["on_time_completion"], "reason_category": "unreachable"}
+    rid = client.post(url, json=body, headers=h["h2"]).json()["id"]
+    assert client.post(f"{url}/{rid}/decision", json={"approve": True}, headers=h["sup"]).status_code == 200
+    assert client.post(f"{url}/{rid}/revoke", json={"reason": "证明系伪造"}, headers=h["sup"]).status_code == 200
+    told = client.get("/api/v1/notices", headers=h["h2"]).json()["items"]
+    assert [n["kind"] for n in told] == ["exemption_revoked", "exemption_approved"]  # newest first
+    revoked = told[0]
+    assert (
+        revoked["params"] == {"actor": "考核科", "reason": "证明系伪造"} and revoked["order"]["id"] == body["order_id"]
+    )
+    assert "考核核减已被撤销" in revoked["text"]
+    english = client.get("/api/v1/notices", headers={**h["h2"], "Accept-Language": "en"}).json()["items"][0]
+    assert "was revoked" in english["text"]
+    assert all(
+        n["kind"] != "exemption_revoked" for n in client.get("/api/v1/notices", headers=h["sup"]).json()["items"]
+    )
+
+
+def test_the_migration_keeps_the_approval_of_a_request_revoked_before(empty_db_url):
+    """Migration 0058 on a request revoked under 0057 (its decision columns then held the revocation): the upgrade
+    moves the revocation to ``revoked_*`` and takes the approval back from the order's trail; the downgrade writes the
+    revocation over the decision again, as the code before read it. Other rows keep their decision."""
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from cityhub import migrate
+    from cityhub.analytics.models import AssessmentExemption
+    from cityhub.db import make_engine
+
+    migrate.upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        with Session(engine) as s:
+            district = Unit(code="K0", name="测试区", tier=UnitTier.DISTRICT)
+            s.add(district)
+            s.flush()
+            d2 = Unit(code="K-D2", name="住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+            s.add(d2)
+            sup = User(username="x-sup", full_name="考核科", role=Role.SUPERVISOR, unit_id=district.id)
+            chief = User(username="x-chief", full_name="考核科长", role=Role.SUPERVISOR, unit_id=district.id)
+            s.add_all([sup, chief])
+            s.flush()
+            ids = {}
+            for name, phone in (("revoked", "13800000004"), ("approved", "13800000005")):
+                oid = _new(s, T, phone)
+                _act(s, oid, "dispatch", T, unit_id=d2.id)
+                _act(s, oid, "accept", T + H)
+                _act(s, oid, "reply", T + 10 * D, text="已处理")
+                asker = service.Actor(name="住建承办", unit_id=d2.id, role=Role.HANDLER.value)
+                req = exemptions.request(
+                    s, order_id=oid, measures=["on_time_completion"], reason_category="unreachable", actor=asker
+                )
+                approver = service.Actor(name="考核科", user_id=sup.id, unit_id=district.id, role="supervisor")
+                exemptions.decide(s, exemption_id=req.id, approve=True, reason=f"{name}属实", actor=approver, now=LATER)
+                ids[name] = req.id
+            revoker = service.Actor(name="考核科长", user_id=chief.id, unit_id=district.id, role="supervisor")
+            exemptions.revoke(s, exemption_id=ids["revoked"], reason="证明系伪造", actor=revoker, now=LATER + D)
+            s.commit()
+            sup_id, chief_id = sup.id, chief.id
+        engine.dispose()
+        command.downgrade(migrate.alembic_config(empty_db_url), "0057_kb_public")
+        with engine.connect() as conn:
+            held = conn.execute(
+                text("SELECT id, decided_by_id, decided_by_name, decision_reason FROM assessment_exemptions")
+            ).all()
+        assert sorted(tuple(r) for r in held) == sorted(
+            [(ids["revoked"], chief_id, "考核科长", "证明系伪造"), (ids["approved"], sup_id, "考核科", "approved属实")]
+        )
+        engine.dispose()
+        migrate.upgrade(empty_db_url)
+        with Session(engine) as s:
+            got = {k: s.get(AssessmentExemption, i) for k, i in ids.items()}
+            decision = {
+                k: (r.decided_by_id, r.decided_by_name, r.decided_at, r.decision_reason) for k, r in got.items()
+            }
+            revocation = {
+                k: (r.revoked_by_id, r.revoked_by_name, r.revoked_at, r.revocation_reason) for k, r in got.items()
+            }
+        assert decision == {
+            "revoked": (sup_id, "考核科", LATER, "revoked属实"),
+            "approved": (sup_id, "考核科", LATER, "approved属实"),
+        }
+        assert revocation == {"revoked": (chief_id, "考核科长", LATER + D, "证明系伪造"), "approved": (None,) * 4}
+    finally:
+        engine.dispose()
 
 
 def test_the_api_and_the_command_line_revoke(api, history, cli_run):  # noqa: F811
@@ -403,7 +524,12 @@ def test_the_api_and_the_command_line_revoke(api, history, cli_run):  # noqa: F8
     assert refused.status_code == 422 and refused.json()["details"]["why"] == "revoke_needs_reason"
     done = client.post(revoke, json={"reason": "复核不属实"}, headers=h["sup"])
     assert done.status_code == 200, done.text
-    assert done.json()["state"] == "revoked" and done.json()["decision_reason"] == "复核不属实"
+    got = done.json()
+    assert (
+        got["state"] == "revoked" and got["decided_by"] == "考核科" and got["decision_reason"] is None
+    )  # the approval
+    assert got["revoked_by"] == "考核科" and got["revocation_reason"] == "复核不属实" and got["revoked_at"]
+    assert client.get(f"{url}/{rid}", headers=h["sup"]).json()["revocation_reason"] == "复核不属实"
     assert client.post(revoke, json={"reason": "x"}, headers=h["sup"]).status_code == 409
     assert [r["id"] for r in client.get(url, params={"state": "revoked"}, headers=h["sup"]).json()] == [rid]
     figures = client.get("/api/v1/kpi", params={"period": "2026-03"}, headers=h["lead"]).json()
@@ -428,10 +554,18 @@ def test_two_requests_at_once_meet_the_unique_index_as_a_conflict(api, history, 
     body = {"order_id": history["orders"]["o4"], "measures": ["on_time_completion"], "reason_category": "unreachable"}
     first = client.post(url, json=body, headers=h["h2"])
     assert first.status_code == 201
-    monkeypatch.setattr(exemptions, "open_request", lambda *a, **k: None)  # as if the first were not committed yet
+    checked = exemptions.open_request
+
+    def blind_once(*args, **kwargs):  # the check misses the first (not committed yet), the index does not
+        monkeypatch.setattr(exemptions, "open_request", checked)
+        return None
+
+    monkeypatch.setattr(exemptions, "open_request", blind_once)
     second = client.post(url, json=body, headers=h["h2"])
     assert second.status_code == 409, second.text
-    assert second.json()["details"]["why"] == "waiting"
+    assert second.json()["details"] == {"why": "waiting", "exemption_id": first.json()["id"]}
+    third = client.post(url, json=body, headers=h["h2"])  # one after the other: the same answer
+    assert (third.status_code, third.json()["message"]) == (409, second.json()["message"])
     assert [r["id"] for r in client.get(url, params={"state": "pending"}, headers=h["sup"]).json()] == [
         first.json()["id"]
     ]

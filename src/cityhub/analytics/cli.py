@@ -139,6 +139,8 @@ _EXEMPTION_COLUMNS = [
     "requested_at",
     "decided_by",
     "decision_reason",
+    "revoked_by",
+    "revocation_reason",
 ]
 
 

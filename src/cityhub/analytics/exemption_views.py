@@ -75,6 +75,9 @@ class ExemptionRead(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     decision_reason: str | None
+    revoked_by: str | None
+    revoked_at: datetime | None
+    revocation_reason: str | None
 
 
 def _read(db: DbSession, row: AssessmentExemption) -> dict[str, Any]:
@@ -144,8 +147,8 @@ def decide(exemption_id: int, body: ExemptionDecision, db: DbSession, principal:
 @router.post("/{exemption_id}/revoke", response_model=ExemptionRead)
 def revoke(exemption_id: int, body: ExemptionRevocation, db: DbSession, principal: Decider) -> dict[str, Any]:
     """撤销核减: take back an approved request, saying why (``reason``, 422 without). Its facts count again in the
-    unit's figures; the request reads ``revoked``, its ``decided_*`` the revocation's. 409 for a request not approved
-    (pending, rejected, already revoked)."""
+    unit's figures; the request reads ``revoked``, its ``revoked_*`` the revocation's beside its ``decided_*``, the
+    approval's; who asked is told. 409 for a request not approved (pending, rejected, already revoked)."""
     row = exemptions.revoke(
         db,
         exemption_id=exemption_id,

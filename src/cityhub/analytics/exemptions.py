@@ -13,7 +13,8 @@ whose facts of that order it asks to have left out; a supervisor of the centre a
 * A decision is a supervisor's (``assessment:exemption_decide``), of a request of a unit in their data scope, never
   their own request; a rejection says why.
 * 撤销核减: who decides may take an approval back, saying why (:func:`revoke`): state ``revoked``, the facts count
-  again; the row's decision is then the revocation's, the approval stays in the order's trail.
+  again; the row keeps the approval (``decided_*``) beside the revocation (``revoked_*``, migration 0058), and the
+  person who asked is told (a staff notice, as of the decision).
 * Each request, decision and revocation is an event of the order's audit trail (:data:`EVENTS`; the order's state
   does not change) and writes the order, so the kept figures of the periods its trail reaches are computed again
   (``analytics.kpi``: *the figures kept*): an approval changes the unit's figures, its street's, composite score and
@@ -61,8 +62,8 @@ REASONS = (
 )
 OTHER = "other"
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
-# 撤销核减: an approval taken back by who decides (the facts count again); the row's decision is then the revocation's
-# (``decided_by``, ``decided_at``, ``decision_reason``), the approval stays in the order's trail.
+# 撤销核减: an approval taken back by who decides (the facts count again); the row keeps the approval (``decided_by``,
+# ``decided_at``, ``decision_reason``) beside the revocation (``revoked_by``, ``revoked_at``, ``revocation_reason``).
 REVOKED = "revoked"
 STATES = (PENDING, APPROVED, REJECTED, REVOKED)
 # The audit trail's events (``order_events.action``): from and to the order's state as it stands.
@@ -329,8 +330,9 @@ def revoke(
 ) -> AssessmentExemption:
     """撤销核减: take back an approved request (who decides, of a unit of their scope: ``units``), saying why. Its
     facts count again in every period they fall in — the order's trail gets ``exemption_revoke`` and its
-    ``changed_xid`` moves, as an approval's; the row's state becomes ``revoked`` and its decision the revocation's (the
-    approval stays in the trail). The unit may then ask again."""
+    ``changed_xid`` moves, as an approval's; the row's state becomes ``revoked``, its ``revoked_*`` say who took it
+    back, when and why (its ``decided_*`` stay the approval's), and who asked is told (a staff notice). The unit may
+    then ask again."""
     row = _decided_one(session, exemption_id, actor, units)
     text = _check_text(reason, "reason")
     if text is None:
@@ -348,10 +350,19 @@ def revoke(
         )
     now = now or utcnow()
     row.state = REVOKED
-    row.decided_by_id, row.decided_by_name, row.decided_at, row.decision_reason = actor.user_id, actor.name, now, text
+    row.revoked_by_id, row.revoked_by_name, row.revoked_at, row.revocation_reason = actor.user_id, actor.name, now, text
     payload = {"exemption_id": row.id, "measures": list(row.measures), "reason_category": row.reason_category}
     _audit(session, order, REVOKE, actor, row.unit_id, text, payload, now)
     session.flush()
+    notices.on_exemption_decided(
+        session,
+        order_id=row.order_id,
+        requested_by_id=row.requested_by_id,
+        approved=False,
+        actor=actor,
+        reason=text,
+        revoked=True,
+    )
     return row
 
 
@@ -441,6 +452,9 @@ def as_dicts(session: Session, rows: Iterable[AssessmentExemption]) -> list[dict
             "decided_by": r.decided_by_name,
             "decided_at": r.decided_at,
             "decision_reason": r.decision_reason,
+            "revoked_by": r.revoked_by_name,
+            "revoked_at": r.revoked_at,
+            "revocation_reason": r.revocation_reason,
         }
         for r in rows
     ]

@@ -70,7 +70,8 @@ class AssessmentExemption(Base):
     (the fault was not its own: ``reason_category``), and a supervisor approves or rejects it with a reason. An
     approved request takes those facts of that unit out of its figures, numerator and denominator, in whichever
     period they fall (:func:`cityhub.analytics.kpi.compute`); every request and decision is also an event of the
-    order's audit trail."""
+    order's audit trail. An approval taken back (撤销核减) keeps its decision (``decided_*``) beside the revocation
+    (``revoked_*``)."""
 
     __tablename__ = "assessment_exemptions"
     __table_args__ = (
@@ -94,7 +95,7 @@ class AssessmentExemption(Base):
     measures: Mapped[list[str]] = mapped_column(JSON)  # KPI names (analytics.kpi.KPIS) the request is about
     reason_category: Mapped[str] = mapped_column(String(32))  # exemptions.REASONS
     reason_text: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16))  # pending, approved, rejected
+    state: Mapped[str] = mapped_column(String(16))  # pending, approved, rejected, revoked
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     requested_by_name: Mapped[str] = mapped_column(String(80))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -102,3 +103,8 @@ class AssessmentExemption(Base):
     decided_by_name: Mapped[str | None] = mapped_column(String(80))
     decided_at: Mapped[datetime | None] = mapped_column()
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    # 撤销核减 (migration 0058): who took the approval back, when and why; the decision above stays the approval.
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoked_by_name: Mapped[str | None] = mapped_column(String(80))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revocation_reason: Mapped[str | None] = mapped_column(Text)

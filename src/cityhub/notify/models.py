@@ -125,6 +125,7 @@ class NoticeKind(enum.StrEnum):
     EXEMPTION_REJECTED = "exemption_rejected"  # 考核核减 request rejected
     ASSIGNED_REPLIED = "assigned_replied"  # 领导交办: the order the reader (a leader) assigned was answered (答复)
     ASSIGNED_CLOSED = "assigned_closed"  # 领导交办: the order the reader (a leader) assigned was closed (办结)
+    EXEMPTION_REVOKED = "exemption_revoked"  # 撤销核减: the approval of the request taken back
 
 
 class UserNotice(Base):

@@ -360,17 +360,26 @@ def on_alarm(session: Session, *, alarm: Any, sensor: Any, action: str) -> int:
 
 
 def on_exemption_decided(
-    session: Session, *, order_id: int, requested_by_id: int | None, approved: bool, actor: Any, reason: str | None
+    session: Session,
+    *,
+    order_id: int,
+    requested_by_id: int | None,
+    approved: bool,
+    actor: Any,
+    reason: str | None,
+    revoked: bool = False,
 ) -> int:
-    """The notice of an assessment exemption request decided, to the person who asked for it."""
+    """The notice of an assessment exemption request decided — or, ``revoked``, its approval taken back (撤销核减)
+    — to the person who asked for it."""
     if requested_by_id is None:
         return 0
     params: dict[str, Any] = {"actor": actor.name} if actor.user_id is not None else {}
     if shortened(reason):
         params["reason"] = shortened(reason)
+    decided = NoticeKind.EXEMPTION_APPROVED if approved else NoticeKind.EXEMPTION_REJECTED
     return notify(
         session,
-        kind=NoticeKind.EXEMPTION_APPROVED if approved else NoticeKind.EXEMPTION_REJECTED,
+        kind=NoticeKind.EXEMPTION_REVOKED if revoked else decided,
         recipients=User.id == requested_by_id,
         actor_id=actor.user_id,
         order_id=order_id,
