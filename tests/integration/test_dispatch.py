@@ -705,9 +705,13 @@ def test_a_hand_dispatch_to_a_suggested_unit_takes_the_reading_it_was_suggested_
     assert [e.action for e in events] == ["create", "comment", "dispatch"]
     assert events[1].actor_name == DISPATCHER.name and events[1].payload["category_id"] == org["cat_build"]
     assert events[1].payload.get("previous_category_id") is None
+    # No decision kept (the background dispatcher off): the queue showed one made afresh, and so is this one.
+    unstored = _order(s, "路面塌陷了")
+    orders.act(s, order_id=unstored.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
+    assert unstored.category_id == org["cat_build"]
     # The first reading confirmed (nothing to learn from); the second reading taken corrects the first: a label.
     counts = service.export_training(s, out=tmp_path / "training.csv")
-    assert counts["confirmed"] == 2 and counts["written"] == 1  # ``set_before`` agrees at the first level too
+    assert counts["confirmed"] == 3 and counts["written"] == 1  # ``set_before`` agrees at the first level too
     assert [r.id for r in service.training_records(s)] == [second.number]
 
 

@@ -665,13 +665,13 @@ def confirmed_category(session: Session, *, order: Order, unit_id: Any) -> Categ
     and the unit's list know the order's category whether a person or the engine dispatched it. A unit the decision
     did not suggest confirms nothing (the person may send it for another reason): it stays uncategorised, for 设定分类.
     The training export counts such an order as the classifier confirmed, not as a label to learn from
-    (:func:`training_rows`)."""
+    (:func:`training_rows`). Without a stored decision (the background dispatcher off) it is made afresh, as the
+    queue made the one it showed."""
     if order.category_id is not None:
         return None
     row = session.get(DispatchSuggestion, order.id)
-    if row is None:
-        return None
-    decision = _from_record(row)
+    # None kept (the background dispatcher off): the queue showed a decision made afresh, as this one is.
+    decision = _from_record(row) if row is not None else suggest(session, order=order, store=False)
     if decision.category_source != "model":
         return None
     chosen = next((c for c in decision.shown if c.unit_id == unit_id), None)
