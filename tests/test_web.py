@@ -3586,7 +3586,32 @@ def test_the_queue_tells_a_category_the_classifier_read_from_one_set_on_the_orde
         r'分类：[^<]+<span data-testid="category-guessed" title="([^"]*)">(.*?)</span>', item(read.number)
     )
     assert guessed is not None and guessed.group(2) == "（系统判断，工单未设定）" and "设定分类" in guessed.group(1)
+    assert "选用系统建议的单位派单时，按该建议所依据的分类记入工单" in guessed.group(1)
     assert 'data-testid="category-guessed"' not in item(chosen.number)
+    shown_as = re.search(r'分类：([^<]+)<span data-testid="category-guessed"', item(read.number)).group(1)  # type: ignore[union-attr]
+    # The order page says so too; the queue's 派至 of the first suggestion then records the reading it was made under
+    # (a rule of that category gives the suggestion; the small world's toy classifier reads what it reads).
+    from cityhub.dispatch import service as dispatch
+    from cityhub.dispatch.schemas import RuleCreate
+
+    with session_scope() as s:
+        category = s.scalars(select(Category).where(Category.name == shown_as)).one()
+        unit = s.scalars(select(Unit).where(Unit.code == "W-JT")).one()
+        dispatch.create_rule(s, data=RuleCreate(name="读出的分类", category_id=category.id, target_unit_id=unit.id))
+    dispatcher = login("disp")
+    queue = dispatcher.get("/queue").text
+    assert 'data-testid="category-guessed-hint"' in dispatcher.get(f"/orders/{read.id}").text
+    first = re.search(
+        r'<form method="post" action="/orders/\d+/act/dispatch" class="card">.*?</form>', item(read.number), flags=re.S
+    )
+    assert first is not None
+    form = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', first.group(0)))
+    sent = dispatcher.post(f"/orders/{read.id}/act/dispatch", data=form, follow_redirects=False)
+    assert sent.status_code == 303
+    with session_scope() as s:
+        stored = s.get(Order, read.id)
+        assert stored is not None and stored.state == State.DISPATCHED
+        assert stored.category is not None and stored.category.name in shown_as
 
 
 def _environment_bureau_rule(org: dict[str, Any]) -> None:
