@@ -237,6 +237,34 @@ def test_a_cameras_confidence_reads_in_percent_on_the_list_its_page_and_its_orde
     assert '<div data-key="value"><small>读数</small> 94%</div>' in details, details
 
 
+def test_a_cameras_chart_reads_in_percent_on_its_axis_and_limits_as_its_caption_does(world: dict[str, Any]) -> None:
+    """The sensor page's chart of a camera had its caption in percent (最低 88%，最高 94%) but its value axis at 0.2,
+    0.4 … 1 and its limit lines labelled 0.8 and 0.3: now the ticks and the limits read in percent too; the lines'
+    data values (for scripts and tests) keep the number the rule holds."""
+    sensor = SensorCreate(
+        code="CAM-C", name="稻香桥摄像头", kind="video_ai", metrics={"garbage_exposed": ""}, unit_code="MW-S1"
+    )
+    rule = RuleCreate(
+        name="暴露垃圾识别",
+        sensor_kind="video_ai",
+        metric="garbage_exposed",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+    )
+    _one_rule_and_readings(world, sensor, rule, [0.88, 0.94])
+    page = login("mw-dsp").get("/monitoring/sensors/CAM-C").text
+    chart = page.split('data-testid="chart"')[1].split("</svg>")[0]
+    ticks = re.findall(r'<text class="tick" x="[\d.]+" y="[\d.]+" text-anchor="end">([^<]*)</text>', chart)
+    assert ticks and all(tick.endswith("%") for tick in ticks), ticks
+    assert "100%" in ticks and "1" not in ticks
+    assert "报警限值 80%" in chart and "解除限值 30%" in chart and "0.8<" not in chart and "0.3<" not in chart
+    assert 'data-testid="limit-threshold" data-value="0.8"' in chart
+    # A gauge's chart keeps its plain numbers and unit.
+    gauge = login("mw-dsp").get("/monitoring/sensors/WL-N").text.split('data-testid="chart"')[1].split("</svg>")[0]
+    assert "报警限值 20cm" in gauge and "%" not in gauge
+
+
 def test_a_rules_limits_read_in_its_sensors_unit_and_mixed_units_are_flagged(world: dict[str, Any]) -> None:
     """The rules page said 积水深度 > 20 — cm or m? A rule keeps no unit: its number is read in whatever each sensor
     sends. The page now writes the unit its sensors report in, and flags a rule whose sensors report in several
