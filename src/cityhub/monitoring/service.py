@@ -2233,7 +2233,8 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     )
     # Never an alarm whose order has ended (closed, cancelled, merged): one skipped above, locked by a batch, waits for
     # the next run here too.
-    theirs = aliased(Order)
+    # An alias per subquery: none may be correlated by mistake to another's order when they are nested below.
+    theirs, held_order, other_order = aliased(Order), aliased(Order), aliased(Order)
     ended = select(theirs.id).where(theirs.id == Alarm.order_id, theirs.state.in_([s.value for s in TERMINAL_STATES]))
     wanted = and_(Alarm.state == AlarmState.ACTIVE.value, Alarm.escalated_at.is_(None), due, ~ended.exists())
     if session.get_bind().dialect.name == "postgresql":
@@ -2241,13 +2242,16 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
         # orders to escalate first, then the alarms by id, each with SKIP LOCKED — so the job never waits for a batch
         # of readings (which holds alarms and then waits for the orders it comments on, or the reverse) and can be
         # part of no deadlock; what it skips it escalates at its next run.
-        mine = select(theirs.id).where(
-            theirs.state.in_([s.value for s in OPEN_STATES]),
-            theirs.id.in_(select(Alarm.order_id).where(wanted, Alarm.order_id.is_not(None))),
+        mine = select(held_order.id).where(
+            held_order.state.in_([s.value for s in OPEN_STATES]),
+            held_order.id.in_(select(Alarm.order_id).where(wanted, Alarm.order_id.is_not(None))),
         )
-        held = list(session.scalars(mine.order_by(theirs.id).with_for_update(of=theirs, skip_locked=True)).all())
-        elsewhere = select(theirs.id).where(
-            theirs.id == Alarm.order_id, theirs.state.in_([s.value for s in OPEN_STATES]), theirs.id.not_in(held)
+        locking = mine.order_by(held_order.id).with_for_update(of=held_order, skip_locked=True)
+        held = list(session.scalars(locking).all())
+        elsewhere = select(other_order.id).where(
+            other_order.id == Alarm.order_id,
+            other_order.state.in_([s.value for s in OPEN_STATES]),
+            other_order.id.not_in(held),
         )
         wanted = and_(wanted, ~elsewhere.exists())
         free = session.scalars(
