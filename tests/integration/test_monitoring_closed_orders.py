@@ -17,7 +17,7 @@ from test_monitoring import EN, PERSON, T0, ZH, _rule, _sensor, _series, _units,
 from test_monitoring_nearby import NEAR, _alarm_of, _camera, _garbage_rule, _orders, _seen
 
 from cityhub.monitoring import service
-from cityhub.monitoring.models import AlarmEvent
+from cityhub.monitoring.models import Alarm, AlarmEvent
 from cityhub.monitoring.rules import AlarmState
 from cityhub.notify import service as notify
 from cityhub.notify.models import OutboxMessage, Topic
@@ -39,6 +39,39 @@ def _actions(session: Session, alarm_id: int) -> list[str]:
     return [e.action for e in service.alarm_events(session, alarm_id=alarm_id)]
 
 
+def _two_cameras_on_one_order(session: Session) -> tuple[Alarm, Alarm]:
+    """Two cameras of one garbage pile, 30 m apart, alarming two minutes apart: two alarms on one order."""
+    _camera(session, "CAM-A", 23.05, "东口摄像头")
+    _camera(session, "CAM-B", 23.05 + NEAR, "西口摄像头")
+    _garbage_rule(session)
+    session.commit()
+    service.ingest(session, items=_seen("CAM-A", [0.92]), now=T0)
+    service.ingest(session, items=_seen("CAM-B", [0.9], start=T0 + timedelta(minutes=2)), now=T0)
+    session.commit()
+    first, second = _alarm_of(session, "CAM-A"), _alarm_of(session, "CAM-B")
+    assert first.order_id == second.order_id is not None
+    return first, second
+
+
+def _one_camera_alarming(session: Session) -> Alarm:
+    """One camera seeing garbage at ``T0``: its alarm, which opened an order."""
+    _camera(session, "CAM-A", 23.05, "东口摄像头")
+    _garbage_rule(session)
+    session.commit()
+    service.ingest(session, items=_seen("CAM-A", [0.92]), now=T0)
+    session.commit()
+    return _alarm_of(session, "CAM-A")
+
+
+def _until_waiting_or_done(engine: Engine, pid: int, thread: threading.Thread) -> None:
+    """Return once the session of backend ``pid`` (run by ``thread``) waits for a lock, or the thread has ended."""
+    waiting = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
+    with Session(bind=engine) as watcher:
+        while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
+            watcher.rollback()
+            thread.join(0.02)
+
+
 def test_closing_an_order_clears_its_alarms_so_a_camera_still_seeing_the_problem_opens_a_new_one(
     db_session: Session, units: dict[str, int]
 ) -> None:
@@ -46,15 +79,7 @@ def test_closing_an_order_clears_its_alarms_so_a_camera_still_seeing_the_problem
     (in their trail, the order's and the alarm_cleared subscribers'), the job escalates neither, and the next crossing
     frame raises a new alarm that opens a new order — it used to be counted on the old alarm with no order at all."""
     notify.add_subscription(db_session, target="http://127.0.0.1:9/cleared", topics=["alarm_cleared"])
-    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
-    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
-    _garbage_rule(db_session)
-    db_session.commit()
-    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
-    service.ingest(db_session, items=_seen("CAM-B", [0.9], start=T0 + timedelta(minutes=2)), now=T0)
-    db_session.commit()
-    first, second = _alarm_of(db_session, "CAM-A"), _alarm_of(db_session, "CAM-B")
-    assert first.order_id == second.order_id is not None
+    first, second = _two_cameras_on_one_order(db_session)
     old = first.order_id
     _answer_and_close(db_session, old)
     db_session.commit()
@@ -235,11 +260,7 @@ def test_two_cameras_near_each_other_alarming_at_once_open_one_order_on_postgres
         assert opened.orders_opened == 1  # not committed yet
         thread = threading.Thread(target=push_second)
         thread.start()
-        waiting = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
-        with Session(bind=db_engine) as watcher:
-            while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
-                watcher.rollback()
-                thread.join(0.02)
+        _until_waiting_or_done(db_engine, pid, thread)
         first.commit()
         thread.join(120)
         assert not thread.is_alive() and "error" not in outcome, outcome
@@ -258,12 +279,7 @@ def test_cancelling_a_machine_order_clears_its_alarms_as_a_false_detection_with_
     cancelled it, the reason in its trail and the alarm_cleared message, one comment on the order, never escalated —
     and, as a person's clear, the camera still reading the same scene opens no new order until it reads clear once."""
     notify.add_subscription(db_session, target="http://127.0.0.1:9/cleared", topics=["alarm_cleared"])
-    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
-    _garbage_rule(db_session)
-    db_session.commit()
-    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
-    db_session.commit()
-    alarm = _alarm_of(db_session, "CAM-A")
+    alarm = _one_camera_alarming(db_session)
     at = T0 + timedelta(minutes=20)
     reason = "误识别：路边停放的三轮车"
     orders.act(db_session, order_id=alarm.order_id, action="cancel", actor=PERSON, params={"reason": reason}, now=at)
@@ -358,12 +374,7 @@ def test_a_reading_measured_before_the_close_and_arriving_after_it_opens_no_new_
     """A camera's frame measured before the supervisor's 办结 but delivered after it (a gateway's backlog) raised a new
     alarm and a new order straight away — for a moment the close had already answered for. It is stored and counted
     late, evaluated no further; a frame measured after the close opens the new order as before."""
-    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
-    _garbage_rule(db_session)
-    db_session.commit()
-    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
-    db_session.commit()
-    old = _alarm_of(db_session, "CAM-A")
+    old = _one_camera_alarming(db_session)
     closed_at = T0 + timedelta(hours=1)
     _answer_and_close(db_session, old.order_id, at=closed_at)
     db_session.commit()
@@ -426,15 +437,7 @@ def test_the_escalation_job_and_a_readings_file_clearing_alarms_of_one_closed_or
     the file's second chunk is sent only once the job waits for a lock or has finished."""
     if db_backend != "postgresql":
         pytest.skip("concurrent writers: SQLite has one writer at a time")
-    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
-    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
-    _garbage_rule(db_session)
-    db_session.commit()
-    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
-    service.ingest(db_session, items=_seen("CAM-B", [0.9], start=T0 + timedelta(minutes=1)), now=T0)
-    db_session.commit()
-    first, second = _alarm_of(db_session, "CAM-A"), _alarm_of(db_session, "CAM-B")
-    assert first.order_id == second.order_id is not None
+    first, second = _two_cameras_on_one_order(db_session)
     db_session.execute(update(Order).where(Order.id == first.order_id).values(state=State.CLOSED_RESOLVED.value))
     db_session.commit()
     batch, job = Session(bind=db_engine), Session(bind=db_engine)
@@ -455,11 +458,7 @@ def test_the_escalation_job_and_a_readings_file_clearing_alarms_of_one_closed_or
         service.ingest(batch, items=_seen("CAM-B", [0.1], start=back), now=back)
         thread = threading.Thread(target=run_job)
         thread.start()
-        waiting = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
-        with Session(bind=db_engine) as watcher:
-            while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
-                watcher.rollback()
-                thread.join(0.02)
+        _until_waiting_or_done(db_engine, pid, thread)
         # Its second chunk: CAM-A's scene clear too.
         service.ingest(batch, items=_seen("CAM-A", [0.1], start=back), now=back)
         batch.commit()
