@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from test_monitoring import EN, PERSON, T0, ZH, _rule, _sensor, _series, _units,
 from test_monitoring_nearby import NEAR, _alarm_of, _camera, _garbage_rule, _orders, _seen
 
 from cityhub.monitoring import service
-from cityhub.monitoring.models import AlarmEvent
+from cityhub.monitoring.models import Alarm, AlarmEvent
 from cityhub.monitoring.rules import AlarmState
 from cityhub.notify import service as notify
 from cityhub.notify.models import OutboxMessage, Topic
@@ -28,15 +28,48 @@ from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order, OrderEvent
 
 
-def _answer_and_close(session: Session, order_id: int) -> None:
-    """The unit accepts and replies, the supervisor closes (办结): a machine's order needs no callback."""
-    orders.act(session, order_id=order_id, action="accept", actor=PERSON)
-    orders.act(session, order_id=order_id, action="reply", actor=PERSON, params={"text": "已清运"})
-    orders.act(session, order_id=order_id, action="close", actor=PERSON)
+def _answer_and_close(session: Session, order_id: int, at: datetime = T0 + timedelta(hours=1)) -> None:
+    """The unit accepts and replies, the supervisor closes (办结) ``at``: a machine's order needs no callback."""
+    orders.act(session, order_id=order_id, action="accept", actor=PERSON, now=at)
+    orders.act(session, order_id=order_id, action="reply", actor=PERSON, params={"text": "已清运"}, now=at)
+    orders.act(session, order_id=order_id, action="close", actor=PERSON, now=at)
 
 
 def _actions(session: Session, alarm_id: int) -> list[str]:
     return [e.action for e in service.alarm_events(session, alarm_id=alarm_id)]
+
+
+def _two_cameras_on_one_order(session: Session) -> tuple[Alarm, Alarm]:
+    """Two cameras of one garbage pile, 30 m apart, alarming two minutes apart: two alarms on one order."""
+    _camera(session, "CAM-A", 23.05, "东口摄像头")
+    _camera(session, "CAM-B", 23.05 + NEAR, "西口摄像头")
+    _garbage_rule(session)
+    session.commit()
+    service.ingest(session, items=_seen("CAM-A", [0.92]), now=T0)
+    service.ingest(session, items=_seen("CAM-B", [0.9], start=T0 + timedelta(minutes=2)), now=T0)
+    session.commit()
+    first, second = _alarm_of(session, "CAM-A"), _alarm_of(session, "CAM-B")
+    assert first.order_id == second.order_id is not None
+    return first, second
+
+
+def _one_camera_alarming(session: Session) -> Alarm:
+    """One camera seeing garbage at ``T0``: its alarm, which opened an order."""
+    _camera(session, "CAM-A", 23.05, "东口摄像头")
+    _garbage_rule(session)
+    session.commit()
+    service.ingest(session, items=_seen("CAM-A", [0.92]), now=T0)
+    session.commit()
+    return _alarm_of(session, "CAM-A")
+
+
+def _until_waiting_or_done(engine: Engine, pid: int, thread: threading.Thread) -> None:
+    """Return once the session of backend ``pid`` (run by ``thread``) waits for a lock, or the thread has ended."""
+    waiting = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
+    with Session(bind=engine) as watcher:
+        while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
+            watcher.rollback()
+            thread.join(0.02)
 
 
 def test_closing_an_order_clears_its_alarms_so_a_camera_still_seeing_the_problem_opens_a_new_one(
@@ -46,15 +79,7 @@ def test_closing_an_order_clears_its_alarms_so_a_camera_still_seeing_the_problem
     (in their trail, the order's and the alarm_cleared subscribers'), the job escalates neither, and the next crossing
     frame raises a new alarm that opens a new order — it used to be counted on the old alarm with no order at all."""
     notify.add_subscription(db_session, target="http://127.0.0.1:9/cleared", topics=["alarm_cleared"])
-    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
-    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
-    _garbage_rule(db_session)
-    db_session.commit()
-    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
-    service.ingest(db_session, items=_seen("CAM-B", [0.9], start=T0 + timedelta(minutes=2)), now=T0)
-    db_session.commit()
-    first, second = _alarm_of(db_session, "CAM-A"), _alarm_of(db_session, "CAM-B")
-    assert first.order_id == second.order_id is not None
+    first, second = _two_cameras_on_one_order(db_session)
     old = first.order_id
     _answer_and_close(db_session, old)
     db_session.commit()
@@ -235,11 +260,7 @@ def test_two_cameras_near_each_other_alarming_at_once_open_one_order_on_postgres
         assert opened.orders_opened == 1  # not committed yet
         thread = threading.Thread(target=push_second)
         thread.start()
-        waiting = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted")
-        with Session(bind=db_engine) as watcher:
-            while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
-                watcher.rollback()
-                thread.join(0.02)
+        _until_waiting_or_done(db_engine, pid, thread)
         first.commit()
         thread.join(120)
         assert not thread.is_alive() and "error" not in outcome, outcome
@@ -249,3 +270,204 @@ def test_two_cameras_near_each_other_alarming_at_once_open_one_order_on_postgres
         second.close()
     assert _orders(db_session) == 1
     assert _alarm_of(db_session, "CAM-A").order_id == _alarm_of(db_session, "CAM-B").order_id
+
+
+def test_cancelling_a_machine_order_clears_its_alarms_as_a_false_detection_with_the_reason(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """作废 of a camera's order (a false detection) left its alarm open and escalated: now it is cleared by whoever
+    cancelled it, the reason in its trail and the alarm_cleared message, one comment on the order, never escalated —
+    and, as a person's clear, the camera still reading the same scene opens no new order until it reads clear once."""
+    notify.add_subscription(db_session, target="http://127.0.0.1:9/cleared", topics=["alarm_cleared"])
+    alarm = _one_camera_alarming(db_session)
+    at = T0 + timedelta(minutes=20)
+    reason = "误识别：路边停放的三轮车"
+    orders.act(db_session, order_id=alarm.order_id, action="cancel", actor=PERSON, params={"reason": reason}, now=at)
+    db_session.commit()
+    db_session.refresh(alarm)
+    order = db_session.get(Order, alarm.order_id)
+    assert order is not None and order.state == State.CANCELLED
+    assert alarm.state == AlarmState.CLEARED and alarm.open_key is None and alarm.cleared_by == PERSON.name
+    cleared = service.alarm_events(db_session, alarm_id=alarm.id)[-1]
+    note = f"order {order.number} cancelled while the alarm was open; note: {reason}"
+    assert (cleared.action, cleared.actor, cleared.note) == ("cleared", PERSON.name, note)
+    assert explain(ZH, cleared.note) == f"工单 {order.number} 作废时报警仍未解除；说明：{reason}"
+    text = (orders.history(db_session, order_id=order.id)[-1].payload or {}).get("text", "")
+    assert text.startswith(f"alarm #{alarm.id} cleared at ") and "the order was cancelled while it was open" in text
+    assert explain(ZH, text).endswith("工单作废时报警仍未解除；读数恢复正常后再次越限才另立新工单")
+    [message] = db_session.scalars(select(OutboxMessage).where(OutboxMessage.topic == Topic.ALARM_CLEARED))
+    assert json.loads(notify.render_body(db_session, message))["event"]["note"] == note
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=3)) == {"escalated": 0, "orders_escalated": 0}
+    # The same false scene on the next frames: no new alarm, no new order (disarmed) …
+    hour = T0 + timedelta(hours=1)
+    still = service.ingest(db_session, items=_seen("CAM-A", [0.93, 0.94], start=hour), now=hour + timedelta(hours=1))
+    assert (still.stored, still.alarms_raised, still.orders_opened, _orders(db_session)) == (2, 0, 0, 1)
+    # … until the scene reads clear once and the camera sees something again.
+    later = T0 + timedelta(hours=2)
+    again = service.ingest(db_session, items=_seen("CAM-A", [0.1, 0.9], start=later), now=later + timedelta(hours=1))
+    db_session.commit()
+    assert (again.alarms_raised, again.orders_opened, _orders(db_session)) == (1, 1, 2)
+
+
+def test_merging_a_machine_order_moves_its_open_alarms_to_the_master_which_counts_and_escalates_them(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """合并 of a camera's order into another left its alarm open on the merged order, escalated there (an escalation
+    refused by the life cycle, every run): now the alarm moves to the master — an ``order_moved`` event, both orders'
+    trails say it — counts there (the master escalated once for both alarms, the merged order never) and is cleared by
+    the master's close."""
+    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
+    _camera(db_session, "CAM-F", 23.05 + 0.0018, "北口摄像头")  # 200 m: its own order
+    _garbage_rule(db_session)
+    db_session.commit()
+    service.ingest(db_session, items=_seen("CAM-A", [0.92]), now=T0)
+    service.ingest(db_session, items=_seen("CAM-F", [0.9]), now=T0)
+    db_session.commit()
+    moving, staying = _alarm_of(db_session, "CAM-A"), _alarm_of(db_session, "CAM-F")
+    merged_id, master_id = moving.order_id, staying.order_id
+    assert merged_id is not None and master_id is not None and merged_id != master_id
+    at = T0 + timedelta(minutes=10)
+    orders.act(db_session, order_id=merged_id, action="merge", actor=PERSON, params={"master_id": master_id}, now=at)
+    db_session.commit()
+    db_session.refresh(moving)
+    merged, master = db_session.get(Order, merged_id), db_session.get(Order, master_id)
+    assert merged is not None and master is not None and merged.state == State.MERGED
+    assert moving.order_id == master_id and moving.open_key is not None and moving.state == AlarmState.ACTIVE
+    event = service.alarm_events(db_session, alarm_id=moving.id)[-1]
+    assert (event.action, event.actor) == ("order_moved", PERSON.name)
+    assert event.payload == {
+        "from_order_id": merged_id,
+        "from_number": merged.number,
+        "order_id": master_id,
+        "number": master.number,
+    }
+    said = (orders.history(db_session, order_id=merged_id)[-1].payload or {}).get("text", "")
+    assert said.startswith(f"alarm #{moving.id} moved to order {master.number} at ")
+    assert explain(ZH, said).startswith(f"监测报警 #{moving.id} 于 ") and f"合并转至工单 {master.number}" in explain(
+        ZH, said
+    )
+    heard = [(e.payload or {}).get("text", "") for e in orders.history(db_session, order_id=master_id)]
+    assert any(
+        t.startswith(f"alarm #{moving.id} moved here at ") and t.endswith("alarms on this order: 2") for t in heard
+    )
+    assert [a for a, _ in service.alarms_of_order(db_session, master_id)] == sorted([moving.id, staying.id])
+    # Unacknowledged: escalated, on the master, once for both; nothing acts on the merged order.
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=1)) == {"escalated": 2, "orders_escalated": 1}
+    db_session.commit()
+    assert not db_session.scalars(
+        select(OrderEvent.id).where(OrderEvent.order_id == merged_id, OrderEvent.action == "escalate")
+    ).all()
+    # Its next frame counts on the moved alarm; the master's close clears both.
+    half = T0 + timedelta(minutes=30)
+    repeat = service.ingest(db_session, items=_seen("CAM-A", [0.95], start=half), now=half)
+    assert (repeat.alarms_repeated, repeat.alarms_raised) == (1, 0), repeat
+    _answer_and_close(db_session, master_id)
+    db_session.commit()
+    for alarm in (moving, staying):
+        db_session.refresh(alarm)
+        assert alarm.state == AlarmState.CLEARED
+
+
+def test_a_reading_measured_before_the_close_and_arriving_after_it_opens_no_new_order(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """A camera's frame measured before the supervisor's 办结 but delivered after it (a gateway's backlog) raised a new
+    alarm and a new order straight away — for a moment the close had already answered for. It is stored and counted
+    late, evaluated no further; a frame measured after the close opens the new order as before."""
+    old = _one_camera_alarming(db_session)
+    closed_at = T0 + timedelta(hours=1)
+    _answer_and_close(db_session, old.order_id, at=closed_at)
+    db_session.commit()
+    backlog = _seen("CAM-A", [0.95, 0.96], start=closed_at - timedelta(minutes=5))[:1]  # measured 5 min before
+    late = service.ingest(db_session, items=backlog, now=closed_at + timedelta(minutes=10))
+    db_session.commit()
+    assert (late.stored, late.late, late.alarms_raised, late.orders_opened) == (1, 1, 0, 0)
+    assert _alarm_of(db_session, "CAM-A").id == old.id and _orders(db_session) == 1
+    after = service.ingest(
+        db_session, items=_seen("CAM-A", [0.93], start=closed_at + timedelta(minutes=1)), now=closed_at
+    )
+    db_session.commit()
+    assert (after.alarms_raised, after.orders_opened, _orders(db_session)) == (1, 1, 2)
+
+
+def test_the_escalation_job_clears_an_alarm_left_open_on_a_cancelled_order_and_moves_one_of_a_merged_order(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """Alarms left open on orders cancelled or merged before this release (or behind the life cycle's back) were
+    escalated every run: the job now clears the cancelled order's (no escalation) and moves the merged order's to its
+    master, where it is escalated — the merged order is never acted on."""
+    _camera(db_session, "CAM-A", 23.05, "东口摄像头")
+    _camera(db_session, "CAM-F", 23.05 + 0.0018, "北口摄像头")
+    _camera(db_session, "CAM-X", 23.05 + 0.0036, "南口摄像头")
+    _garbage_rule(db_session)
+    db_session.commit()
+    for code in ("CAM-A", "CAM-F", "CAM-X"):
+        service.ingest(db_session, items=_seen(code, [0.92]), now=T0)
+    db_session.commit()
+    cancelled, merged, master = (_alarm_of(db_session, c) for c in ("CAM-A", "CAM-F", "CAM-X"))
+    db_session.execute(update(Order).where(Order.id == cancelled.order_id).values(state=State.CANCELLED.value))
+    db_session.execute(
+        update(Order)
+        .where(Order.id == merged.order_id)
+        .values(state=State.MERGED.value, master_order_id=master.order_id)
+    )
+    db_session.commit()
+    merged_order = merged.order_id
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=1)) == {"escalated": 2, "orders_escalated": 1}
+    db_session.commit()
+    for alarm in (cancelled, merged, master):
+        db_session.refresh(alarm)
+    assert cancelled.state == AlarmState.CLEARED and cancelled.escalated_at is None
+    assert merged.order_id == master.order_id and merged.escalated_at is not None
+    assert not db_session.scalars(
+        select(OrderEvent.id).where(
+            OrderEvent.order_id.in_([cancelled.order_id, merged_order]), OrderEvent.action == "escalate"
+        )
+    ).all()
+
+
+def test_the_escalation_job_and_a_readings_file_clearing_alarms_of_one_closed_order_do_not_deadlock(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """On PostgreSQL: a readings file (its chunks in one transaction) clears one camera's alarm of an order closed
+    behind the life cycle's back — the alarm's row, then the order's (its comment) — while the escalation job clears
+    the order's other alarm: the job took that alarm, then waited for the order (or for the first alarm, to claim
+    it), and the file's next chunk, clearing the second alarm, waited for the job: a deadlock, one of the two rolled
+    back. Now the job takes the order first and skips what another holds, leaving it to its next run. Deterministic:
+    the file's second chunk is sent only once the job waits for a lock or has finished."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    first, second = _two_cameras_on_one_order(db_session)
+    db_session.execute(update(Order).where(Order.id == first.order_id).values(state=State.CLOSED_RESOLVED.value))
+    db_session.commit()
+    batch, job = Session(bind=db_engine), Session(bind=db_engine)
+    outcome: dict[str, Any] = {}
+    pid = job.scalar(text("SELECT pg_backend_pid()"))
+
+    def run_job() -> None:
+        try:
+            outcome["result"] = service.escalate_due(job, now=T0 + timedelta(hours=1))
+            job.commit()
+        except BaseException as exc:
+            outcome["error"] = exc
+            job.rollback()
+
+    back = T0 + timedelta(minutes=20)
+    try:
+        # The file's first chunk: CAM-B's scene clear — its alarm, then the order (the comment), held till the end.
+        service.ingest(batch, items=_seen("CAM-B", [0.1], start=back), now=back)
+        thread = threading.Thread(target=run_job)
+        thread.start()
+        _until_waiting_or_done(db_engine, pid, thread)
+        # Its second chunk: CAM-A's scene clear too.
+        service.ingest(batch, items=_seen("CAM-A", [0.1], start=back), now=back)
+        batch.commit()
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+    finally:
+        batch.close()
+        job.close()
+    for alarm in (first, second):
+        db_session.refresh(alarm)
+        assert alarm.state == AlarmState.CLEARED and alarm.escalated_at is None
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=2)) == {"escalated": 0, "orders_escalated": 0}

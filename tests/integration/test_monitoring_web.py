@@ -204,14 +204,9 @@ def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_ha
     assert '<div data-key="value"><small>读数</small> 31cm</div>' in details
 
 
-def test_a_cameras_confidence_reads_in_percent_on_the_list_its_page_and_its_order_as_in_the_orders_text(
-    world: dict[str, Any],
-) -> None:
-    """The list showed a detection's confidence as 0.93 while its order's text said 置信度 94%: every page shows it
-    in percent — the latest frame under 最新读数, the peak under 峰值, the peak being what the order's text says."""
-    sensor = SensorCreate(
-        code="CAM-P", name="稻香市场摄像头", kind="video_ai", metrics={"garbage_exposed": ""}, unit_code="MW-S1"
-    )
+def _camera_and_rule(code: str, name: str) -> tuple[SensorCreate, RuleCreate]:
+    """A garbage camera of 稻香街道 and the kind's rule: ≥ 80% raises, below 30% clears."""
+    sensor = SensorCreate(code=code, name=name, kind="video_ai", metrics={"garbage_exposed": ""}, unit_code="MW-S1")
     rule = RuleCreate(
         name="暴露垃圾识别",
         sensor_kind="video_ai",
@@ -220,7 +215,15 @@ def test_a_cameras_confidence_reads_in_percent_on_the_list_its_page_and_its_orde
         threshold=0.8,
         clear_threshold=0.3,
     )
-    assert _one_rule_and_readings(world, sensor, rule, [0.94, 0.93]).alarms_raised == 1
+    return sensor, rule
+
+
+def test_a_cameras_confidence_reads_in_percent_on_the_list_its_page_and_its_order_as_in_the_orders_text(
+    world: dict[str, Any],
+) -> None:
+    """The list showed a detection's confidence as 0.93 while its order's text said 置信度 94%: every page shows it
+    in percent — the latest frame under 最新读数, the peak under 峰值, the peak being what the order's text says."""
+    assert _one_rule_and_readings(world, *_camera_and_rule("CAM-P", "稻香市场摄像头"), [0.94, 0.93]).alarms_raised == 1
     dsp = login("mw-dsp")
     [alarm] = dsp.get("/api/v1/alarms", params={"sensor": "CAM-P"}).json()["items"]
     assert (alarm["peak_value"], alarm["current_value"]) == (0.94, 0.93)  # the API keeps the numbers
@@ -235,6 +238,23 @@ def test_a_cameras_confidence_reads_in_percent_on_the_list_its_page_and_its_orde
     assert "置信度 94%" in order_page
     details = order_page.split('data-testid="channel-details">')[1].split("</td>")[0]
     assert '<div data-key="value"><small>读数</small> 94%</div>' in details, details
+
+
+def test_a_cameras_chart_reads_in_percent_on_its_axis_and_limits_as_its_caption_does(world: dict[str, Any]) -> None:
+    """The sensor page's chart of a camera had its caption in percent (最低 88%，最高 94%) but its value axis at 0.2,
+    0.4 … 1 and its limit lines labelled 0.8 and 0.3: now the ticks and the limits read in percent too; the lines'
+    data values (for scripts and tests) keep the number the rule holds."""
+    _one_rule_and_readings(world, *_camera_and_rule("CAM-C", "稻香桥摄像头"), [0.88, 0.94])
+    page = login("mw-dsp").get("/monitoring/sensors/CAM-C").text
+    chart = page.split('data-testid="chart"')[1].split("</svg>")[0]
+    ticks = re.findall(r'<text class="tick" x="[\d.]+" y="[\d.]+" text-anchor="end">([^<]*)</text>', chart)
+    assert ticks and all(tick.endswith("%") for tick in ticks), ticks
+    assert "100%" in ticks and "1" not in ticks
+    assert "报警限值 80%" in chart and "解除限值 30%" in chart and "0.8<" not in chart and "0.3<" not in chart
+    assert 'data-testid="limit-threshold" data-value="0.8"' in chart
+    # A gauge's chart keeps its plain numbers and unit.
+    gauge = login("mw-dsp").get("/monitoring/sensors/WL-N").text.split('data-testid="chart"')[1].split("</svg>")[0]
+    assert "报警限值 20cm" in gauge and "%" not in gauge
 
 
 def test_a_rules_limits_read_in_its_sensors_unit_and_mixed_units_are_flagged(world: dict[str, Any]) -> None:

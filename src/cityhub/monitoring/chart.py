@@ -106,6 +106,11 @@ def _number(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
+def _percent(value: float) -> str:
+    """A confidence tick (0–1) in percent, as its caption and limits read (0.25 → "25%", 0.025 → "2.5%")."""
+    return f"{_number(round(value * 100, 10))}%"
+
+
 _TIME_STEPS = [timedelta(hours=h) for h in (1, 2, 3, 6, 12)] + [timedelta(days=d) for d in (1, 2, 7, 14)]
 
 
@@ -141,9 +146,11 @@ def build(
     thresholds: Sequence[Threshold] = (),
     alarms: Sequence[AlarmMark] = (),
     gap: timedelta | None = None,
+    confidence: bool = False,
 ) -> Chart:
     """The chart of ``points`` (time order) over ``[start, end]``; the line breaks where two readings are more than
-    ``gap`` apart (the sensor was silent)."""
+    ``gap`` apart (the sensor was silent). ``confidence``: the values are a detection's confidence (0–1,
+    ``rules.is_confidence``), so the value ticks read in percent, as the caption and the limits' labels do."""
     left, right, top, bottom = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     span = (end - start).total_seconds()
 
@@ -182,7 +189,7 @@ def build(
         paths=paths,
         dots=dots,
         x_ticks=x_ticks,
-        y_ticks=[Tick(y_of(v), _number(v)) for v in ticks],
+        y_ticks=[Tick(y_of(v), _percent(v) if confidence else _number(v)) for v in ticks],
         lines=[Line(y_of(t.value), t.value, t.label, t.kind) for t in thresholds],
         marks=[Mark(x_of(a.at), a.label, a.severity, a.escalated, a.alarm_id) for a in alarms if start <= a.at <= end],
         empty=not points,

@@ -1272,48 +1272,192 @@ def order_closed_note(number: str) -> str:
     return f"order {number} closed while the alarm was open"
 
 
-def resolve_closed(session: Session, *, order_id: int | None = None, now: datetime | None = None) -> int:
-    """Clear the open alarms whose order is closed (办结) — of ``order_id``, or of every closed order — as the system:
-    the unit has answered for the problem, so a camera that still sees it (or sees it again) raises a new alarm at its
-    next crossing and that alarm opens a new order, instead of the old alarm counting on, unseen, on a closed order
-    and being escalated. Each alarm's ``cleared`` event and the ``alarm_cleared`` notification name the order; the
-    order's trail gets one comment naming its alarms. Final, as a person's clear — but not disarming: the rule state
-    is left as the readings made it (:func:`rules.evaluate` raises at the next breaching reading, its duration held
-    already). Called by the life cycle when an order of a machine channel is closed
-    (:func:`cityhub.workorders.service.act`) and by the escalation job for alarms left open before (since December
-    2026). How many alarms were cleared."""
-    from cityhub.workorders.lifecycle import CLOSED_STATES
+def order_cancelled_note(number: str, reason: str | None) -> str:
+    """Why an alarm was cleared when its order was cancelled (作废: a false detection), with the canceller's reason
+    (a fixed form, as :func:`_tell_order`'s, the reason after ``note: ``)."""
+    text = f"order {number} cancelled while the alarm was open"
+    return f"{text}; note: {reason}" if reason else text
+
+
+def resolve_ended(
+    session: Session, *, order_id: int | None = None, actor: orders.Actor = orders.SYSTEM, now: datetime | None = None
+) -> int:
+    """Answer for the open alarms of orders no longer handled as a problem of their own — of ``order_id`` (called by
+    the life cycle as it closes, cancels or merges it, :func:`cityhub.workorders.service.act`, ``actor`` who did) or
+    of every such order (the escalation job, for alarms left open before December 2026 or skipped, see below):
+
+    - **closed (办结)**: cleared as the system — the unit has answered for the problem, so a camera that still sees it
+      (or sees it again) raises a new alarm at its next crossing and that alarm opens a new order, instead of the old
+      alarm counting on, unseen, on a closed order and being escalated. Not disarming.
+    - **cancelled (作废)**: a false detection — cleared as a person's clear by whoever cancelled it, the cancel's
+      reason in each alarm's ``cleared`` event, and *disarming* as a person's clear does
+      (:func:`rules.cleared_by_person`): a camera still reading the same false scene opens no new order until its
+      readings have recovered once.
+    - **merged (合并)**: the master order holds the problem now — the alarms move to it (``alarms.order_id``, an
+      ``order_moved`` event in each alarm's trail), count under it (its joins, its escalation, its close clear them)
+      and stay open; the trails of both orders say so.
+
+    A cleared alarm's rule state is moved on to the order's end (``last_at``): a reading measured before the close
+    or cancel that arrives after it is stored and counted late, evaluated no further (:func:`rules.evaluate`), so it
+    does not open a new order straight away. Each cleared alarm's ``cleared`` event and the ``alarm_cleared``
+    notification name the order; the order's trail gets one comment naming its alarms.
+
+    Locks (PostgreSQL), always in one order — the order's row, then its alarms by id, then their rule states — and,
+    but for the order the life cycle already holds, with ``SKIP LOCKED``: an order, alarm or rule state another
+    transaction holds (a batch of readings writing it) is left to the escalation job's next run. So this never waits
+    for a batch of readings (which locks alarms, then the orders it comments on): a batch clearing another alarm of
+    the same order could otherwise wait for an alarm locked here while this waited for the order it held — the
+    deadlock of the escalation job against a readings file of December 2026. How many alarms were cleared or moved."""
+    from cityhub.workorders.lifecycle import CLOSED_STATES, State
 
     now = now or utcnow()
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    ended = [s.value for s in (*CLOSED_STATES, State.CANCELLED, State.MERGED)]
+    holding = select(Alarm.id).where(Alarm.order_id == Order.id, Alarm.open_key.is_not(None)).exists()
     query = (
-        select(Alarm, Order.number)
-        .join(Order, Order.id == Alarm.order_id)
-        .where(Alarm.open_key.is_not(None), Order.state.in_([s.value for s in CLOSED_STATES]))
-        .order_by(Alarm.id)
+        select(Order)
+        .where(Order.state.in_(ended), holding)
+        .order_by(Order.id)
         .execution_options(populate_existing=True)
     )
     if order_id is not None:
         query = query.where(Order.id == order_id)
-    if session.get_bind().dialect.name == "postgresql":
-        # An alarm a batch of readings is writing at this moment is left to the escalation job's next run: the close
-        # (holding its order) never waits for a batch that may wait for the order (a deadlock).
-        query = query.with_for_update(of=Alarm, skip_locked=True)
-    found = session.execute(query).all()
-    by_order: dict[int, list[int]] = defaultdict(list)
-    for alarm, number in found:
-        note = order_closed_note(number)
-        _close(session, alarm, actor=orders.SYSTEM, at=now, value=None, note=note, tell=False)
+    if postgresql:
+        # The life cycle's own order is locked by this transaction already: SKIP LOCKED does not skip it.
+        query = query.with_for_update(of=Order, skip_locked=True)
+    done = 0
+    for order in session.scalars(query).all():
+        alarms = select(Alarm).where(Alarm.order_id == order.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
+        alarms = alarms.execution_options(populate_existing=True)
+        if postgresql:
+            alarms = alarms.with_for_update(of=Alarm, skip_locked=True)
+        found = list(session.scalars(alarms).all())
+        if not found:
+            continue
+        if order.state == State.MERGED:
+            done += _move_to_master(session, order, found, actor=actor, now=now, job=order_id is None)
+        else:
+            _clear_ended(session, order, found, actor=actor, now=now)
+            done += len(found)
+    return done
+
+
+def _words(ids: Sequence[int]) -> tuple[str, str]:
+    """``alarm #3`` or ``alarms #3, #4``, and ``it was`` or ``they were``: the comments' forms."""
+    many = len(ids) > 1
+    return f"{'alarms' if many else 'alarm'} {', '.join(f'#{i}' for i in ids)}", "they were" if many else "it was"
+
+
+def _clear_ended(session: Session, order: Order, found: list[Alarm], *, actor: orders.Actor, now: datetime) -> None:
+    """Clear the open alarms of a closed or cancelled ``order`` (:func:`resolve_ended`)."""
+    from cityhub.workorders.lifecycle import Action, State
+    from cityhub.workorders.models import OrderEvent
+
+    cancelled = order.state == State.CANCELLED
+    if cancelled:
+        reason = session.scalars(
+            select(OrderEvent.reason)
+            .where(OrderEvent.order_id == order.id, OrderEvent.action == Action.CANCEL.value)
+            .order_by(OrderEvent.id.desc())
+            .limit(1)
+        ).first()
+        note, by = order_cancelled_note(order.number, reason), actor
+    else:
+        note, by = order_closed_note(order.number), orders.SYSTEM
+    for alarm in found:
+        _close(session, alarm, actor=by, at=now, value=None, note=note, tell=False)
         _notify_cleared(session, alarm, note=note)
-        assert alarm.order_id is not None
-        by_order[alarm.order_id].append(alarm.id)
-    for closed_id, ids in sorted(by_order.items()):
-        many = len(ids) > 1
+    _settle_states(session, found, until=order.closed_at, disarm=cancelled)
+    named, were = _words([a.id for a in found])
+    if cancelled:
         text = (
-            f"{'alarms' if many else 'alarm'} {', '.join(f'#{i}' for i in ids)} cleared at {_local(now)}: "
-            f"the order was closed while {'they were' if many else 'it was'} open; "
+            f"{named} cleared at {_local(now)}: the order was cancelled while {were} open; "
+            "a crossing once the readings are back within the limit opens a new order"
+        )
+    else:
+        text = (
+            f"{named} cleared at {_local(now)}: the order was closed while {were} open; "
             "a crossing from now on opens a new order"
         )
-        orders.act(session, order_id=closed_id, action="comment", actor=orders.SYSTEM, params={"text": text}, now=now)
+    orders.act(session, order_id=order.id, action="comment", actor=orders.SYSTEM, params={"text": text}, now=now)
+
+
+def _settle_states(session: Session, alarms: Sequence[Alarm], *, until: datetime | None, disarm: bool) -> None:
+    """The rule states of alarms cleared because their order ended at ``until`` (its ``closed_at``; None: not known,
+    an order ended behind the life cycle's back): moved on to it (a reading measured before is late: stored, evaluated
+    no further) and, ``disarm``, disarmed as by a person's clear. On PostgreSQL a
+    state a batch of readings is writing at this moment is skipped (``SKIP LOCKED``, see :func:`resolve_ended`):
+    that batch's readings arrived before the end was committed."""
+    keys = sorted({(a.sensor_id, a.rule_id) for a in alarms})
+    query = (
+        select(RuleState)
+        .where(tuple_(RuleState.sensor_id, RuleState.rule_id).in_(keys))
+        .order_by(RuleState.sensor_id, RuleState.rule_id)
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    for row in session.scalars(query).all():
+        if until is not None and (row.last_at is None or row.last_at < until):
+            row.last_at = until
+        if disarm:
+            _disarm(session, row)
+    session.flush()
+
+
+def _disarm(session: Session, row: RuleState) -> None:
+    """A rule state as a person's clear of its open alarm leaves it (:func:`rules.cleared_by_person`): the wait for
+    the duration restarted, disarmed while the last reading still breaches."""
+    rule, sensor = session.get(AlarmRule, row.rule_id), session.get(Sensor, row.sensor_id)
+    spec = _spec(rule, sensor) if rule is not None and sensor is not None else None
+    if spec is None:
+        return
+    known = EvalState(
+        open=True, last_at=row.last_at, last_value=row.last_value, breach_since=row.breach_since, armed=row.armed
+    )
+    after = cleared_by_person(spec, known)
+    row.breach_since, row.armed = after.breach_since, after.armed
+
+
+def _move_to_master(
+    session: Session, order: Order, found: list[Alarm], *, actor: orders.Actor, now: datetime, job: bool
+) -> int:
+    """Move the open alarms of a merged ``order`` to its master (:func:`resolve_ended`): each alarm's ``order_id``, an
+    ``order_moved`` event, a comment on the merged order and a note beside the master (its version kept, as the merge's
+    own note: a handler acting on it with the version they read is not refused). ``job``: the escalation job, which
+    locks the master too with ``SKIP LOCKED`` (the life cycle's merge writes beside the master already)."""
+    from cityhub.workorders.service import note_beside
+
+    if order.master_order_id is None:
+        return 0
+    master_query = select(Order).where(Order.id == order.master_order_id)
+    if job and session.get_bind().dialect.name == "postgresql":
+        master_query = master_query.with_for_update(of=Order, skip_locked=True)
+    master = session.scalars(master_query).first()
+    if master is None:
+        return 0
+    for alarm in found:
+        alarm.order_id = master.id
+        moved = {"from_order_id": order.id, "from_number": order.number, "order_id": master.id, "number": master.number}
+        _event(session, alarm, "order_moved", actor=actor, at=now, **moved)
+    session.flush()
+    count = session.scalar(select(func.count()).select_from(Alarm).where(Alarm.order_id == master.id)) or 0
+    named, were = _words([a.id for a in found])
+    text = f"{named} moved to order {master.number} at {_local(now)}: this order was merged into it while {were} open"
+    orders.act(session, order_id=order.id, action="comment", actor=orders.SYSTEM, params={"text": text}, now=now)
+    beside = (
+        f"{named} moved here at {_local(now)} from order {order.number}, merged into this order; "
+        f"alarms on this order: {count}"
+    )
+    note_beside(
+        session,
+        order=master,
+        action="comment",
+        actor=orders.SYSTEM,
+        at=now,
+        payload={"text": beside},
+        from_state=master.state.value,
+    )
     return len(found)
 
 
@@ -1874,23 +2018,11 @@ def _note(text: str | None, field: str) -> str | None:
 def _clear(session: Session, alarm: Alarm, *, actor: orders.Actor, note: str | None) -> Alarm:
     if alarm.open_key is None:
         raise InvalidTransition(state=alarm.state, action="clear", reason="the alarm is already cleared")
-    rule = require_rule(session, rule_id=alarm.rule_id)
-    sensor = session.get(Sensor, alarm.sensor_id)
+    require_rule(session, rule_id=alarm.rule_id)
     # Read afresh: ingestion writes rule states as plain rows, not through objects this session may hold.
     row = session.get(RuleState, (alarm.sensor_id, alarm.rule_id), populate_existing=True)
-    spec = _spec(rule, sensor) if sensor is not None else None
-    if row is not None and spec is not None:
-        after = cleared_by_person(
-            spec,
-            EvalState(
-                open=True,
-                last_at=row.last_at,
-                last_value=row.last_value,
-                breach_since=row.breach_since,
-                armed=row.armed,
-            ),
-        )
-        row.breach_since, row.armed = after.breach_since, after.armed
+    if row is not None:
+        _disarm(session, row)
     _close(session, alarm, actor=actor, at=utcnow(), value=None, note=note)
     session.flush()
     return alarm
@@ -2062,12 +2194,12 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     one UPDATE (``escalated_at``), then an ``escalated`` event in its trail, an escalation on the ``alarm`` topic and
     its order, when still open, escalated through the life cycle with its urgency one step higher (audited) — once:
     an order another of its alarms escalated already is not escalated again (``order_escalated_before``)."""
-    from cityhub.workorders.lifecycle import OPEN_STATES, Action
+    from cityhub.workorders.lifecycle import OPEN_STATES, TERMINAL_STATES, Action
 
     now = now or utcnow()
-    # Alarms still open on an order closed before December 2026 (or behind the life cycle's back) are answered for:
-    # cleared, not escalated.
-    resolve_closed(session, now=now)
+    # Alarms still open on an order closed, cancelled or merged before December 2026, behind the life cycle's back, or
+    # skipped as it ended (locked by a batch of readings) are answered for: cleared or moved, not escalated.
+    resolve_ended(session, now=now)
     default = get_monitoring_settings().alarm_escalate_after_minutes
     groups: dict[int, list[int]] = defaultdict(list)
     for rule_id, minutes in session.execute(select(AlarmRule.id, AlarmRule.escalate_after_minutes)):
@@ -2099,10 +2231,37 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
             for minutes, ids in sorted(groups.items())
         )
     )
+    # Never an alarm whose order has ended (closed, cancelled, merged): one skipped above, locked by a batch, waits for
+    # the next run here too.
+    # An alias per subquery: none may be correlated by mistake to another's order when they are nested below.
+    theirs, held_order, other_order = aliased(Order), aliased(Order), aliased(Order)
+    ended = select(theirs.id).where(theirs.id == Alarm.order_id, theirs.state.in_([s.value for s in TERMINAL_STATES]))
+    wanted = and_(Alarm.state == AlarmState.ACTIVE.value, Alarm.escalated_at.is_(None), due, ~ended.exists())
+    if session.get_bind().dialect.name == "postgresql":
+        # The locks in the order every writer of alarms and orders here takes them (:func:`resolve_ended`): the open
+        # orders to escalate first, then the alarms by id, each with SKIP LOCKED — so the job never waits for a batch
+        # of readings (which holds alarms and then waits for the orders it comments on, or the reverse) and can be
+        # part of no deadlock; what it skips it escalates at its next run.
+        mine = select(held_order.id).where(
+            held_order.state.in_([s.value for s in OPEN_STATES]),
+            held_order.id.in_(select(Alarm.order_id).where(wanted, Alarm.order_id.is_not(None))),
+        )
+        locking = mine.order_by(held_order.id).with_for_update(of=held_order, skip_locked=True)
+        held = list(session.scalars(locking).all())
+        elsewhere = select(other_order.id).where(
+            other_order.id == Alarm.order_id,
+            other_order.state.in_([s.value for s in OPEN_STATES]),
+            other_order.id.not_in(held),
+        )
+        wanted = and_(wanted, ~elsewhere.exists())
+        free = session.scalars(
+            select(Alarm.id).where(wanted).order_by(Alarm.id).with_for_update(of=Alarm, skip_locked=True)
+        ).all()
+        wanted = and_(wanted, Alarm.id.in_(free))
     # The claim: a second run (or worker) finds them escalated; an acknowledgement committed first keeps one out.
     claimed = session.scalars(
         update(Alarm)
-        .where(Alarm.state == AlarmState.ACTIVE.value, Alarm.escalated_at.is_(None), due)
+        .where(wanted)
         .values(escalated_at=now)
         .returning(Alarm.id)
         .execution_options(synchronize_session=False)

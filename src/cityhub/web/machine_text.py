@@ -242,7 +242,7 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"id": m[1], "at": m[2], "metric": t.label("metric", m[3]), "value": m[4], "minutes": m[5]},
     ),
     (re.compile(r"reopened, no new alarm"), "why.alarm_reopened_not_new", lambda m, n, t: {}),
-    # The alarms an order held when it was closed (``monitoring.service.resolve_closed``): on the order, in their trail.
+    # The alarms an order held when it was closed (``monitoring.service.resolve_ended``): on the order, in their trail.
     (
         re.compile(
             rf"alarms? ((?:#\d+, )*#\d+) cleared at ({_AT}): the order was closed while (?:it was|they were) open"
@@ -255,6 +255,37 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         re.compile(r"order (\S+) closed while the alarm was open"),
         "why.alarm_order_closed_note",
         lambda m, n, t: {"number": m[1]},
+    ),
+    # The alarms an order held when it was cancelled (作废, a false detection) or merged (合并: moved to the master).
+    (
+        re.compile(
+            rf"alarms? ((?:#\d+, )*#\d+) cleared at ({_AT}): the order was cancelled while (?:it was|they were) open"
+        ),
+        "why.alarm_order_cancelled",
+        lambda m, n, t: {"ids": m[1], "at": m[2]},
+    ),
+    (
+        re.compile(r"a crossing once the readings are back within the limit opens a new order"),
+        "why.alarm_new_order_after_recovery",
+        lambda m, n, t: {},
+    ),
+    (
+        re.compile(r"order (\S+) cancelled while the alarm was open"),
+        "why.alarm_order_cancelled_note",
+        lambda m, n, t: {"number": m[1]},
+    ),
+    (
+        re.compile(
+            rf"alarms? ((?:#\d+, )*#\d+) moved to order (\S+) at ({_AT}): "
+            r"this order was merged into it while (?:it was|they were) open"
+        ),
+        "why.alarm_moved_to_master",
+        lambda m, n, t: {"ids": m[1], "number": m[2], "at": m[3]},
+    ),
+    (
+        re.compile(rf"alarms? ((?:#\d+, )*#\d+) moved here at ({_AT}) from order (\S+), merged into this order"),
+        "why.alarm_moved_here",
+        lambda m, n, t: {"ids": m[1], "at": m[2], "number": m[3]},
     ),
     # An alarm joining an order from across a community boundary (``monitoring.service._join_open_order``).
     (

@@ -23,7 +23,7 @@ from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound
 from cityhub.monitoring import chart, service
 from cityhub.monitoring.models import Sensor
-from cityhub.monitoring.rules import RuleKind, SensorKind, SensorState, SensorStatus
+from cityhub.monitoring.rules import RuleKind, SensorKind, SensorState, SensorStatus, figure, is_confidence
 from cityhub.monitoring.schemas import RuleCreate, RuleUpdate
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.service import unit_directory
@@ -108,10 +108,14 @@ def _sensor_charts(db: Session, t: Any, sensor: Any, window: str, alarms: list[d
     for metric, unit in sensor.metrics.items():
         series = service.series_of(db, sensor=sensor, metric=metric, start=start, end=end)
         lines = []
+        # A camera's confidence reads in percent on its axis and limits, as in the caption (until December 2026 they
+        # read 0–1 under a caption of 88%–94%).
+        sure = is_confidence(sensor.kind, metric)
         for _rule, spec in service.thresholds_of(db, sensor=sensor, metric=metric):
-            lines.append(chart.Threshold(spec.threshold, t("mon.chart.threshold", value=f"{spec.threshold:g}{unit}")))
+            shown = figure(spec.threshold, unit, confidence=sure)
+            lines.append(chart.Threshold(spec.threshold, t("mon.chart.threshold", value=shown)))
             if spec.clear_threshold is not None and spec.clear_threshold != spec.threshold:
-                label = t("mon.chart.clear_threshold", value=f"{spec.clear_threshold:g}{unit}")
+                label = t("mon.chart.clear_threshold", value=figure(spec.clear_threshold, unit, confidence=sure))
                 lines.append(chart.Threshold(spec.clear_threshold, label, kind="clear"))
         marks = [
             chart.AlarmMark(
@@ -132,6 +136,7 @@ def _sensor_charts(db: Session, t: Any, sensor: Any, window: str, alarms: list[d
             thresholds=lines,
             alarms=marks,
             gap=_gap(series.points, series.bucket_width),
+            confidence=sure,
         )
         charts.append(
             {

@@ -43,7 +43,6 @@ from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import feeds, numbering, search, sla
 from cityhub.workorders.lifecycle import (
-    CLOSED_STATES,
     HANDLING_STATES,
     LEAD_STEPS,
     OPEN_STATES,
@@ -496,15 +495,13 @@ def act(
         notices.on_order_event(session, order=order, outcome=outcome, event=event)  # 消息提醒 of the staff it needs
     if outcome.action == Action.MERGE and master is not None:
         _note_merged_in(session, master=master, merged=order, actor=actor, now=now, auto=bool(params.get("auto")))
-    if (
-        order.channel in MACHINE_CHANNELS
-        and outcome.to_state in CLOSED_STATES
-        and outcome.from_state != outcome.to_state
-    ):
-        from cityhub.monitoring.service import resolve_closed
+    if outcome.to_state in TERMINAL_STATES and outcome.from_state != outcome.to_state:
+        from cityhub.monitoring.service import resolve_ended
 
-        # 办结 answers for the alarms it holds: a camera still seeing the problem opens a new order, not none.
-        resolve_closed(session, order_id=order.id, now=now)
+        # 办结 answers for the alarms the order holds (a camera still seeing the problem opens a new order, not none),
+        # 作废 clears them as a false detection, 合并 moves them to the master. Any channel: a citizen's order may hold
+        # alarms moved to it by a merge (one indexed look-up when it holds none).
+        resolve_ended(session, order_id=order.id, actor=actor, now=now)
     if part is not None:
         from cityhub.intake.service import route_received
 
