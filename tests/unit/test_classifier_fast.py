@@ -273,3 +273,115 @@ def test_a_label_typed_in_two_widths_is_one_class(tmp_path):
     )
     records, _ = classifier.read_labelled_csv(path)
     assert [r.category for r in records] == ["交通运输(公交)", "交通运输(公交)", "交通运输/公交", "交通运输/公交"]
+
+
+def _as_dictionaries(model: classifier.Model) -> list[dict[str, int]]:
+    """Each vectorizer's vocabulary as the dictionary scikit-learn's fit made."""
+    vectorizers = [model.features.char] + ([model.features.word] if model.features.word is not None else [])
+    return [dict(vec.vocabulary_) for vec in vectorizers]
+
+
+def test_vocabulary_read_from_integer_tables_answers_as_its_dictionary() -> None:
+    """``_Vocabulary`` stands for a vectorizer's ``vocabulary_`` dictionary: every entry found at its column, every
+    other string (unknown units, too many or too few of them, a split that makes an empty unit, not a string at all)
+    not found, the entries in column order."""
+    chars = {"路灯": 3, "路": 0, "灯": 1, "坏": 2, "🚧": 4, "路灯坏": 5, " 路": 6}
+    words = {"路灯": 1, "坏了": 0, "路灯 坏了": 2, "a": 3}
+    for vocabulary, char in ((chars, True), (words, False)):
+        compact = classifier._Vocabulary(classifier._NgramKeys(vocabulary, 1, 3 if char else 2, char=char))
+        assert len(compact) == len(vocabulary)
+        assert list(compact) == sorted(vocabulary, key=vocabulary.__getitem__)  # column order
+        assert dict(compact) == dict(compact.items()) == vocabulary and compact == vocabulary
+        for gram, column in vocabulary.items():
+            assert compact[gram] == column and gram in compact
+        absent = ["", "灯路", "路灯坏坏", "电", "路灯坏了", "坏了 路灯", "路灯  坏了", "路灯 坏了 a", " ", "a "]
+        for gram in [g for g in absent if g not in vocabulary]:
+            assert gram not in compact and compact.get(gram) is None
+            with pytest.raises(KeyError):
+                compact[gram]
+        assert 3 not in compact  # type: ignore[comparison-overlap]
+
+
+def test_loaded_model_holds_integer_vocabularies_and_predicts_exactly_as_trained(
+    real: tuple[classifier.Model, list[str]], tmp_path: Path
+) -> None:
+    """The vocabularies the fast path reads as integers are held only as those integers, before and after a save:
+    the same probabilities bit for bit on both paths, the same evidence (counted from the characters of each n-gram,
+    not its string), and ComplementNB keeps only what it predicts with."""
+    model, texts = real
+    dictionaries = _as_dictionaries(model)
+    loaded = classifier.load(model.save(tmp_path / "m"))
+    for m in (model, loaded):
+        assert isinstance(m.features.char.vocabulary_, classifier._Vocabulary)
+        assert isinstance(m.features.word.vocabulary_, classifier._Vocabulary)
+        cnb = m.members[m.member_names.index("cnb")]
+        assert not hasattr(cnb, "feature_count_") and not hasattr(cnb, "feature_all_")
+    assert _as_dictionaries(loaded) == dictionaries
+    assert np.array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
+    assert np.array_equal(loaded.predict_proba(texts, reference=True), model.predict_proba(texts, reference=True))
+    assert loaded.predict(texts) == model.predict(texts)
+    by_string = np.zeros(len(dictionaries[0]), dtype=bool)
+    for gram, column in dictionaries[0].items():
+        by_string[column] = len(gram) > 1 and classifier._informative(gram)
+    assert np.array_equal(loaded._informative_columns(), by_string) and by_string.any()
+
+
+def test_an_artefact_with_vocabulary_dictionaries_still_loads(
+    real: tuple[classifier.Model, list[str]], tmp_path: Path
+) -> None:
+    """A format-6 artefact (what installs hold: the vocabularies pickled as dictionaries, ComplementNB with its
+    counts) loads, predicts as the model it was saved from, and is held as the current format holds it."""
+    import gzip
+    import json
+    import pickle
+
+    model, texts = real
+    target = model.save(tmp_path / "m")
+    blob = classifier.read_fitted(target / classifier.MODEL_FILE)
+    for vec, dictionary in zip((blob["features"].char, blob["features"].word), _as_dictionaries(model), strict=True):
+        vec.vocabulary_ = dictionary
+    cnb = blob["members"][model.member_names.index("cnb")]
+    cnb.feature_count_ = np.ones_like(cnb.feature_log_prob_)
+    cnb.feature_all_ = cnb.feature_count_.sum(axis=0)
+    meta = json.loads((target / classifier.META_FILE).read_text(encoding="utf-8"))
+    meta["format_version"] = blob["format_version"] = 6
+    (target / classifier.META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    with gzip.open(target / classifier.MODEL_FILE, "wb") as fh:
+        pickle.dump(blob, fh, protocol=5)
+    loaded = classifier.load(target)
+    assert loaded.meta["format_version"] == 6 and loaded._fast is not None
+    assert isinstance(loaded.features.char.vocabulary_, classifier._Vocabulary)
+    assert not hasattr(loaded.members[model.member_names.index("cnb")], "feature_count_")
+    assert np.array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
+    assert loaded.predict(texts) == model.predict(texts)
+
+
+def test_a_loaded_model_holds_little_beyond_its_arrays(
+    real: tuple[classifier.Model, list[str]], tmp_path: Path
+) -> None:
+    """What loading keeps in memory is the arrays prediction reads — the members' weights, the n-gram tables, the idf —
+    and less beside them than one Python string per vocabulary entry would take (the dictionaries of strings
+    that stood beside the tables held ~100 MB of the default model in every process)."""
+    import gc
+    import sys
+    import tracemalloc
+
+    model, _ = real
+    target = model.save(tmp_path / "m")
+    classifier.load(target)  # the imports and caches of a first load are not the model's
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        loaded = classifier.load(target)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert loaded._fast is not None
+    weights = sum(getattr(m, "feature_log_prob_", getattr(m, "coef_", None)).nbytes for m in loaded.members)
+    tables = sum(b.keys.columns.keys.nbytes + b.keys.columns.values.nbytes for b in loaded._fast.blocks if b.keys)
+    idf = loaded.features.char.idf_.nbytes + loaded.features.word.idf_.nbytes
+    entries = len(loaded.features.char.vocabulary_) + len(loaded.features.word.vocabulary_)
+    one_string = sys.getsizeof("路灯坏")
+    assert held - (weights + tables + idf) < entries * one_string, (held, weights, tables, idf, entries)

@@ -42,8 +42,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import repeat
@@ -71,9 +71,11 @@ from cityhub.workorders.categories import category_form
 # (``ClassConfidence``); 4: the learned joined form of raw texts (``JoinedForm``). Versions 1 and 2 still load and
 # predict with the stacker's probabilities, as before; versions before 4 normalise texts only, as before.
 # 5: the fine-tuned encoder member (``ClassifierConfig.fine_tune``, ``cityhub.nlp.finetune``). 6: the NB-weighted SVM
-# member (``NBLinearSVC``), which older versions cannot unpickle.
-FORMAT_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+# member (``NBLinearSVC``), which older versions cannot unpickle. 7: the vectorizers' vocabularies as integer n-gram
+# tables (``_Vocabulary``) where the fast path reads them, and no ComplementNB training counts; a model loaded from an
+# older version is brought to that form in memory (``Model._keep_what_prediction_reads``).
+FORMAT_VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 _log = logging.getLogger(__name__)
 # The fitted objects, pickled (protocol 5) into gzip: read by the C unpickler in ~1 s where joblib's pure-Python
 # unpickler took ~5.5 s for the same default model (~600,000 vocabulary entries), during which every dispatch
@@ -750,7 +752,7 @@ class _FastBlock:
         self.char = vec.analyzer == "char"
         self.tokenizer = vec.tokenizer
         self.min_n, self.max_n = (int(n) for n in vec.ngram_range)
-        self.vocabulary: dict[str, int] = vec.vocabulary_
+        self.vocabulary: Mapping[str, int] = vec.vocabulary_
         self.width = len(vec.vocabulary_)
         self.idf: np.ndarray | None = vec.idf_ if vec.use_idf else None
         self.sublinear = bool(vec.sublinear_tf)
@@ -758,10 +760,14 @@ class _FastBlock:
         self.white_spaces = vec._white_spaces
         self.scale = scale
         # The n-grams looked up as integers (``_NgramKeys``); None: by their strings.
-        try:
-            self.keys: _NgramKeys | None = _NgramKeys(vec.vocabulary_, self.min_n, self.max_n, char=self.char)
-        except ValueError:
-            self.keys = None
+        self.keys: _NgramKeys | None
+        if isinstance(vec.vocabulary_, _Vocabulary):
+            self.keys = vec.vocabulary_.ngrams
+        else:
+            try:
+                self.keys = _NgramKeys(vec.vocabulary_, self.min_n, self.max_n, char=self.char)
+            except ValueError:
+                self.keys = None
 
     @staticmethod
     def covers(vec: Any) -> bool:
@@ -772,7 +778,7 @@ class _FastBlock:
 
         # The NumPy-counting vectorizers differ in their fit only.
         if type(vec) not in (TfidfVectorizer, CharTfidfVectorizer, WordTfidfVectorizer) or not isinstance(
-            getattr(vec, "vocabulary_", None), dict
+            getattr(vec, "vocabulary_", None), (dict, _Vocabulary)
         ):
             return False
         plain = (
@@ -898,6 +904,18 @@ class _IntTable:
     def _slots(self, keys: np.ndarray) -> np.ndarray:
         return ((keys.astype(np.uint64) * self._MULTIPLIER) >> self.shift).astype(np.intp)
 
+    def get_one(self, key: int) -> int:
+        """One key's value (-1: not in the table), in plain Python: for one look-up NumPy's per-call cost is the
+        larger."""
+        at = ((key * int(self._MULTIPLIER)) & 0xFFFF_FFFF_FFFF_FFFF) >> int(self.shift)
+        while True:
+            found = int(self.keys[at])
+            if found == key:
+                return int(self.values[at])
+            if found == 0:
+                return -1
+            at = (at + 1) & self.mask
+
     def get(self, keys: np.ndarray) -> np.ndarray:
         """Each key's value; -1 for a key the table has not got."""
         at = self._slots(keys)
@@ -928,18 +946,39 @@ class _NgramKeys:
     """
 
     def __init__(self, vocabulary: dict[str, int], min_n: int, max_n: int, *, char: bool) -> None:
-        entries = [list(gram) if char else gram.split(" ") for gram in vocabulary]
-        if any(not min_n <= len(units) <= max_n or "" in units for units in entries):
+        # The entries' units one after the other, as NumPy arrays, not a Python list per entry: loading an artefact
+        # that holds the vocabulary as a dictionary (format 6 and before) otherwise made ~1.5 million short-lived
+        # objects, whose memory the process kept (tens of MB) after they were gone.
+        if char:
+            lengths = np.fromiter(map(len, vocabulary), dtype=np.int64, count=len(vocabulary))
+            points = np.frombuffer("".join(vocabulary).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            distinct, unit_of = np.unique(points, return_inverse=True)
+            units = [chr(p) for p in distinct.tolist()]  # in code point order, which is the strings' order
+        else:
+            lengths = np.fromiter((g.count(" ") + 1 for g in vocabulary), dtype=np.int64, count=len(vocabulary))
+            parts = " ".join(vocabulary).split(" ")
+            # Fresh strings (not the parts', scattered among the short-lived ones), in sorted order.
+            units = [u.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass") for u in sorted(set(parts))]
+            number = {u: i for i, u in enumerate(units)}
+            unit_of = np.fromiter(map(number.__getitem__, parts), dtype=np.int64, count=len(parts))
+            del parts
+        if (len(lengths) and (lengths.min() < min_n or lengths.max() > max_n)) or "" in units:
             raise ValueError("vocabulary entries that are not n-grams of single units")
-        units = sorted({u for parts in entries for u in parts})
         self.base = len(units) + 1
         if self.base**max_n >= 2**62:
             raise ValueError("too many units for integer n-gram keys")
         self.min_n, self.max_n = min_n, max_n
+        self.char = char
+        self.units = units  # unit number i is units[i - 1]
         self.number = {u: i for i, u in enumerate(units, start=1)}
-        keys = np.fromiter((self._key(parts) for parts in entries), dtype=np.int64, count=len(entries))
-        self.size = len(entries)
-        self.columns = _IntTable(keys, np.fromiter(vocabulary.values(), dtype=np.intp, count=len(entries)))
+        # An entry u₁…uₙ is Σ uᵢ·K^(n-i): each unit's number times K to the power of the units after it in its entry.
+        ends = np.cumsum(lengths)
+        after = np.repeat(ends, lengths) - 1 - np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+        powers = np.asarray([self.base**i for i in range(max_n)], dtype=np.int64)
+        terms = (np.asarray(unit_of, dtype=np.int64).reshape(-1) + 1) * powers[after]
+        keys = np.add.reduceat(terms, ends - lengths) if len(lengths) else np.zeros(0, dtype=np.int64)
+        self.size = len(lengths)
+        self.columns = _IntTable(keys, np.fromiter(vocabulary.values(), dtype=np.intp, count=len(lengths)))
         # Char blocks: code point → character number (0 for every character the vocabulary has not got), as an array
         # over the Basic Multilingual Plane and a dictionary beyond it (an emoji in the vocabulary would otherwise make
         # the array 9 MB).
@@ -949,11 +988,40 @@ class _NgramKeys:
             self.table[ord(u)] = self.number[u]
         self.beyond = {ord(u): self.number[u] for u in units if ord(u) >= 0x10000} if char else {}
 
-    def _key(self, parts: list[str]) -> int:
+    def column(self, gram: str) -> int:
+        """The vocabulary column of one n-gram's string (-1: not in the vocabulary), as the vocabulary's dictionary
+        would answer: a string splits into one sequence of units, and a sequence of units has one number."""
+        parts = list(gram) if self.char else gram.split(" ")
+        if not self.min_n <= len(parts) <= self.max_n:
+            return -1
         key = 0
         for u in parts:
-            key = key * self.base + self.number[u]
-        return key
+            number = self.number.get(u)
+            if number is None:
+                return -1
+            key = key * self.base + number
+        return self.columns.get_one(key)
+
+    def unit_numbers(self) -> np.ndarray:
+        """Each column's n-gram as its unit numbers, (columns, max_n), right-aligned: a shorter n-gram has 0 (no unit)
+        before its first unit."""
+        table = self.columns
+        filled = table.keys != 0
+        keys = np.zeros(self.size, dtype=np.int64)
+        keys[table.values[filled]] = table.keys[filled]
+        out = np.zeros((self.size, self.max_n), dtype=np.int64)
+        for place in range(self.max_n - 1, -1, -1):
+            keys, out[:, place] = np.divmod(keys, self.base)
+        return out
+
+    def grams(self) -> Iterator[str]:
+        """The vocabulary's n-gram strings in column order, made as they are asked for."""
+        join = "".join if self.char else " ".join
+        units = ["", *self.units]
+        numbers = self.unit_numbers()
+        for start in range(0, self.size, 4096):
+            for row in numbers[start : start + 4096].tolist():
+                yield join([units[u] for u in row if u])
 
     def text_units(self, text: str) -> np.ndarray:
         """The character numbers of ``text`` (white space already squeezed), 0 for a character not in the
@@ -1004,6 +1072,31 @@ class _NgramKeys:
         owner, columns = np.divmod(pairs, self.size)
         np.cumsum(np.bincount(owner, minlength=len(texts)), out=indptr[1:])
         return indptr, columns.astype(np.intp), counts
+
+
+class _Vocabulary(Mapping[str, int]):
+    """A fitted vectorizer's ``vocabulary_`` (n-gram string → column) answered from the integer n-gram table the fast
+    path looks texts up in (:class:`_NgramKeys`) instead of a dictionary of its strings: the same answers, so
+    scikit-learn's ``transform`` (the reference path) reads it as it reads the dictionary, but no Python string per
+    n-gram. The default model's two dictionaries (666,000 entries) held ~100 MB of each process that loaded it,
+    beside tables that already knew every column, and unpickling their strings was most of the load time
+    (``bench/results/classifier_memory.md``). Iterates in column order; a string look-up costs about a microsecond,
+    which only the reference path pays."""
+
+    def __init__(self, ngrams: _NgramKeys) -> None:
+        self.ngrams = ngrams  # not "keys": Mapping's keys() is a method
+
+    def __getitem__(self, gram: str) -> int:
+        column = self.ngrams.column(gram) if isinstance(gram, str) else -1
+        if column < 0:
+            raise KeyError(gram)
+        return column
+
+    def __len__(self) -> int:
+        return self.ngrams.size
+
+    def __iter__(self) -> Iterator[str]:
+        return self.ngrams.grams()
 
 
 class _FastMember:
@@ -1073,6 +1166,7 @@ class _FastPath:
         features = model.features
         vectorizers = [features.char] + ([features.word] if features.word is not None else [])
         scales = _block_scales([1.0] * len(vectorizers)) if len(vectorizers) > 1 else [None]
+        self.vectorizers = vectorizers
         self.blocks: list[_FastBlock] = []
         for vec, scale in zip(vectorizers, scales, strict=True):
             self.blocks.append(_FastBlock(vec, scale))
@@ -1203,11 +1297,30 @@ class Model:
         self.meta: dict[str, Any] = meta or {}
         for member in members:
             _fortran_weights(member)
-        # Which char-block columns count as evidence (``evidence``), made on first use.
+        # Which char-block columns count as evidence (``evidence``), made by ``_keep_what_prediction_reads``.
         self._evidence_mask: np.ndarray | None = None
         # The default sparse model predicts without scikit-learn's per-call overhead (~5x cheaper for one order);
         # anything else, through scikit-learn (``_sklearn_stack``).
         self._fast: _FastPath | None = _FastPath.build(self)
+        self._keep_what_prediction_reads()
+
+    def _keep_what_prediction_reads(self) -> None:
+        """Hold each vocabulary the fast path looks up as integers by those integers only (``_Vocabulary``, in place
+        of the dictionary of its strings), and drop the counts only ComplementNB's fit reads. The default model
+        trained on dev/ then holds ~140 MB less in each process that loads it, and predicts the same
+        (``bench/results/classifier_memory.md``)."""
+        from sklearn.naive_bayes import ComplementNB
+
+        for member in self.members:
+            if type(member) is ComplementNB:  # prediction reads feature_log_prob_ (and class_log_prior_)
+                for name in ("feature_count_", "feature_all_"):
+                    if hasattr(member, name):
+                        delattr(member, name)
+        if self._fast is not None:  # else scikit-learn predicts: its look-ups by dictionary stay the quick ones
+            for block, vec in zip(self._fast.blocks, self._fast.vectorizers, strict=True):
+                if block.keys is not None and not isinstance(vec.vocabulary_, _Vocabulary):
+                    vec.vocabulary_ = block.vocabulary = _Vocabulary(block.keys)
+        self._informative_columns()  # what every prediction reads, made now: its working memory goes with load's
 
     @property
     def member_names(self) -> tuple[str, ...]:
@@ -1299,9 +1412,17 @@ class Model:
         """Which columns of the char block count as evidence (``_informative`` n-grams of two or more characters)."""
         if self._evidence_mask is None:
             vocabulary = self.features.char.vocabulary_
-            mask = np.zeros(len(vocabulary), dtype=bool)
-            for gram, column in vocabulary.items():
-                mask[column] = len(gram) > 1 and _informative(gram)
+            if isinstance(vocabulary, _Vocabulary) and vocabulary.ngrams.char:
+                # ``_informative`` is a test of each character: asked of the characters, not of 300,000 strings.
+                keys = vocabulary.ngrams
+                units = keys.unit_numbers()
+                hanzi = np.array([False] + [_HANZI.search(u) is not None for u in keys.units])
+                space = np.array([False] + [u.isspace() for u in keys.units])
+                mask = ((units > 0).sum(axis=1) > 1) & hanzi[units].any(axis=1) & ~space[units].any(axis=1)
+            else:
+                mask = np.zeros(len(vocabulary), dtype=bool)
+                for gram, column in vocabulary.items():
+                    mask[column] = len(gram) > 1 and _informative(gram)
             self._evidence_mask = mask
         return self._evidence_mask
 
@@ -1421,7 +1542,7 @@ def load(path: str | Path) -> Model:
     for key in ("char_ngrams", "word_ngrams", "members"):
         if cfg.get(key) is not None:
             cfg[key] = tuple(cfg[key])
-    return Model(
+    model = Model(
         encoder=encoder,
         config=ClassifierConfig(**cfg),
         labels=list(blob["labels"]),
@@ -1434,6 +1555,21 @@ def load(path: str | Path) -> Model:
         tuned=blob.get("tuned"),
         tuned_weight=float(blob.get("tuned_weight", 1.0)),
     )
+    del blob
+    _release_free_heap()
+    return model
+
+
+def _release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``). Loading frees more than it keeps —
+    the unpickler's buffers, an older artefact's vocabulary dictionaries (``Model._keep_what_prediction_reads``) —
+    and glibc keeps most of that freed memory in the process: 15 MB of a loaded default model, 65 MB of one loaded
+    from format 6 (``bench/results/classifier_memory.md``). Under a millisecond there; nothing where the C library has
+    no such call."""
+    import ctypes
+
+    with suppress(AttributeError, OSError, TypeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 # --------------------------------------------------------------------------- training
