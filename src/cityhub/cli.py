@@ -152,6 +152,58 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
     typer.echo(f"database at revision {migrate.current()}")
 
 
+@db_app.command(
+    "downgrade",
+    epilog=examples(
+        ("cityhub db backup /var/backups/cityhub/before-rollback.dump", "first: what the downgrade drops is gone"),
+        ("cityhub db downgrade 0057_kb_public --yes", "back to an earlier release's migration"),
+    ),
+)
+def db_downgrade(
+    revision: Annotated[
+        str,
+        typer.Argument(
+            help="Target revision: an earlier migration's id (the release notes name each release's; `cityhub db "
+            "current` the database's)."
+        ),
+    ],
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Drop the later migrations' tables and columns and the data they hold."),
+    ] = False,
+) -> None:
+    """Migrate the database back to an earlier revision, to roll a release back: run it with the NEWER release still
+    installed (it holds the migrations' way back), then install the older one. What later migrations added — tables,
+    columns and their data — is dropped: take a backup first."""
+    from alembic.util import CommandError
+
+    from cityhub import migrate
+
+    missing = migrate.missing_file()
+    if missing is not None:
+        raise fail(missing, CANNOT_RUN)
+    now = migrate.current()
+    if not migrate.known(now):
+        raise fail(
+            f"db downgrade: {migrate.schema_problem(revision=now)}; run the release that migrated it to go back",
+            CANNOT_RUN,
+        )
+    if now is None:
+        raise fail("db downgrade: the database was never migrated: nothing to go back from", CANNOT_RUN)
+    if not migrate.known(revision):
+        raise fail(f"db downgrade {revision}: no such migration (cityhub db current names the one it is at)")
+    if not yes:
+        raise fail(
+            f"db downgrade {revision}: drops what the migrations after it added, with its data (the database is at "
+            f"{now}): take a backup (cityhub db backup FILE), then run it again with --yes"
+        )
+    try:
+        migrate.downgrade(revision=revision)
+    except CommandError as exc:  # a revision after the current one, or ahead of it on another branch: alembic says
+        raise fail(f"db downgrade {revision}: {str(exc).strip().splitlines()[0]}") from None
+    typer.echo(f"database at revision {migrate.current() or '(empty)'}")
+
+
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's migration revision ((empty): a database never migrated); a SQLite file that is not there

@@ -45,6 +45,12 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(revision: str, url: str | None = None) -> None:
+    """Migrate the database at ``url`` (default: the configured one) back to ``revision`` (an id such as
+    ``0057_kb_public``): the later migrations' tables and columns are dropped with their data."""
+    command.downgrade(alembic_config(url), revision)
+
+
 @lru_cache(maxsize=1)
 def scripts() -> ScriptDirectory:
     """This code's migration scripts (read once: they ship with the package)."""

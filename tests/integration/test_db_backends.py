@@ -252,6 +252,39 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
     assert "error" not in err
 
 
+def test_db_downgrade_rolls_a_release_back_only_when_told_its_data_goes(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun
+) -> None:
+    """Rolling a release back: `cityhub db downgrade REV` (the newer release still installed) takes the database to
+    an earlier migration — refused without --yes, as what later migrations added goes with its data; an unknown or a
+    later revision is one line; `db upgrade` comes back."""
+    head = _head()
+    migrate.upgrade(empty_db_url)
+
+    def refused(*argv: str) -> str:  # what was asked is refused: exit 1, one line
+        code, _, err = _cli(empty_db_url, monkeypatch, cli_run, "db", "downgrade", *argv)
+        assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), (code, err)
+        return err
+
+    earlier = "0056_user_notices"
+    err = refused(earlier)
+    assert "--yes" in err and "backup" in err and head in err
+    assert migrate.current(empty_db_url) == head  # nothing done
+    err = refused("0999_nothing", "--yes")
+    assert "no such migration" in err
+    code, out, err = _cli(empty_db_url, monkeypatch, cli_run, "db", "downgrade", earlier, "--yes")
+    assert code == 0, err
+    assert out.strip() == f"database at revision {earlier}" and migrate.current(empty_db_url) == earlier
+    assert "user_notices" in _tables(empty_db_url) and "kb_entries" in _tables(empty_db_url)
+    # one step more; then a revision after the current one is refused in one line
+    assert _cli(empty_db_url, monkeypatch, cli_run, "db", "downgrade", "0055_assessment", "--yes")[0] == 0
+    assert migrate.current(empty_db_url) == "0055_assessment_exemptions"
+    assert "user_notices" not in _tables(empty_db_url)
+    refused(head, "--yes")
+    code, out, err = _cli(empty_db_url, monkeypatch, cli_run, "db", "upgrade")
+    assert code == 0 and migrate.current(empty_db_url) == head, err
+
+
 def test_compact_gives_the_space_of_deleted_rows_back(
     empty_db_url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun
 ) -> None:
