@@ -369,6 +369,21 @@ def test_a_leader_is_told_when_the_order_they_assigned_is_answered_and_closed(db
     assert rows[0].params == {"actor": "人员h_dept", "unit": "区城管局"} and rows[1].params == {"actor": "人员sup"}
     # The unit's staff are told of neither (their own reply; the closing is not theirs to act on).
     assert _told(s, assigned, "assigned_closed") == {"assigned_closed": {org.id("leader")}}
+    # Ended otherwise — cancelled (作废) or merged into another order (合并) — the leader is told so, and why or where.
+    cancelled, merged, master = _order(s, org), _order(s, org), _order(s, org)
+    for order_id in (cancelled, merged):
+        service.act(s, order_id=order_id, action="assign", actor=leader, params={"unit_id": org.units["dept"]})
+    service.act(s, order_id=cancelled, action="cancel", actor=org.actor("sup"), params={"reason": "重复登记"})
+    service.act(s, order_id=merged, action="merge", actor=org.actor("sup"), params={"master_id": master})
+    s.commit()
+    ended = s.scalars(
+        select(UserNotice).where(UserNotice.user_id == org.id("leader"), UserNotice.order_id.in_([cancelled, merged]))
+    ).all()
+    number = s.get(Order, master).number  # type: ignore[union-attr]
+    assert {(r.kind, r.order_id): r.params for r in ended} == {
+        ("assigned_cancelled", cancelled): {"actor": "人员sup", "reason": "重复登记"},
+        ("assigned_merged", merged): {"actor": "人员sup", "master": number},
+    }
 
 
 def test_a_bulk_urge_tells_each_units_staff_once(db_session: Session, org: Org) -> None:

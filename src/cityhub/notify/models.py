@@ -125,6 +125,8 @@ class NoticeKind(enum.StrEnum):
     EXEMPTION_REJECTED = "exemption_rejected"  # 考核核减 request rejected
     ASSIGNED_REPLIED = "assigned_replied"  # 领导交办: the order the reader (a leader) assigned was answered (答复)
     ASSIGNED_CLOSED = "assigned_closed"  # 领导交办: the order the reader (a leader) assigned was closed (办结)
+    ASSIGNED_CANCELLED = "assigned_cancelled"  # 领导交办: … cancelled (作废), with why
+    ASSIGNED_MERGED = "assigned_merged"  # 领导交办: … merged (合并) into another order, named
     EXEMPTION_REVOKED = "exemption_revoked"  # 撤销核减: the approval of the request taken back
 
 

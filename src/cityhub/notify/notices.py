@@ -234,29 +234,38 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     return 0
 
 
-# The steps a leader who assigned the order (领导交办, 批示) is told of: their 交办 answered, then closed.
-_TO_ASSIGNER = {Action.REPLY: NoticeKind.ASSIGNED_REPLIED, Action.CLOSE: NoticeKind.ASSIGNED_CLOSED}
+# The steps a leader who assigned the order (领导交办, 批示) is told of: their 交办 answered, then closed — or ended
+# otherwise: cancelled (作废) or merged into another order (合并), which they would else find only by looking.
+_TO_ASSIGNER = {
+    Action.REPLY: NoticeKind.ASSIGNED_REPLIED,
+    Action.CLOSE: NoticeKind.ASSIGNED_CLOSED,
+    Action.CANCEL: NoticeKind.ASSIGNED_CANCELLED,
+    Action.MERGE: NoticeKind.ASSIGNED_MERGED,
+}
 
 
 def _tell_assigners(session: Session, *, order: Order, kind: NoticeKind, event: OrderEvent) -> int:
     """Tell whoever assigned ``order`` (its ``assign`` events' actors whose role may assign: a leader, not an
-    administrator) that it was answered or closed — the outcome of their 交办 without watching 领导交办 for it — in one
-    ``INSERT … SELECT``; the replying unit named for a reply."""
+    administrator) that it was answered, closed, cancelled or merged — the outcome of their 交办 without watching
+    领导交办 for it — in one ``INSERT … SELECT``; the replying unit named for a reply, the master for a merge."""
+    from cityhub.workorders.models import Order as OrderRow
     from cityhub.workorders.models import OrderEvent
 
     assigners = select(OrderEvent.actor_id).where(
         OrderEvent.order_id == order.id, OrderEvent.action == Action.ASSIGN.value, OrderEvent.actor_id.is_not(None)
     )
-    unit = None
+    unit = master = None
     if kind == NoticeKind.ASSIGNED_REPLIED and event.unit_id is not None:
         unit = session.scalar(select(Unit.name).where(Unit.id == event.unit_id))
+    if kind == NoticeKind.ASSIGNED_MERGED and order.master_order_id is not None:
+        master = session.scalar(select(OrderRow.number).where(OrderRow.id == order.master_order_id))
     return notify(
         session,
         kind=kind,
         recipients=User.id.in_(assigners) & User.role.in_(staff_roles(permissions.act(Action.ASSIGN))),
         actor_id=event.actor_id,
         order_id=order.id,
-        params=_order_params(event, unit=unit),
+        params=_order_params(event, unit=unit, master=master),
     )
 
 
