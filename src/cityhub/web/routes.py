@@ -1652,6 +1652,13 @@ def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     return _newest(rows, Action.URGE) if order.state in OPEN_STATES and order.urge_count else None
 
 
+def _last_assignment(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's newest 领导交办 while a leader-assigned order is open: the leader's instruction (批示), who gave it,
+    when and to which unit, shown with the order's heading — where the unit doing it reads it first, and the leader
+    following it sees what they asked (it stood only in the trail, under the actions)."""
+    return _newest(rows, Action.ASSIGN) if order.state in OPEN_STATES and order.leader_assigned else None
+
+
 def _reopened(order: Order, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """An open order sent back for rework (重办): the trail's newest 重办 — why, by whom, when — with what the citizen
     said at the unsatisfied callback before it and the reply they were not satisfied with, under the order's heading
@@ -2003,6 +2010,7 @@ def _detail_page(
         sent_back=sent_back,
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
+        assigned=_last_assignment(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
         # 批准延期's effect: the time limit now and if the request is approved in full.
         extension_due=orders.due_if_extended(db, order) if staff else None,
