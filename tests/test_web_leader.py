@@ -73,3 +73,65 @@ def test_a_leaders_instruction_stands_under_the_orders_heading_while_it_is_open(
         reply = {"text": "已修复路灯，经现场核实恢复照明。"}
         orders.act(s, order_id=order["id"], action="reply", actor=actor, params=reply)
     assert _box(lead.get(f"/orders/{order['id']}").text, "assigned") is None
+
+
+def test_a_units_drill_down_lists_what_counts_against_it_first_with_each_orders_title(world: World) -> None:
+    """单位考核's drill-down listed a figure's orders by number alone, in the order counted: a leader looking for the
+    5 unsatisfied callbacks among 59 read them all. The orders that count against the unit come first, marked 扣分
+    — a miss where higher is better, a hit where lower is better (a 退单) — each with its title."""
+    kept, returned = _dispatched(world, "路灯不亮"), _dispatched(world, "井盖缺失")
+    with session_scope() as s:
+        orders.act(
+            s, order_id=returned["id"], action="return", actor=_actor(s, "hand_a"), params={"reason": "非本街道"}
+        )
+    lead = login("lead")
+    page = lead.get(f"/assessment/{world.street_a}", params={"kpi": "return_rate"}).text
+    rows = re.findall(r'<tr data-order="(\d+)" data-hit="(\d)" data-against="(\d)">(.*?)</tr>', page, flags=re.S)
+    assert [(int(o), hit, against) for o, hit, against, _ in rows] == [
+        (returned["id"], "1", "1"),  # returned: the return rate's hit, against the unit — first
+        (kept["id"], "0", "0"),
+    ]
+    assert "扣分" in rows[0][3] and "井盖缺失" in rows[0][3]
+    assert "扣分" not in rows[1][3] and "路灯不亮" in rows[1][3]
+    assert "扣分的 1 项排在前面" in page
+    accepted = lead.get(f"/assessment/{world.street_a}", params={"kpi": "on_time_accept"}).text
+    assert "没有扣分的工单" in accepted  # both signed for in time: a higher-is-better rate's hits are no loss
+
+
+def test_a_units_assessment_leads_to_its_orders_and_back_to_the_ranking(world: World) -> None:
+    """From a ranking to the unit's orders: 单位考核 links the period's orders and those open now — a street's where
+    they are (its figures count its communities' too), as the order list's 镇街 criterion reads them — and, for an
+    overseer, back to the dashboard's ranking of the same period; a unit's own staff have no ranking to go back to."""
+    order = _dispatched(world, "路灯不亮")
+    for username in ("lead", "sup"):
+        page = login(username).get(f"/assessment/{world.street_a}", params={"period": "2026-Q4"}).text
+        links = dict(re.findall(r'<a href="([^"]+)" data-testid="(unit-orders[-a-z]*|to-ranking)"', page))
+        by_name = {name: href.replace("&amp;", "&") for href, name in links.items()}
+        assert by_name["unit-orders"] == (
+            f"/orders?street_id={world.street_a}&created_from=2026-10-01&created_to=2026-12-31"
+        )
+        assert by_name["unit-orders-open"] == f"/orders?street_id={world.street_a}&state=open"
+        assert by_name["to-ranking"] == "/dashboard?period=2026-Q4#ranking"
+    listed = login("lead").get(f"/orders?street_id={world.street_a}&state=open").text
+    assert order["number"] in listed
+    own = login("hand_a").get(f"/assessment/{world.street_a}").text
+    assert 'data-testid="unit-orders-open"' in own and 'data-testid="to-ranking"' not in own
+
+
+def test_an_empty_ranking_offers_the_quarter_and_the_year_in_one_click(world: World) -> None:
+    """The dashboard's default period (the recent 30 days) ranks nobody on a district of a few thousand orders a
+    year: the message named a quarter and a year as examples to type. It links the quarter and the year holding the
+    period's end instead, at the ranking; a year's empty ranking offers no shorter period."""
+    _dispatched(world)
+    lead = login("lead")
+    page = lead.get("/dashboard", params={"period": "2026-11"}).text
+    longer = re.findall(r'<a href="([^"]+)" data-testid="ranking-longer">([^<]+)</a>', page)
+    assert [(href, label) for href, label in longer][:2] == [
+        ("/dashboard?period=2026-Q4#ranking", "2026-Q4"),
+        ("/dashboard?period=2026#ranking", "2026"),
+    ]
+    assert "改看更长的统计周期" in page
+    quarter = lead.get("/dashboard", params={"period": "2026-Q4"}).text
+    assert re.findall(r'data-testid="ranking-longer">([^<]+)<', quarter)[:1] == ["2026"]
+    year = lead.get("/dashboard", params={"period": "2026"}).text
+    assert 'data-testid="ranking-longer"' not in year and 'data-testid="ranking-none"' in year

@@ -3226,6 +3226,17 @@ def reviews(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------------------------------------- dashboard
 
 
+def _longer_periods(period: Any) -> list[str]:
+    """The quarter and the year holding ``period``'s last day, those longer than it: where a ranking the period left
+    empty (no unit with the minimum sample — the recent 30 days' usually) finds units, one click away (the message
+    named them as examples to type)."""
+    from cityhub.analytics import kpi
+
+    last = period.last
+    labels = [f"{last.year}-Q{(last.month - 1) // 3 + 1}", str(last.year)]
+    return [label for label in labels if kpi.parse_period(label).days > period.days]
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DbSession) -> Response:
     """Leader dashboard: this period's counts by state, category and street, overdue, enterprise appeals by need,
@@ -3308,6 +3319,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         today=today,
         rankings=rankings,
         min_sample=kpi.DEFAULT_MIN_SAMPLE,
+        longer_periods=_longer_periods(period),
         typed_period=choice.box,
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),
