@@ -98,6 +98,8 @@ def unit_assessment(unit_id: int, request: Request, db: DbSession) -> Response:
         drill=drill,
         drill_shown=rows_shown,
         drill_against=sum(1 for row in rows_shown or () if row["against"]),
+        # 计入事项 only for a figure counting events (an accept, a reply, the sweep's mark): "—" on every row else.
+        drill_events=any(row.get("event") for row in rows_shown or ()),
         titles=titles,
         drill_rows=DRILL_ROWS,
         may_drill=in_scope,
