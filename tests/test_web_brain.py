@@ -612,3 +612,15 @@ def test_a_topics_places_are_named_in_english_for_an_english_reader(world) -> No
     }
     for name, page in pages.items():  # (the miner's key phrases may hold 景泰街道: the appeals' own words)
         assert "Jingtai Subdistrict" in page, name
+
+
+def test_the_dashboards_hot_topics_say_when_they_were_mined_under_their_heading(world) -> None:
+    """The mining time stood inside the heading, in parentheses (热点问题 （2026-12-07 17:20 挖掘，新工单按计划并入）:
+    three bold lines on a phone); it is a plain sentence under it, as on the topics' page after their count."""
+    page = login("lead").get("/dashboard", params={"period": PERIOD}).text
+    hot = page.split('<section data-testid="hot">')[1].split("</section>")[0]
+    assert "<h2>热点问题</h2>" in hot
+    said = re.search(r'<p class="hint" data-testid="hot-mined-at">(.*?)</p>', hot)
+    assert said is not None and said.group(1).startswith("热点于 ") and "（" not in said.group(1)
+    topics = login("lead").get("/brain/topics", params={"period": PERIOD}).text
+    assert re.search(r'<p class="hint">共 \d+ 个热点 · 热点于 <span class="nowrap">[^（]+?并入。</p>', topics)
