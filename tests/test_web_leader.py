@@ -130,7 +130,7 @@ def test_an_empty_ranking_offers_the_quarter_and_the_year_in_one_click(world: Wo
         ("/dashboard?period=2026-Q4#ranking", "2026-Q4"),
         ("/dashboard?period=2026#ranking", "2026"),
     ]
-    assert "改看更长的统计周期" in page
+    assert "暂无排名，可改看更长的统计周期：<a" in page
     quarter = lead.get("/dashboard", params={"period": "2026-Q4"}).text
     assert re.findall(r'data-testid="ranking-longer">([^<]+)<', quarter)[:1] == ["2026"]
     year = lead.get("/dashboard", params={"period": "2026"}).text
