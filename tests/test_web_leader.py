@@ -135,3 +135,14 @@ def test_an_empty_ranking_offers_the_quarter_and_the_year_in_one_click(world: Wo
     assert re.findall(r'data-testid="ranking-longer">([^<]+)<', quarter)[:1] == ["2026"]
     year = lead.get("/dashboard", params={"period": "2026"}).text
     assert 'data-testid="ranking-longer"' not in year and 'data-testid="ranking-none"' in year
+
+
+def test_a_leaders_instruction_is_written_in_a_box_of_several_lines(world: World) -> None:
+    """领导交办's 交办意见 is the leader's instruction (批示), sentences: it was a one-line field, which showed a phone
+    some fifteen characters of what was typed. A box of several lines; other actions' reasons stay one line."""
+    order = _dispatched(world)
+    page = login("lead").get(f"/orders/{order['id']}").text
+    form = page.split('data-testid="action-assign"')[1].split("</details>")[0]
+    assert re.search(r'<textarea id="[^"]*" name="reason" rows="4"', form)
+    urge = page.split('data-testid="action-urge"')[1].split("</details>")[0]
+    assert re.search(r'<input id="[^"]*" name="reason"', urge)
