@@ -4551,7 +4551,7 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     drill = lead.get(f"/assessment/{street}", params={"kpi": "on_time_accept"})
     assert 'name="period" value=""' in drill.text and "当前显示：近 30 天" in drill.text
     assert drill.status_code == 200 and 'data-testid="drill"' in drill.text
-    counted = dict(re.findall(r'<tr data-order="(\d+)" data-hit="(\d)">', drill.text))
+    counted = dict(re.findall(r'<tr data-order="(\d+)" data-hit="(\d)"', drill.text))
     assert counted == {str(accepted.id): "1"}  # accepted in time; the other's limit has not passed yet
     assert f'href="/orders/{accepted.id}"' in drill.text and 'aria-current="true"' in drill.text
     assert login("hand_a").get(f"/assessment/{street}").status_code == 200  # its own unit

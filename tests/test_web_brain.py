@@ -591,3 +591,36 @@ def test_a_hot_topics_spot_on_the_one_map_says_its_heat_in_the_same_words(world)
     page = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
     words = re.search(r'data-testid="topic-heat">([^<]*? · 第 \d+)', page)
     assert words and spots[f"T{world['river_topic']}"]["heat_text"] == words.group(1)
+
+
+def test_a_topics_places_are_named_in_english_for_an_english_reader(world) -> None:
+    """A hot topic's places are its orders' streets and communities (by their Chinese names) and the roads and
+    estates they name: an English reader read 景泰街道 on the dashboard, the topics' pages and the English 专报. The
+    units are named as the English pages name them (a place's pinyin), the rest as written."""
+    client = login("lead")
+    noise = world["noise_topic"]
+    chinese = client.get(f"/brain/topics/{noise}", params={"period": PERIOD}).text
+    assert "景泰街道" in chinese.split("<th>地点</th>")[1].split("</tr>")[0]
+    client.cookies.set("cityhub_lang", "en")
+    pages = {
+        "topic": client.get(f"/brain/topics/{noise}", params={"period": PERIOD}).text,
+        "topics": client.get("/brain/topics", params={"period": PERIOD}).text,
+        "dashboard": client.get("/dashboard", params={"period": PERIOD}).text.split('data-testid="hot"')[1],
+        "report": client.get("/api/v1/kpi/report", params={"period": PERIOD, "format": "html", "lang": "en"})
+        .text.split('<section id="hot-topics">')[1]
+        .split("</section>")[0],
+    }
+    for name, page in pages.items():  # (the miner's key phrases may hold 景泰街道: the appeals' own words)
+        assert "Jingtai Subdistrict" in page, name
+
+
+def test_the_dashboards_hot_topics_say_when_they_were_mined_under_their_heading(world) -> None:
+    """The mining time stood inside the heading, in parentheses (热点问题 （2026-12-07 17:20 挖掘，新工单按计划并入）:
+    three bold lines on a phone); it is a plain sentence under it, as on the topics' page after their count."""
+    page = login("lead").get("/dashboard", params={"period": PERIOD}).text
+    hot = page.split('<section data-testid="hot">')[1].split("</section>")[0]
+    assert "<h2>热点问题</h2>" in hot
+    said = re.search(r'<p class="hint" data-testid="hot-mined-at">(.*?)</p>', hot)
+    assert said is not None and said.group(1).startswith("热点于 ") and "（" not in said.group(1)
+    topics = login("lead").get("/brain/topics", params={"period": PERIOD}).text
+    assert re.search(r'<p class="hint">共 \d+ 个热点 · 热点于 <span class="nowrap">[^（]+?并入。</p>', topics)

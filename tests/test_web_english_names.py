@@ -148,3 +148,22 @@ def test_a_category_path_in_a_list_may_break_after_each_part(world) -> None:
     supervisor = login("sup")
     supervisor.cookies.set("cityhub_lang", "en")
     assert "Environmental protection/<wbr>Cooking fumes" in supervisor.get("/orders").text
+
+
+def test_the_urge_form_and_the_users_list_name_the_unit_in_english(world) -> None:
+    """The 督办催办 form said whom the urge goes to — "The urge goes to 景泰街道" on an English page — and the users'
+    list each account's unit in Chinese: both through the reader's language, as the rest of the page (likewise the
+    答复审核 list's and the monitors' units)."""
+    from cityhub.workorders import service as orders
+
+    order = world["orders"]["W-JT"]
+    with session_scope() as s:
+        orders.act(s, order_id=order, action="dispatch", params={"unit_id": world["street_a"]})
+    supervisor = login("sup")
+    supervisor.cookies.set("cityhub_lang", "en")
+    said = re.search(r'data-testid="urge-to">(.*?)</p>', supervisor.get(f"/orders/{order}").text, flags=re.S)
+    assert said is not None and "The urge goes to Jingtai Subdistrict," in unescape(said.group(1))
+    admin = login("adm")
+    admin.cookies.set("cityhub_lang", "en")
+    cells = re.findall(r'<td class="whole" data-label="[^"]*">([^<]*)</td>', admin.get("/admin/users").text)
+    assert "Jingtai Subdistrict" in cells and "景泰街道" not in cells

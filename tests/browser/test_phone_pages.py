@@ -439,3 +439,20 @@ def test_a_figure_stands_on_its_names_line_on_a_phone(server: str, browser: Any)
         assert page.locator(rows).count() >= 2, path
         assert page.evaluate(_ROW_LINES, rows) == [], path
         page.context.close()
+
+
+def test_an_assessments_orders_read_with_their_titles_on_a_phone(server: str, browser: Any) -> None:
+    """单位考核's drill-down on a small phone: each order's title under its number, as wide as the number — a column
+    of its own beside 计入事项 and 计入分子 left it two characters a line (怡景/南路/垃圾/桶满/溢)."""
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+    page = _phone(browser, server, PHONES[1], "sup")
+    page.goto(f"{server}/assessment/{street}?kpi=return_rate#drill")
+    titles = page.locator('[data-testid="drill"] tr[data-order] td:first-child small')
+    assert titles.count() >= 1
+    for i in range(titles.count()):
+        number = titles.nth(i).locator("xpath=..").locator("a").first.bounding_box()
+        title = titles.nth(i).bounding_box()
+        assert number and title and title["width"] >= min(number["width"], 120), (number, title)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONES[1]["width"]
+    page.context.close()

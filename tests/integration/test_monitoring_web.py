@@ -195,6 +195,11 @@ def test_an_open_alarm_shows_the_reading_now_beside_its_last_crossing_and_who_ha
     sensor_page = dsp.get("/monitoring/sensors/WL-H").text
     assert "最近越限读数 / 限值" in sensor_page and "积水深度 31cm &gt; 20cm" in sensor_page
     assert '<small data-testid="alarm-order-holder">已派单 · 稻香街道</small>' in sensor_page
+    # An English reader reads whose the order is in English (稻香街道 in pinyin, as the English pages name places).
+    dsp.cookies.set("cityhub_lang", "en")
+    for english in (dsp.get("/monitoring").text, dsp.get("/monitoring/sensors/WL-H").text):
+        assert '<small data-testid="alarm-order-holder">Dispatched · Daoxiang Subdistrict</small>' in english
+    dsp.cookies.set("cityhub_lang", "zh-CN")
     # The order keeps the reading's unit and time, which its page shows the handler beside the value and the limit.
     with session_scope() as s:
         attributes = s.get(Order, alarm["order_id"]).attributes  # type: ignore[union-attr]

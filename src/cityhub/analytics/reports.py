@@ -690,6 +690,19 @@ def build_report(
         from cityhub.analytics.topic_views import shown
 
         topics = shown(topics, reader)
+    if ui_language(lang) == "en":  # the places' streets and communities by their English names, as the pages name them
+        english = english_names(session)
+        topics = [
+            {
+                **t,
+                **{
+                    k: [english.unit(p) for p in t[k]]
+                    for k in ("places", "period_places")
+                    if isinstance(t.get(k), list)
+                },
+            }
+            for t in topics
+        ]
     from cityhub.dispatch.outcomes import outcomes
 
     data = ReportData(

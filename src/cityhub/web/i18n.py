@@ -199,6 +199,14 @@ class Translator:
         names = self._english() if isinstance(name, str) and name else None
         return names.unit(name) if names is not None else name
 
+    def place_names(self, places: Any) -> list[Any]:
+        """The places a hot topic names (its streets and communities by their Chinese names, the roads and estates
+        its appeals name) as this reader reads them: the units' in English where :meth:`unit_name` has one, the rest
+        as written; a text as one place, nothing (None) an empty list."""
+        if isinstance(places, str):
+            return [self.unit_name(places)]
+        return [self.unit_name(place) for place in places or ()]
+
     def category_name(self, name_or_path: Any) -> Any:
         """A category's name or path (城乡建设/住房保障) as this reader reads it: in English each part by its English
         name where one is set (:mod:`cityhub.localnames`), else in Chinese; anything but text as it is."""

@@ -1653,6 +1653,13 @@ def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     return _newest(rows, Action.URGE) if order.state in OPEN_STATES and order.urge_count else None
 
 
+def _last_assignment(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's newest 领导交办 while a leader-assigned order is open: the leader's instruction (批示), who gave it,
+    when and to which unit, shown with the order's heading — where the unit doing it reads it first, and the leader
+    following it sees what they asked (it stood only in the trail, under the actions)."""
+    return _newest(rows, Action.ASSIGN) if order.state in OPEN_STATES and order.leader_assigned else None
+
+
 def _reopened(order: Order, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """An open order sent back for rework (重办): the trail's newest 重办 — why, by whom, when — with what the citizen
     said at the unsatisfied callback before it and the reply they were not satisfied with, under the order's heading
@@ -2004,6 +2011,7 @@ def _detail_page(
         sent_back=sent_back,
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
+        assigned=_last_assignment(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
         # 批准延期's effect: the time limit now and if the request is approved in full.
         extension_due=orders.due_if_extended(db, order) if staff else None,
@@ -3221,6 +3229,17 @@ def reviews(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------------------------------------- dashboard
 
 
+def _longer_periods(period: Any) -> list[str]:
+    """The quarter and the year holding ``period``'s last day, those longer than it: where a ranking the period left
+    empty (no unit with the minimum sample — the recent 30 days' usually) finds units, one click away (the message
+    named them as examples to type)."""
+    from cityhub.analytics import kpi
+
+    last = period.last
+    labels = [f"{last.year}-Q{(last.month - 1) // 3 + 1}", str(last.year)]
+    return [label for label in labels if kpi.parse_period(label).days > period.days]
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DbSession) -> Response:
     """Leader dashboard: this period's counts by state, category and street, overdue, enterprise appeals by need,
@@ -3303,6 +3322,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         today=today,
         rankings=rankings,
         min_sample=kpi.DEFAULT_MIN_SAMPLE,
+        longer_periods=_longer_periods(period),
         typed_period=choice.box,
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),
