@@ -143,7 +143,7 @@ def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: 
     assert act_on(login("hand_a"), order_id, "return", reason="不归我们管").status_code == 303
     assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     page = citizen.get(f"/orders/{order_id}").text
-    assert "已退单" not in page and page.count("已受理 → 已派单") == 2
+    assert "已退单" not in page and page.count("已受理 → 已转交办理") == 2
     events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
     assert [(e["action"], e["from_state"], e["to_state"]) for e in events][1:] == [
         ("dispatch", "received", "dispatched"),
@@ -152,6 +152,29 @@ def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: 
     staff = login("sup").get(f"/api/v1/orders/{order_id}/events").json()
     assert ("dispatch", "returned", "dispatched") in [(e["action"], e["from_state"], e["to_state"]) for e in staff]
     assert "已退单 → 已派单" in login("sup").get(f"/orders/{order_id}").text
+
+
+def test_a_citizen_reads_their_appeal_handed_on_and_taken_on_not_the_staffs_dispatch_and_sign_for(
+    org: dict[str, Any],
+) -> None:
+    """Dispatched and signed for, the citizen's appeal read 已签收 on their list and page, and its progress 派单 and
+    签收, 已派单 → 已签收 — the hotline centre's words — and 承办单位 above; /track the same. They now read 转交办理,
+    接收办理, 已转交办理 → 已接收办理 and 办理单位; staff keep their words."""
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(login("hand_a"), order_id, "accept").status_code == 303
+    listed = citizen.get("/orders").text
+    page = citizen.get(f"/orders/{order_id}").text
+    for text in (listed, page):
+        assert '<span class="badge state-accepted">已接收办理</span>' in text
+        assert "签收" not in text and "派单" not in text and "承办" not in text
+    assert '<option value="dispatched">已转交办理</option>' in listed
+    assert "已转交办理 → 已接收办理" in page and "<th>办理单位</th>" in page
+    trail = page.split('data-testid="trail-heading"')[1]
+    assert "转交办理 → 景泰街道" in trail and "接收办理" in trail
+    staff = login("sup").get(f"/orders/{order_id}").text
+    assert "已派单 → 已签收" in staff and "<th>承办单位</th>" in staff
 
 
 def test_a_citizen_reads_their_rated_appeal_as_rated_not_as_the_staffs_called_back(org: dict[str, Any]) -> None:

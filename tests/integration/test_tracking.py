@@ -165,7 +165,7 @@ def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
 
 def test_the_progress_reads_as_what_happened_in_english(world) -> None:
     """The milestones were named by the staff's buttons — "Receive", "Dispatch · 人和镇", "Accept": in English they say
-    what happened to the appeal; in Chinese the words stay the trail's (受理, 派单)."""
+    what happened to the appeal; in Chinese too, not the staff's 派单 and 签收 (转交办理, 接收办理)."""
     c = world["client"]
     who = {"number": world["number"], "phone": PHONE}
     chinese = c.post("/track", data={**who, "csrf_token": _token(c.get("/track").text)}).text
@@ -180,8 +180,8 @@ def test_the_progress_reads_as_what_happened_in_english(world) -> None:
         ]
 
     unit = world["unit"]
-    assert steps(english) == ["Received", f"Dispatched · {unit}", f"Accepted · {unit}", f"Replied · {unit}"]
-    assert steps(chinese) == ["受理", f"派单 · {unit}", f"签收 · {unit}", f"答复 · {unit}"]
+    assert steps(english) == ["Received", f"Passed on · {unit}", f"Taken on · {unit}", f"Replied · {unit}"]
+    assert steps(chinese) == ["受理", f"转交办理 · {unit}", f"接收办理 · {unit}", f"答复 · {unit}"]
 
 
 def test_a_refused_lookup_or_rating_keeps_what_the_citizen_typed(world) -> None:
