@@ -260,3 +260,20 @@ def test_a_citizens_appeal_waiting_to_be_dispatched_says_when_to_expect_an_answe
     assert 'data-testid="expected-answer"' not in login("sup").get(f"/orders/{order_id}").text
     assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     assert 'data-testid="expected-answer"' not in citizen.get(f"/orders/{order_id}").text
+
+
+def test_the_login_page_says_what_to_do_about_a_forgotten_password(org: dict[str, Any]) -> None:
+    """The login page had no way on from a forgotten password: a citizen told 用户名或密码错误 was left there. It now
+    has 忘记密码？ — passwords are not recovered online, an administrator resets them (a citizen asks through 12345) and
+    a progress lookup needs no login, linked —, folded on a fresh page and open once a login failed."""
+    from app_helpers import shared_app
+
+    client = TestClient(shared_app(), raise_server_exceptions=False)
+    page = client.get("/login").text
+    assert '<details data-testid="forgot-password">' in page and "<summary>忘记密码？</summary>" in page
+    forgot = page.split('data-testid="forgot-password"')[1].split("</details>")[0]
+    assert "请联系系统管理员为您重置" in forgot and "12345 热线" in forgot and '<a href="/track">' in forgot
+    bad = client.post("/login", data={"csrf_token": hidden(page), "username": "cit", "password": "not-it"})
+    assert bad.status_code == 401 and '<details data-testid="forgot-password" open>' in bad.text
+    client.get("/lang/en")
+    assert "<summary>Forgot your password?</summary>" in client.get("/login").text
