@@ -277,3 +277,52 @@ def test_the_login_page_says_what_to_do_about_a_forgotten_password(org: dict[str
     assert bad.status_code == 401 and '<details data-testid="forgot-password" open>' in bad.text
     client.get("/lang/en")
     assert "<summary>Forgot your password?</summary>" in client.get("/login").text
+
+
+def test_a_citizen_rates_an_answer_basically_satisfied_on_their_page_and_on_the_progress_lookup(
+    org: dict[str, Any],
+) -> None:
+    """A text message offered 满意, 基本满意, 不满意, but their order page and /track only 满意 or 不满意. Both now
+    offer 基本满意 too: recorded as the text message's 2 is — satisfied, its ``rating`` kept in the callback — and
+    said back as 基本满意, on their page and on /track; staff read it so too."""
+    citizen = login("cit")
+    order_id = _replied(org, citizen)
+    page = citizen.get(f"/orders/{order_id}").text
+    assert '<option value="basically_satisfied">基本满意</option>' in page
+    assert act_on(citizen, order_id, "callback", satisfied="basically_satisfied").status_code == 303
+    with session_scope() as s:
+        assert s.get(Order, order_id).satisfied is True  # type: ignore[union-attr]
+    events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
+    assert next(e["payload"] for e in events if e["action"] == "callback")["rating"] == "basically_satisfied"
+    for reader in (citizen, login("sup")):
+        shown = reader.get(f"/orders/{order_id}").text
+        assert '<td data-testid="satisfied">基本满意' in shown
+
+    phone = "13800002222"
+    filed = citizen.post(
+        "/intake",
+        data=intake_form(citizen, content="景泰街道云景路井盖松动", citizen_phone=phone),
+        follow_redirects=False,
+    )
+    other = int(filed.headers["location"].rsplit("/", 1)[1])
+    hand = login("hand_a")
+    assert act_on(login("disp"), other, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(hand, other, "accept").status_code == 303
+    assert act_on(hand, other, "reply", text="已加固井盖。").status_code == 303
+    with session_scope() as s:
+        number = s.get(Order, other).number  # type: ignore[union-attr]
+    from app_helpers import shared_app
+
+    visitor = TestClient(shared_app(), raise_server_exceptions=False)
+    token = hidden(visitor.get("/track").text)
+    found = visitor.post("/track", data={"number": number, "phone": phone, "csrf_token": token}).text
+    assert '<input type="radio" name="satisfied" value="2"> 基本满意' in found
+    rated = visitor.post(
+        "/track/rate", data={"number": number, "phone": phone, "satisfied": "2", "csrf_token": hidden(found)}
+    ).text
+    assert '<p data-testid="track-satisfied">您的评价：基本满意</p>' in rated
+    with session_scope() as s:
+        assert s.get(Order, other).satisfied is True  # type: ignore[union-attr]
+    assert visitor.post("/api/v1/track", json={"number": number, "phone": phone}).json()["rating"] == (
+        "basically_satisfied"
+    )

@@ -193,7 +193,7 @@ def test_a_refused_lookup_or_rating_keeps_what_the_citizen_typed(world) -> None:
     assert f'value="{world["number"]}"' in wrong.text
     # A rating without a choice keeps its words; 不满意 without words keeps the choice.
     unchosen = c.post("/track/rate", data={**who, "reason": "晚上还是不亮", "csrf_token": _token(wrong.text)})
-    assert unchosen.status_code == 422 and "请选择“满意”或“不满意”" in unchosen.text
+    assert unchosen.status_code == 422 and "请选择“满意”“基本满意”或“不满意”" in unchosen.text
     assert ">晚上还是不亮</textarea>" in unchosen.text
     unexplained = c.post("/track/rate", data={**who, "satisfied": "0", "csrf_token": _token(unchosen.text)})
     assert unexplained.status_code == 422 and "请说明仍未解决的问题" in unexplained.text
