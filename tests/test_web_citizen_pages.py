@@ -326,3 +326,18 @@ def test_a_citizen_rates_an_answer_basically_satisfied_on_their_page_and_on_the_
     assert visitor.post("/api/v1/track", json={"number": number, "phone": phone}).json()["rating"] == (
         "basically_satisfied"
     )
+
+
+def test_a_citizens_form_asks_for_their_name_and_says_what_a_phone_number_brings(org: dict[str, Any]) -> None:
+    """我要反映 asked a citizen for 市民姓名 — the operator's label for a caller — and for an optional 联系电话 without
+    a word of what it is for: without it staff cannot reach them nor call back on the reply, and /track cannot find
+    the appeal.
+    Their form now asks 姓名 and says both under the phone, read with it by a screen reader; the operator's form is
+    as before."""
+    page = login("cit").get("/intake").text
+    assert '<label for="f-citizen_name">姓名' in page and "市民姓名" not in page
+    assert 'aria-describedby="f-citizen_phone-hint"' in page
+    hint = page.split('data-testid="citizen-phone-hint">')[1].split("</small>")[0]
+    assert "便于工作人员联系您" in hint and "查询办理进度" in hint
+    staff = login("op").get("/intake").text
+    assert '<label for="f-citizen_name">市民姓名' in staff and "citizen-phone-hint" not in staff
