@@ -163,6 +163,20 @@ def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
     assert c.post("/api/v1/track", json=who).json()["satisfied"] is True
 
 
+def test_the_citizen_rates_the_reply_basically_satisfied_through_the_api(world) -> None:
+    """POST /api/v1/track/rate took satisfied true or false only, where a text message and the pages offer 基本满意
+    too. It now takes rating (basically_satisfied: satisfied, kept apart), refused when it disagrees with satisfied,
+    and the lookup answers it."""
+    c = world["client"]
+    who = {"number": world["number"], "phone": PHONE}
+    wrong = c.post("/api/v1/track/rate", json={**who, "satisfied": False, "rating": "basically_satisfied"})
+    assert wrong.status_code == 422 and "disagrees" in wrong.text
+    rated = c.post("/api/v1/track/rate", json={**who, "satisfied": True, "rating": "basically_satisfied"})
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["satisfied"] is True and rated.json()["rating"] == "basically_satisfied"
+    assert c.post("/api/v1/track", json=who).json()["rating"] == "basically_satisfied"
+
+
 def test_the_progress_reads_as_what_happened_in_english(world) -> None:
     """The milestones were named by the staff's buttons — "Receive", "Dispatch · 人和镇", "Accept": in English they say
     what happened to the appeal; in Chinese too, not the staff's 派单 and 签收 (转交办理, 接收办理)."""
