@@ -57,6 +57,7 @@ def track_form(request: Request) -> Response:
 
 @router.post(PATH, response_class=HTMLResponse)
 def track_lookup(request: Request, db: DbSession, form: FormBody) -> Response:
+    support.read_names_through(request, db)  # its unit and category in English on an English page
     number, phone = form.text("number") or "", form.text("phone") or ""
     if not support.check_login_csrf(request, form):
         return _page(request, status_code=403, error="track.expired", number=number, phone=phone)
@@ -69,6 +70,7 @@ def track_lookup(request: Request, db: DbSession, form: FormBody) -> Response:
 
 @router.post(PATH + "/rate", response_class=HTMLResponse)
 def track_rate(request: Request, db: DbSession, form: FormBody) -> Response:
+    support.read_names_through(request, db)
     number, phone = form.text("number") or "", form.text("phone") or ""
     if not support.check_login_csrf(request, form):
         return _page(request, status_code=403, error="track.expired", number=number, phone=phone)
