@@ -194,7 +194,9 @@ def test_the_progress_reads_as_what_happened_in_english(world) -> None:
         ]
 
     unit = world["unit"]
-    assert steps(english) == ["Received", f"Passed on · {unit}", f"Taken on · {unit}", f"Replied · {unit}"]
+    named = "Baiyun District"  # the unit's name to an English reader (localnames), as the signed-in pages say it
+    assert unit == "白云区"
+    assert steps(english) == ["Received", f"Passed on · {named}", f"Taken on · {named}", f"Replied · {named}"]
     assert steps(chinese) == ["受理", f"转交办理 · {unit}", f"接收办理 · {unit}", f"答复 · {unit}"]
 
 
