@@ -1819,8 +1819,8 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
         return [re.sub(r"<[^>]+>", "", li).split(" · ")[0].strip() for li in re.findall(r"</time>(.*?)</li>", listed)]
 
     expected = {  # the units' return between the two dispatches left out, as /track leaves it out
-        "zh-CN": ("办理进度", ["受理", "派单", "派单", "签收", "答复"]),
-        "en": ("Progress", ["Received", "Dispatched", "Dispatched", "Accepted", "Replied"]),
+        "zh-CN": ("办理进度", ["受理", "转交办理", "转交办理", "接收办理", "答复"]),  # not the staff's 派单, 签收
+        "en": ("Progress", ["Received", "Passed on", "Passed on", "Taken on", "Replied"]),
     }
     staff_expected = {
         "zh-CN": ("处理记录", ["受理", "备注", "派单", "退单", "派单", "签收", "答复"]),

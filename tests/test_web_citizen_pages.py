@@ -143,7 +143,7 @@ def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: 
     assert act_on(login("hand_a"), order_id, "return", reason="不归我们管").status_code == 303
     assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     page = citizen.get(f"/orders/{order_id}").text
-    assert "已退单" not in page and page.count("已受理 → 已派单") == 2
+    assert "已退单" not in page and page.count("已受理 → 已转交办理") == 2
     events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
     assert [(e["action"], e["from_state"], e["to_state"]) for e in events][1:] == [
         ("dispatch", "received", "dispatched"),
@@ -152,6 +152,29 @@ def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: 
     staff = login("sup").get(f"/api/v1/orders/{order_id}/events").json()
     assert ("dispatch", "returned", "dispatched") in [(e["action"], e["from_state"], e["to_state"]) for e in staff]
     assert "已退单 → 已派单" in login("sup").get(f"/orders/{order_id}").text
+
+
+def test_a_citizen_reads_their_appeal_handed_on_and_taken_on_not_the_staffs_dispatch_and_sign_for(
+    org: dict[str, Any],
+) -> None:
+    """Dispatched and signed for, the citizen's appeal read 已签收 on their list and page, and its progress 派单 and
+    签收, 已派单 → 已签收 — the hotline centre's words — and 承办单位 above; /track the same. They now read 转交办理,
+    接收办理, 已转交办理 → 已接收办理 and 办理单位; staff keep their words."""
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(login("hand_a"), order_id, "accept").status_code == 303
+    listed = citizen.get("/orders").text
+    page = citizen.get(f"/orders/{order_id}").text
+    for text in (listed, page):
+        assert '<span class="badge state-accepted">已接收办理</span>' in text
+        assert "签收" not in text and "派单" not in text and "承办" not in text
+    assert '<option value="dispatched">已转交办理</option>' in listed
+    assert "已转交办理 → 已接收办理" in page and "<th>办理单位</th>" in page
+    trail = page.split('data-testid="trail-heading"')[1]
+    assert "转交办理 → 景泰街道" in trail and "接收办理" in trail
+    staff = login("sup").get(f"/orders/{order_id}").text
+    assert "已派单 → 已签收" in staff and "<th>承办单位</th>" in staff
 
 
 def test_a_citizen_reads_their_rated_appeal_as_rated_not_as_the_staffs_called_back(org: dict[str, Any]) -> None:
@@ -237,3 +260,84 @@ def test_a_citizens_appeal_waiting_to_be_dispatched_says_when_to_expect_an_answe
     assert 'data-testid="expected-answer"' not in login("sup").get(f"/orders/{order_id}").text
     assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     assert 'data-testid="expected-answer"' not in citizen.get(f"/orders/{order_id}").text
+
+
+def test_the_login_page_says_what_to_do_about_a_forgotten_password(org: dict[str, Any]) -> None:
+    """The login page had no way on from a forgotten password: a citizen told 用户名或密码错误 was left there. It now
+    has 忘记密码？ — passwords are not recovered online, an administrator resets them (a citizen asks through 12345) and
+    a progress lookup needs no login, linked —, folded on a fresh page and open once a login failed."""
+    from app_helpers import shared_app
+
+    client = TestClient(shared_app(), raise_server_exceptions=False)
+    page = client.get("/login").text
+    assert '<details data-testid="forgot-password">' in page and "<summary>忘记密码？</summary>" in page
+    forgot = page.split('data-testid="forgot-password"')[1].split("</details>")[0]
+    assert "请联系系统管理员为您重置" in forgot and "12345 热线" in forgot and '<a href="/track">' in forgot
+    bad = client.post("/login", data={"csrf_token": hidden(page), "username": "cit", "password": "not-it"})
+    assert bad.status_code == 401 and '<details data-testid="forgot-password" open>' in bad.text
+    client.get("/lang/en")
+    assert "<summary>Forgot your password?</summary>" in client.get("/login").text
+
+
+def test_a_citizen_rates_an_answer_basically_satisfied_on_their_page_and_on_the_progress_lookup(
+    org: dict[str, Any],
+) -> None:
+    """A text message offered 满意, 基本满意, 不满意, but their order page and /track only 满意 or 不满意. Both now
+    offer 基本满意 too: recorded as the text message's 2 is — satisfied, its ``rating`` kept in the callback — and
+    said back as 基本满意, on their page and on /track; staff read it so too."""
+    citizen = login("cit")
+    order_id = _replied(org, citizen)
+    page = citizen.get(f"/orders/{order_id}").text
+    assert '<option value="basically_satisfied">基本满意</option>' in page
+    assert act_on(citizen, order_id, "callback", satisfied="basically_satisfied").status_code == 303
+    with session_scope() as s:
+        assert s.get(Order, order_id).satisfied is True  # type: ignore[union-attr]
+    events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
+    assert next(e["payload"] for e in events if e["action"] == "callback")["rating"] == "basically_satisfied"
+    for reader in (citizen, login("sup")):
+        shown = reader.get(f"/orders/{order_id}").text
+        assert '<td data-testid="satisfied">基本满意' in shown
+
+    phone = "13800002222"
+    filed = citizen.post(
+        "/intake",
+        data=intake_form(citizen, content="景泰街道云景路井盖松动", citizen_phone=phone),
+        follow_redirects=False,
+    )
+    other = int(filed.headers["location"].rsplit("/", 1)[1])
+    hand = login("hand_a")
+    assert act_on(login("disp"), other, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(hand, other, "accept").status_code == 303
+    assert act_on(hand, other, "reply", text="已加固井盖。").status_code == 303
+    with session_scope() as s:
+        number = s.get(Order, other).number  # type: ignore[union-attr]
+    from app_helpers import shared_app
+
+    visitor = TestClient(shared_app(), raise_server_exceptions=False)
+    token = hidden(visitor.get("/track").text)
+    found = visitor.post("/track", data={"number": number, "phone": phone, "csrf_token": token}).text
+    assert '<input type="radio" name="satisfied" value="2"> 基本满意' in found
+    rated = visitor.post(
+        "/track/rate", data={"number": number, "phone": phone, "satisfied": "2", "csrf_token": hidden(found)}
+    ).text
+    assert '<p data-testid="track-satisfied">您的评价：基本满意</p>' in rated
+    with session_scope() as s:
+        assert s.get(Order, other).satisfied is True  # type: ignore[union-attr]
+    assert visitor.post("/api/v1/track", json={"number": number, "phone": phone}).json()["rating"] == (
+        "basically_satisfied"
+    )
+
+
+def test_a_citizens_form_asks_for_their_name_and_says_what_a_phone_number_brings(org: dict[str, Any]) -> None:
+    """我要反映 asked a citizen for 市民姓名 — the operator's label for a caller — and for an optional 联系电话 without
+    a word of what it is for: without it staff cannot reach them nor call back on the reply, and /track cannot find
+    the appeal.
+    Their form now asks 姓名 and says both under the phone, read with it by a screen reader; the operator's form is
+    as before."""
+    page = login("cit").get("/intake").text
+    assert '<label for="f-citizen_name">姓名' in page and "市民姓名" not in page
+    assert 'aria-describedby="f-citizen_phone-hint"' in page
+    hint = page.split('data-testid="citizen-phone-hint">')[1].split("</small>")[0]
+    assert "便于工作人员联系您" in hint and "查询办理进度" in hint
+    staff = login("op").get("/intake").text
+    assert '<label for="f-citizen_name">市民姓名' in staff and "citizen-phone-hint" not in staff

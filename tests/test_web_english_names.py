@@ -167,3 +167,35 @@ def test_the_urge_form_and_the_users_list_name_the_unit_in_english(world) -> Non
     admin.cookies.set("cityhub_lang", "en")
     cells = re.findall(r'<td class="whole" data-label="[^"]*">([^<]*)</td>', admin.get("/admin/users").text)
     assert "Jingtai Subdistrict" in cells and "景泰街道" not in cells
+
+
+def test_the_progress_lookup_names_the_unit_and_category_in_english_on_an_english_page(world) -> None:
+    """/track, which signs nobody in, named the unit and the category in Chinese on an English page (Handled by
+    景泰街道, Passed on · 景泰街道, Category 环境保护) where the signed-in pages name them in English. It now reads the
+    English names too; a Chinese page keeps the Chinese ones."""
+    from fastapi.testclient import TestClient
+
+    from app_helpers import shared_app
+    from web_helpers import act_on
+
+    phone = "13800005555"
+    with session_scope() as s:
+        category = s.scalar(select(Category.id).where(Category.name == "环境保护"))
+        data = {"channel": "hotline", "content": "景泰街道餐馆油烟", "street_code": "W-JT", "citizen_phone": phone}
+        order = submit(s, data={**data, "category_id": category}).order
+        s.flush()
+        order_id, number = order.id, order.number
+    assert act_on(login("disp"), order_id, "dispatch", unit_id=str(world["street_a"])).status_code == 303
+    visitor = TestClient(shared_app(), raise_server_exceptions=False)
+
+    def tracked() -> str:
+        form = visitor.get("/track").text
+        return visitor.post("/track", data={"number": number, "phone": phone, "csrf_token": hidden(form)}).text
+
+    visitor.get("/lang/en")
+    page = tracked()
+    assert '<td data-testid="track-unit">Jingtai Subdistrict</td>' in page
+    assert "<td>Environmental protection</td>" in page and "Passed on · Jingtai Subdistrict" in page
+    assert "景泰街道" not in page.replace("景泰街道餐馆油烟", "") and "环境保护" not in page
+    visitor.get("/lang/zh-CN")
+    assert '<td data-testid="track-unit">景泰街道</td>' in tracked()

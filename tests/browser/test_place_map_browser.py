@@ -277,6 +277,27 @@ def test_the_keyboard_goes_into_the_pick_map_and_out_of_it(server: dict[str, Any
     page.context.close()
 
 
+def test_the_maps_zoom_buttons_are_named_in_the_pages_language(server: dict[str, Any], browser: Any) -> None:
+    """The map's + and − were Leaflet's, titled Zoom in / Zoom out on a Chinese page — the words a screen reader
+    said of them on a citizen's 我要反映 and their order's page. They are now named in the page's language."""
+    page = _phone(browser, server["base"], PHONES[0], "cit")
+    for path in ("/intake", f"/orders/{server['pointed']}"):
+        if path.startswith("/orders"):
+            page = _phone(browser, server["base"], PHONES[0], "hand_a")
+        page.goto(f"{server['base']}{path}")
+        page.wait_for_selector(".leaflet-control-zoom-in")
+        named = page.eval_on_selector_all(
+            ".leaflet-control-zoom a", "els => els.map(e => [e.title, e.getAttribute('aria-label')])"
+        )
+        assert named == [["放大地图", "放大地图"], ["缩小地图", "缩小地图"]], (path, named)
+        page.context.add_cookies([{"name": "cityhub_lang", "value": "en", "url": server["base"]}])
+        page.goto(f"{server['base']}{path}")
+        page.wait_for_selector(".leaflet-control-zoom-in")
+        assert page.get_attribute(".leaflet-control-zoom-in", "title") == "Zoom in"
+        assert page.problems == [], page.problems
+        page.context.close()
+
+
 def test_the_phones_position_is_put_on_the_map_and_placed_too(server: dict[str, Any], browser: Any) -> None:
     """使用当前位置: the device's position goes on the map, and the line under it says where it lies, as a tap."""
     page = _phone(

@@ -163,9 +163,23 @@ def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
     assert c.post("/api/v1/track", json=who).json()["satisfied"] is True
 
 
+def test_the_citizen_rates_the_reply_basically_satisfied_through_the_api(world) -> None:
+    """POST /api/v1/track/rate took satisfied true or false only, where a text message and the pages offer 基本满意
+    too. It now takes rating (basically_satisfied: satisfied, kept apart), refused when it disagrees with satisfied,
+    and the lookup answers it."""
+    c = world["client"]
+    who = {"number": world["number"], "phone": PHONE}
+    wrong = c.post("/api/v1/track/rate", json={**who, "satisfied": False, "rating": "basically_satisfied"})
+    assert wrong.status_code == 422 and "disagrees" in wrong.text
+    rated = c.post("/api/v1/track/rate", json={**who, "satisfied": True, "rating": "basically_satisfied"})
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["satisfied"] is True and rated.json()["rating"] == "basically_satisfied"
+    assert c.post("/api/v1/track", json=who).json()["rating"] == "basically_satisfied"
+
+
 def test_the_progress_reads_as_what_happened_in_english(world) -> None:
     """The milestones were named by the staff's buttons — "Receive", "Dispatch · 人和镇", "Accept": in English they say
-    what happened to the appeal; in Chinese the words stay the trail's (受理, 派单)."""
+    what happened to the appeal; in Chinese too, not the staff's 派单 and 签收 (转交办理, 接收办理)."""
     c = world["client"]
     who = {"number": world["number"], "phone": PHONE}
     chinese = c.post("/track", data={**who, "csrf_token": _token(c.get("/track").text)}).text
@@ -180,8 +194,10 @@ def test_the_progress_reads_as_what_happened_in_english(world) -> None:
         ]
 
     unit = world["unit"]
-    assert steps(english) == ["Received", f"Dispatched · {unit}", f"Accepted · {unit}", f"Replied · {unit}"]
-    assert steps(chinese) == ["受理", f"派单 · {unit}", f"签收 · {unit}", f"答复 · {unit}"]
+    named = "Baiyun District"  # the unit's name to an English reader (localnames), as the signed-in pages say it
+    assert unit == "白云区"
+    assert steps(english) == ["Received", f"Passed on · {named}", f"Taken on · {named}", f"Replied · {named}"]
+    assert steps(chinese) == ["受理", f"转交办理 · {unit}", f"接收办理 · {unit}", f"答复 · {unit}"]
 
 
 def test_a_refused_lookup_or_rating_keeps_what_the_citizen_typed(world) -> None:
@@ -193,7 +209,7 @@ def test_a_refused_lookup_or_rating_keeps_what_the_citizen_typed(world) -> None:
     assert f'value="{world["number"]}"' in wrong.text
     # A rating without a choice keeps its words; 不满意 without words keeps the choice.
     unchosen = c.post("/track/rate", data={**who, "reason": "晚上还是不亮", "csrf_token": _token(wrong.text)})
-    assert unchosen.status_code == 422 and "请选择“满意”或“不满意”" in unchosen.text
+    assert unchosen.status_code == 422 and "请选择“满意”“基本满意”或“不满意”" in unchosen.text
     assert ">晚上还是不亮</textarea>" in unchosen.text
     unexplained = c.post("/track/rate", data={**who, "satisfied": "0", "csrf_token": _token(unchosen.text)})
     assert unexplained.status_code == 422 and "请说明仍未解决的问题" in unexplained.text

@@ -48,6 +48,12 @@ _PLACE_TEXT = ("asking", "placed", "nowhere", "unoutlined", "failed")
 DISTRICT_CENTRE = (23.29, 113.32)  # where the one map opens before the outline is drawn
 
 
+def zoom_titles(t: Any) -> dict[str, str]:
+    """The words of a map's zoom buttons, their title and what a screen reader says (Leaflet's own are English:
+    Zoom in, Zoom out — on a Chinese page too), for both maps."""
+    return {"in": t("map.zoom.in"), "out": t("map.zoom.out")}
+
+
 def place_map(
     t: Any, *, lat: float | None = None, lng: float | None = None, pick: dict[str, str] | None = None
 ) -> dict[str, Any] | None:
@@ -67,6 +73,7 @@ def place_map(
         "pick": pick,
         "layers": {name: {"name": name, "color": layer.color} for name, layer in layers.items() if layer is not None},
         "text": {key: t(f"place_map.js.{key}") for key in _PLACE_TEXT},
+        "zoom": zoom_titles(t),
     }
 
 
@@ -145,6 +152,7 @@ def map_page(request: Request, db: DbSession) -> Response:
             # screen whose own zone is another (a browser set to UTC shows the same hour as the panel).
             "timeZone": get_settings().timezone,
             "text": js_text,
+            "zoom": zoom_titles(t),
             # Counts in the script's own messages written as the pages write them (i18n.count_text).
             "counts": {"group": t("num.group"), "names": sorted(COUNT_PARAMS)},
             "states": states,

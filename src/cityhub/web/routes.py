@@ -116,6 +116,7 @@ from cityhub.workorders.schemas import (
     OrderSort,
 )
 from cityhub.workorders.sla import terms_for
+from cityhub.workorders.sms import Rating
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of, import_batch_read, order_import_batch, reply_awaits, trail_of
@@ -2019,6 +2020,8 @@ def _detail_page(
         own_assist=_own_assist(db, order, principal),
         returned_to=_returned_to(db, order) if Action.RETURN in actions else [],
         reopened=_reopened(order, events) if staff else None,
+        # the rating as given where it was one of three (基本满意 apart from 满意), for the facts' 是否满意
+        rating=(_newest(events, Action.CALLBACK) or {}).get("rating") if order.satisfied is not None else None,
         raised_since_request=_raised_since_request(order, events),
         actions=fields,
         # Each long list (the district's units, the categories) once a page: the form lending it, the others borrow.
@@ -2316,6 +2319,9 @@ def _action_params(
                 params[name] = float(raw)
             except ValueError:
                 errors[name] = t("err.number")
+        elif kind == "bool" and action == Action.CALLBACK and raw == Rating.BASICALLY_SATISFIED:
+            # 基本满意, as a text message's 2 (``tracking.rate``): satisfied, the rating kept apart in the event
+            params[name], params["rating"] = True, raw
         elif kind == "bool":
             if raw not in ("true", "false"):
                 errors[name] = t("err.choice")

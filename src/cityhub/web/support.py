@@ -248,7 +248,7 @@ def translator(request: Request) -> Translator:
 
 def _english_names(request: Request) -> EnglishNames | None:
     """The English names of units and categories (``localnames``), read through the request's own database session
-    (the one :func:`principal_of` was given: a page that signed nobody in shows the Chinese names); None without
+    (the one :func:`read_names_through` was given — every signed-in page's, and `/track`'s); None without
     one, or when that session can no longer read (a failed transaction not rolled back: the Chinese names then)."""
     db = getattr(request.state, "db", None)
     if db is None:
@@ -600,9 +600,15 @@ def busy_page(scope: Scope, retry_after: int) -> HTMLResponse:
 # ------------------------------------------------------------------------------------------ signed-in user
 
 
+def read_names_through(request: Request, db: Session) -> None:
+    """Let the request's pages name units and categories in the reader's language (:func:`translator`), read through
+    ``db``: every signed-in page's (:func:`principal_of`), and a public page's that names them (``/track``)."""
+    request.state.db = db
+
+
 def principal_of(request: Request, db: Session) -> Principal | None:
     """The user of the session cookie, or None (no cookie, expired, signed out, locked)."""
-    request.state.db = db  # the names a page shows in the reader's language are read through it (translator)
+    read_names_through(request, db)
     cookie = request.cookies.get(get_auth_settings().session_cookie_name)
     if not cookie:
         return None

@@ -21,6 +21,7 @@ from cityhub.web import support
 from cityhub.web.support import FormBody, render
 from cityhub.workorders import tracking
 from cityhub.workorders.lifecycle import AWAITING_DISPATCH
+from cityhub.workorders.sms import Rating
 
 router = APIRouter(include_in_schema=False)
 PATH = "/track"
@@ -56,6 +57,7 @@ def track_form(request: Request) -> Response:
 
 @router.post(PATH, response_class=HTMLResponse)
 def track_lookup(request: Request, db: DbSession, form: FormBody) -> Response:
+    support.read_names_through(request, db)  # its unit and category in English on an English page
     number, phone = form.text("number") or "", form.text("phone") or ""
     if not support.check_login_csrf(request, form):
         return _page(request, status_code=403, error="track.expired", number=number, phone=phone)
@@ -68,18 +70,21 @@ def track_lookup(request: Request, db: DbSession, form: FormBody) -> Response:
 
 @router.post(PATH + "/rate", response_class=HTMLResponse)
 def track_rate(request: Request, db: DbSession, form: FormBody) -> Response:
+    support.read_names_through(request, db)
     number, phone = form.text("number") or "", form.text("phone") or ""
     if not support.check_login_csrf(request, form):
         return _page(request, status_code=403, error="track.expired", number=number, phone=phone)
     satisfied, reason = form.get("satisfied"), form.get("reason")
-    if satisfied not in ("1", "0"):
+    # 满意, 基本满意 (as a text message's 2: satisfied, said apart), 不满意
+    if satisfied not in ("1", "2", "0"):
         return _rated_again(request, db, number, phone, "track.choose", satisfied, reason)
     try:
         rated = tracking.rate(
             db,
             number=number,
             phone=phone,
-            satisfied=satisfied == "1",
+            satisfied=satisfied != "0",
+            rating=Rating.BASICALLY_SATISFIED if satisfied == "2" else None,
             reason=form.text("reason"),
             client_ip=_client_ip(request),
         )

@@ -327,8 +327,9 @@ CITIZEN_STEPS = frozenset(a.value for a in Action) - INTERNAL_EVENTS - {Action.R
 # Steps whose reason is written to the citizen (why it was closed, cancelled, paused, reopened); other reasons
 # (why a unit returned it, why an extension was asked for or a reply rejected) are between the units.
 _CITIZEN_REASONS = frozenset({"cancel", "close", "suspend", "resume", "reopen", "callback", "instant_answer"})
-# What of a payload the citizen sees: the reply or answer, their rating, the unit it was sent to.
-_CITIZEN_PAYLOAD = frozenset({"text", "answer", "satisfied", "unit_id"})
+# What of a payload the citizen sees: the reply or answer, their rating (and which of three, 基本满意 apart), the unit
+# it was sent to.
+_CITIZEN_PAYLOAD = frozenset({"text", "answer", "satisfied", "rating", "unit_id"})
 # What a citizen added to or took off their appeal, and whether they added it later (``supplement``: 补充材料) or with
 # the appeal.
 _OWN_FILES = frozenset({"attachments", "removed_attachments", "supplement"})

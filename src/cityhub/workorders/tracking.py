@@ -83,6 +83,11 @@ class TrackedOrder(BaseModel):
     replied_at: datetime | None
     reply_text: str | None
     satisfied: bool | None
+    rating: Rating | None = Field(
+        None,
+        description="the rating as the citizen gave it where they chose among three (满意, 基本满意, 不满意: a text "
+        "message, the progress lookup, the order page); null when only satisfied was recorded",
+    )
     merged_into: str | None = Field(description="the number of the order it was merged into (the same problem)")
     merged_progress: MergedProgress | None = Field(
         None, description="merged: where the order it was merged into stands, its unit and its reply (handled for both)"
@@ -147,13 +152,31 @@ def rate(
     satisfied: bool,
     reason: str | None = None,
     client_ip: str,
+    rating: Rating | None = None,
     now: datetime | None = None,
 ) -> TrackedOrder:
     """The citizen's rating of the reply: the callback action (回访), audited as theirs. Only a replied order that
-    has not been rated can be rated (:class:`InvalidTransition` otherwise); an unsatisfied rating needs a reason."""
+    has not been rated can be rated (:class:`InvalidTransition` otherwise); an unsatisfied rating needs a reason.
+    ``rating``: one of the three a text message offers too (基本满意 is satisfied, kept apart in the event's
+    ``rating``), which then decides ``satisfied``."""
     order = _find(session, number=number, phone=phone, client_ip=client_ip, now=now or utcnow())
-    _record_rating(session, order, satisfied=satisfied, reason=reason, now=now)
+    noted = {"rating": rating.value} if rating is not None else None
+    satisfied = rating.satisfied if rating is not None else satisfied
+    _record_rating(session, order, satisfied=satisfied, reason=reason, noted=noted, now=now)
     return _view(session, order)
+
+
+def rating_given(session: Session, order: Order) -> Rating | None:
+    """The rating of the order's newest callback as the citizen chose it among three (基本满意 apart from 满意), if
+    they did; None when it recorded ``satisfied`` alone or there is none."""
+    payload = session.scalar(
+        select(OrderEvent.payload)
+        .where(OrderEvent.order_id == order.id, OrderEvent.action == Action.CALLBACK.value)
+        .order_by(OrderEvent.at.desc(), OrderEvent.id.desc())
+        .limit(1)
+    )
+    given = (payload or {}).get("rating")
+    return Rating(given) if given in set(Rating) else None
 
 
 def _record_rating(
@@ -211,6 +234,7 @@ def _view(session: Session, order: Order) -> TrackedOrder:
         replied_at=order.replied_at,
         reply_text=order.reply_text,
         satisfied=order.satisfied,
+        rating=rating_given(session, order) if order.satisfied is not None else None,
         merged_into=master,
         merged_progress=merged_progress(session, order),
         answer_within=limit.finish_days if limit is not None else None,

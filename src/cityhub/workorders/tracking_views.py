@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityhub.api.deps import DbSession
 from cityhub.auth.views import _client_ip
@@ -17,6 +17,7 @@ from cityhub.sharing.service import Caller
 from cityhub.timerange import RequestTime
 from cityhub.workorders import tracking
 from cityhub.workorders.schemas import REASON_MAX_CHARS
+from cityhub.workorders.sms import Rating
 
 router = APIRouter(prefix="/track", tags=["citizens"])
 # The relay's calls are counted per client; MeteredRoute commits the metered session before it counts the call.
@@ -36,6 +37,17 @@ class RateIn(TrackIn):
     reason: str | None = Field(
         None, max_length=REASON_MAX_CHARS, description="what is still wrong (needed when not satisfied)"
     )
+    rating: Rating | None = Field(
+        None,
+        description="optional, one of the three a text message offers: satisfied, basically_satisfied (基本满意, "
+        "satisfied true) or unsatisfied; kept in the callback as rating, and must agree with satisfied",
+    )
+
+    @model_validator(mode="after")
+    def _rating_agrees(self) -> RateIn:
+        if self.rating is not None and self.rating.satisfied != self.satisfied:
+            raise ValueError(f"rating {self.rating.value} disagrees with satisfied {str(self.satisfied).lower()}")
+        return self
 
 
 @router.post("", response_model=tracking.TrackedOrder)
@@ -46,8 +58,8 @@ def track(body: TrackIn, request: Request, db: DbSession) -> tracking.TrackedOrd
 
 @router.post("/rate", response_model=tracking.TrackedOrder)
 def rate(body: RateIn, request: Request, db: DbSession) -> tracking.TrackedOrder:
-    """Rate the reply (满意 / 不满意 with a reason): the order's callback, audited as the citizen's. 409 when the
-    order is not waiting for a rating."""
+    """Rate the reply (满意 / 基本满意 / 不满意 with a reason): the order's callback, audited as the citizen's. 409
+    when the order is not waiting for a rating."""
     rated = tracking.rate(
         db,
         number=body.number,
@@ -55,6 +67,7 @@ def rate(body: RateIn, request: Request, db: DbSession) -> tracking.TrackedOrder
         satisfied=body.satisfied,
         reason=body.reason,
         client_ip=_client_ip(request),
+        rating=body.rating,
     )
     db.commit()
     return rated

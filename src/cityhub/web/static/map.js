@@ -51,6 +51,13 @@
     return { color: ink.of(layer), weight: street ? 1.5 : 0.8, fillOpacity: 0.05, dashArray: street ? null : "3" };
   }
 
+  // The zoom buttons in the page's language (cfg.zoom: map_pages.zoom_titles), in place of Leaflet's English ones,
+  // which are also what a screen reader says of them.
+  function addZoom(L, map, cfg) {
+    var words = cfg.zoom || {};
+    L.control.zoom({ zoomInTitle: words["in"] || "+", zoomOutTitle: words.out || "-" }).addTo(map);
+  }
+
   // --- the small map of one place ----------------------------------------------------------------------------
   // data-place-map holds its configuration: the outlines' and the locating addresses (/api/v1/places), the layers'
   // colours, the point (lat, lng; null: none), and for picking (pick: true) the ids of the form's lat/lng fields,
@@ -84,6 +91,7 @@
     var touch = (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) || L.Browser.mobile;
     var map = L.map(element, {
       attributionControl: false,
+      zoomControl: false,
       preferCanvas: true,
       minZoom: 8,
       maxZoom: 18,
@@ -91,6 +99,7 @@
       scrollWheelZoom: false,
       dragging: !touch
     });
+    addZoom(L, map, cfg);
     element.cityhubMap = map;  // for the browser tests and the console
     map.createPane("place").style.zIndex = 450;  // the point above the outlines, whichever is drawn first
     var outlines = L.layerGroup().addTo(map);
@@ -379,11 +388,13 @@
     readTheme();
     var map = L.map(mapElement, {
       attributionControl: false,
+      zoomControl: false,
       preferCanvas: true,
       minZoom: 8,
       maxZoom: 18,
       zoomSnap: 0.5
     }).setView([23.29, 113.32], 11);
+    addZoom(L, map, cfg);
     L.control.scale({ imperial: false }).addTo(map);
     window.cityhubMap = map;  // for the browser tests and the console
 
