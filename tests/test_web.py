@@ -2428,7 +2428,9 @@ def test_a_leader_sees_no_more_of_the_citizen_in_the_text_than_in_the_masked_fie
 
 
 def test_each_role_drives_the_life_cycle_from_its_forms_and_the_audit_trail_records_it(org) -> None:
-    order = _order()
+    # categorised at intake: a dispatch of an uncategorised order to a suggested unit records the classifier's reading
+    # first (a comment of its own, tested with the queue)
+    order = _order(category_id=org["cats"]["环境保护"])
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     forms = disp.get(f"/orders/{order.id}").text
     assert 'data-testid="action-dispatch"' in forms and 'data-testid="action-accept"' not in forms

@@ -252,7 +252,10 @@ def test_a_cameras_chart_reads_in_percent_on_its_axis_and_limits_as_its_caption_
     _one_rule_and_readings(world, *_camera_and_rule("CAM-C", "稻香桥摄像头"), [0.88, 0.94])
     page = login("mw-dsp").get("/monitoring/sensors/CAM-C").text
     chart = page.split('data-testid="chart"')[1].split("</svg>")[0]
-    ticks = re.findall(r'<text class="tick" x="[\d.]+" y="[\d.]+" text-anchor="end">([^<]*)</text>', chart)
+    # the value axis's ticks stand at its left edge (the time axis's last tick, anchored at its end too, further right)
+    anchored = re.findall(r'<text class="tick" x="([\d.]+)" y="[\d.]+" text-anchor="end">([^<]*)</text>', chart)
+    left = min(float(x) for x, _ in anchored)
+    ticks = [label for x, label in anchored if float(x) == left]
     assert ticks and all(tick.endswith("%") for tick in ticks), ticks
     assert "100%" in ticks and "1" not in ticks
     assert "报警限值 80%" in chart and "解除限值 30%" in chart and "0.8<" not in chart and "0.3<" not in chart
