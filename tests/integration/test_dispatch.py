@@ -43,8 +43,10 @@ class StubModel:
 
     top3: list[tuple[str, float]]
     evidence: int | None = None
+    read: int = 0  # texts predicted
 
     def predict(self, texts: list[str]) -> list[classifier.Prediction]:
+        self.read += len(texts)
         return [classifier.Prediction(self.top3[0][0], self.top3[0][1], list(self.top3), self.evidence) for _ in texts]
 
 
@@ -707,8 +709,10 @@ def test_a_hand_dispatch_to_a_suggested_unit_takes_the_reading_it_was_suggested_
     assert events[1].payload.get("previous_category_id") is None
     # No decision kept (the background dispatcher off): the queue showed one made afresh, and so is this one.
     unstored = _order(s, "路面塌陷了")
+    read_before = model.read
     orders.act(s, order_id=unstored.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
     assert unstored.category_id == org["cat_build"]
+    assert model.read == read_before + 1  # one reading: the event's payload and the decision made afresh share it
     # The first reading confirmed (nothing to learn from); the second reading taken corrects the first: a label.
     counts = service.export_training(s, out=tmp_path / "training.csv")
     assert counts["confirmed"] == 3 and counts["written"] == 1  # ``set_before`` agrees at the first level too

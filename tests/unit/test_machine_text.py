@@ -137,7 +137,7 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
         "按分类模型补填分类：城乡建设/物业服务；按地址识别：嘉禾街道"
     )
     assert explain(ZH, "place set to 石井街道 (street only)") == "属地更正为 石井街道（仅街道）"
-    # A person's dispatch to a suggested unit (dispatch.service.confirmed_category, written by workorders.service.act).
+    # A person's dispatch to a suggested unit (dispatch.service.hand_dispatch_reading, from workorders.service.act).
     assert explain(ZH, "category set at dispatch: 城乡建设 (the classifier's reading of the suggestion chosen)") == (
         "派单时选用了系统建议，按其分类判断记为：城乡建设"
     )

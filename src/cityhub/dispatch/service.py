@@ -630,49 +630,55 @@ def latest_decision(session: Session, *, order_id: int) -> DispatchDecision | No
 # --- acting ----------------------------------------------------------------------------------------------------
 
 
-def hand_dispatch_reading(session: Session, *, order: Order) -> dict[str, Any]:
+def hand_dispatch_reading(
+    session: Session, *, order: Order, unit_id: Any = None
+) -> tuple[dict[str, Any], CategoryRef | None]:
     """What the classifier said of an order a person dispatches (by hand from the queue or the order page, in bulk,
-    over the API or the command line), for the dispatch event's payload: ``prediction`` (label, probability, top 3),
-    ``model_version`` and ``suggested_unit_id`` (the first suggestion shown). Kept so that the training export can
-    tell the person's correction of the classifier from a confirmation (:func:`training_rows`).
+    over the API or the command line) to ``unit_id``, and the category that dispatch confirms.
 
-    The order's stored decision — what its queue entry and page showed — when it holds a prediction, else the
-    configured classifier's reading now; nothing without a classifier (or one that cannot be read)."""
+    The first is for the dispatch event's payload: ``prediction`` (label, probability, top 3), ``model_version`` and
+    ``suggested_unit_id`` (the first suggestion shown), kept so that the training export can tell the person's
+    correction of the classifier from a confirmation (:func:`training_rows`). It is the order's stored decision — what
+    its queue entry and page showed — when that holds a prediction, else the configured classifier's reading now;
+    nothing without a classifier (or one that cannot be read).
+
+    The second is the category a person's dispatch of an uncategorised order confirms: the classifier's reading under
+    which the decision suggested the unit chosen (one of the suggestions shown). Choosing a suggestion made under a
+    reading takes that reading for the order, as automatic dispatch takes it — so the time limit, the statistics and
+    the unit's list know the order's category whether a person or the engine dispatched it. A unit the decision did
+    not suggest confirms nothing (the person may send it for another reason): it stays uncategorised, for 设定分类.
+    The training export counts such an order as the classifier confirmed, not as a label to learn from. Without a
+    stored decision (the background dispatcher off) it is made afresh from the same reading, as the queue made the one
+    it showed: the classifier reads the order once."""
     row = session.get(DispatchSuggestion, order.id)
+    decision = _from_record(row) if row is not None else None
     if row is not None and row.prediction:
         facts: dict[str, Any] = {"prediction": row.prediction, "model_version": row.model_version}
-        shown = _from_record(row).shown
+        shown = decision.shown if decision is not None else []
         if shown:
             facts["suggested_unit_id"] = shown[0].unit_id
-        return facts
+        return facts, _confirmed(session, order, decision, unit_id)
     try:
         loaded = load_model()
     except CityhubError as exc:
         _warn_unavailable(exc.message)
-        return {}
+        return {}, None
     if loaded is None:
-        return {}
+        return {}, None
     from cityhub.nlp.text import order_text
 
     prediction = loaded[0].predict([order_text(order.title, order.content)])[0]
-    return {"prediction": prediction.as_dict(), "model_version": loaded[1]}
+    if decision is None and order.category_id is None:
+        # None kept (the background dispatcher off): the queue showed a decision made afresh, as this one is.
+        decision = suggest(session, order=order, store=False, prediction=prediction)
+    return {"prediction": prediction.as_dict(), "model_version": loaded[1]}, _confirmed(
+        session, order, decision, unit_id
+    )
 
 
-def confirmed_category(session: Session, *, order: Order, unit_id: Any) -> CategoryRef | None:
-    """The category a person's dispatch of an uncategorised order confirms: the classifier's reading under which the
-    order's stored decision suggested the unit chosen (one of the suggestions shown). Choosing a suggestion made under
-    a reading takes that reading for the order, as automatic dispatch takes it — so the time limit, the statistics
-    and the unit's list know the order's category whether a person or the engine dispatched it. A unit the decision
-    did not suggest confirms nothing (the person may send it for another reason): it stays uncategorised, for 设定分类.
-    The training export counts such an order as the classifier confirmed, not as a label to learn from
-    (:func:`training_rows`). Without a stored decision (the background dispatcher off) it is made afresh, as the
-    queue made the one it showed."""
-    if order.category_id is not None:
-        return None
-    row = session.get(DispatchSuggestion, order.id)
-    # None kept (the background dispatcher off): the queue showed a decision made afresh, as this one is.
-    decision = _from_record(row) if row is not None else suggest(session, order=order, store=False)
-    if decision.category_source != "model":
+def _confirmed(session: Session, order: Order, decision: DispatchDecision | None, unit_id: Any) -> CategoryRef | None:
+    """The reading under which ``decision`` suggested ``unit_id`` for the uncategorised ``order``, if it did."""
+    if order.category_id is not None or decision is None or decision.category_source != "model":
         return None
     chosen = next((c for c in decision.shown if c.unit_id == unit_id), None)
     if chosen is None or not chosen.category:

@@ -437,11 +437,10 @@ def act(
         )
     reading: dict[str, Any] = {}
     if outcome.action == Action.DISPATCH and not params.get("auto") and actor.name != SYSTEM.name:
-        from cityhub.dispatch.service import confirmed_category, hand_dispatch_reading
+        from cityhub.dispatch.service import hand_dispatch_reading
 
         # A person's dispatch keeps what the classifier said: the training export tells a correction from it.
-        reading = hand_dispatch_reading(session, order=order)
-        confirmed = confirmed_category(session, order=order, unit_id=params.get("unit_id"))
+        reading, confirmed = hand_dispatch_reading(session, order=order, unit_id=params.get("unit_id"))
         if confirmed is not None:
             # Before the dispatch, so its time limit is the category's (as automatic dispatch sets it first).
             amend(
