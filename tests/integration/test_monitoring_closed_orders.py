@@ -17,7 +17,7 @@ from test_monitoring import EN, PERSON, T0, ZH, _rule, _sensor, _series, _units,
 from test_monitoring_nearby import NEAR, _alarm_of, _camera, _garbage_rule, _orders, _seen
 
 from cityhub.monitoring import service
-from cityhub.monitoring.models import Alarm, AlarmEvent
+from cityhub.monitoring.models import Alarm, AlarmEvent, RuleState, Sensor
 from cityhub.monitoring.rules import AlarmState
 from cityhub.notify import service as notify
 from cityhub.notify.models import OutboxMessage, Topic
@@ -471,3 +471,154 @@ def test_the_escalation_job_and_a_readings_file_clearing_alarms_of_one_closed_or
         db_session.refresh(alarm)
         assert alarm.state == AlarmState.CLEARED and alarm.escalated_at is None
     assert service.escalate_due(db_session, now=T0 + timedelta(hours=2)) == {"escalated": 0, "orders_escalated": 0}
+
+
+def _state_of(session: Session, code: str) -> RuleState:
+    """The rule state of camera ``code`` (one rule), read afresh."""
+    return session.scalars(
+        select(RuleState)
+        .join(Sensor, Sensor.id == RuleState.sensor_id)
+        .where(Sensor.code == code)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def test_a_reading_in_flight_at_the_close_cannot_move_the_rule_state_back_and_open_a_new_order(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """On PostgreSQL: a batch of readings measured before the supervisor's 办结, arriving while the close was being
+    committed, read the rule state before the close moved it on to the close's time and wrote it after — back to its
+    own reading's time — so the gateway's next backlog reading, measured before the close too, raised a new alarm and
+    opened a new order for a moment the close had answered for. Now a batch locks the orders of its alarms before it
+    reads their rule states: it waits for the close and reads what it committed. Deterministic: the close commits only
+    once the batch waits for a lock (or has finished: the old code waited on the alarm row)."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    alarm = _one_camera_alarming(db_session)
+    order_id = alarm.order_id
+    assert order_id is not None
+    closed_at = T0 + timedelta(hours=1)
+    closing, batch = Session(bind=db_engine), Session(bind=db_engine)
+    outcome: dict[str, Any] = {}
+    pid = batch.scalar(text("SELECT pg_backend_pid()"))
+    arrived = closed_at + timedelta(minutes=10)
+
+    def push_backlog() -> None:
+        try:
+            backlog = _seen("CAM-A", [0.95], start=closed_at - timedelta(minutes=5))
+            outcome["result"] = service.ingest(batch, items=backlog, now=arrived)
+            batch.commit()
+        except BaseException as exc:
+            outcome["error"] = exc
+            batch.rollback()
+
+    try:
+        _answer_and_close(closing, order_id, at=closed_at)  # not committed yet
+        thread = threading.Thread(target=push_backlog)
+        thread.start()
+        _until_waiting_or_done(db_engine, pid, thread)
+        closing.commit()
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+        assert (outcome["result"].late, outcome["result"].alarms_raised) == (1, 0)
+    finally:
+        closing.close()
+        batch.close()
+    assert _state_of(db_session, "CAM-A").last_at == closed_at  # moved on by the close, not back by the batch
+    # The gateway's next backlog reading, measured before the close too: late, no new alarm, no new order.
+    more = service.ingest(db_session, items=_seen("CAM-A", [0.96], start=closed_at - timedelta(minutes=3)), now=arrived)
+    db_session.commit()
+    assert (more.late, more.alarms_raised, more.orders_opened) == (1, 0, 0), more
+    assert _orders(db_session) == 1 and _alarm_of(db_session, "CAM-A").id == alarm.id
+
+
+def test_a_readings_file_and_a_persons_clear_of_alarms_on_one_order_do_not_deadlock(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """On PostgreSQL: a readings file (its chunks in one transaction) cleared one camera's alarm — a comment on the
+    order, whose row it then held — while the duty officer cleared the other camera's alarm of the same order: the
+    clear wrote that alarm, then waited for the order (its comment), and the file's next chunk, counting a frame on
+    that alarm, waited for the clear: a deadlock, one of the two rolled back. Now a person's clear locks the order
+    before the alarm, as a batch does: it waits for the file, then clears. Deterministic: the file's second chunk is
+    sent only once the clear waits for a lock or has finished."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    first, second = _two_cameras_on_one_order(db_session)
+    batch, person = Session(bind=db_engine), Session(bind=db_engine)
+    outcome: dict[str, Any] = {}
+    pid = person.scalar(text("SELECT pg_backend_pid()"))
+
+    def clear_first() -> None:
+        try:
+            outcome["result"] = service.clear(person, alarm_id=first.id, actor=PERSON, note="现场已核实")
+            person.commit()
+        except BaseException as exc:
+            outcome["error"] = exc
+            person.rollback()
+
+    later = T0 + timedelta(minutes=20)
+    try:
+        # The file's first chunk: CAM-B's scene clear — its alarm cleared, a comment on the order.
+        service.ingest(batch, items=_seen("CAM-B", [0.1], start=later), now=later)
+        thread = threading.Thread(target=clear_first)
+        thread.start()
+        _until_waiting_or_done(db_engine, pid, thread)
+        # Its second chunk: CAM-A still sees the pile — a frame counted on the alarm the person is clearing.
+        repeat = service.ingest(batch, items=_seen("CAM-A", [0.95], start=later), now=later)
+        batch.commit()
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+        assert repeat.alarms_repeated == 1
+    finally:
+        batch.close()
+        person.close()
+    for alarm in (first, second):
+        db_session.refresh(alarm)
+        assert alarm.state == AlarmState.CLEARED
+    assert first.cleared_by == PERSON.name and first.count == 2 and second.cleared_by == "system"
+
+
+def test_a_camera_alarming_near_an_order_being_closed_opens_its_own_order_not_the_closed_one(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """On PostgreSQL: a second camera of one garbage pile alarming while the supervisor's 办结 of the first camera's
+    order was being committed chose that order by a plain read and waited for it to comment: once the close committed
+    the comment failed on the order's stale version (StaleDataError) and the whole batch was refused — the camera's
+    frames lost until its gateway sent them again. Now the order chosen is locked and read again: closed meanwhile,
+    the alarm opens its own order. Deterministic: the close commits only once the
+    second camera's batch waits for a lock (or has finished)."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    first = _one_camera_alarming(db_session)
+    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
+    db_session.commit()
+    order_id = first.order_id
+    assert order_id is not None
+    closed_at = T0 + timedelta(hours=1)
+    closing, batch = Session(bind=db_engine), Session(bind=db_engine)
+    outcome: dict[str, Any] = {}
+    pid = batch.scalar(text("SELECT pg_backend_pid()"))
+    seen_at = closed_at + timedelta(minutes=1)
+
+    def push_second() -> None:
+        try:
+            outcome["result"] = service.ingest(batch, items=_seen("CAM-B", [0.9], start=seen_at), now=seen_at)
+            batch.commit()
+        except BaseException as exc:
+            outcome["error"] = exc
+            batch.rollback()
+
+    try:
+        _answer_and_close(closing, order_id, at=closed_at)  # not committed yet
+        thread = threading.Thread(target=push_second)
+        thread.start()
+        _until_waiting_or_done(db_engine, pid, thread)
+        closing.commit()
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+        assert (outcome["result"].alarms_joined, outcome["result"].orders_opened) == (0, 1)
+    finally:
+        closing.close()
+        batch.close()
+    second = _alarm_of(db_session, "CAM-B")
+    assert second.order_id not in (None, order_id) and _orders(db_session) == 2

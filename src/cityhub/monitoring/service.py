@@ -51,6 +51,7 @@ from cityhub.monitoring.rules import (
     SensorStatus,
     Severity,
     Transition,
+    beyond,
     check_clear_threshold,
     cleared_by_person,
     evaluate,
@@ -278,7 +279,9 @@ def retire(
         select(Alarm.id).where(Alarm.sensor_id == sensor.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
     ).all()
     for alarm_id in open_ids:
-        _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=note)
+        alarm = _lock_alarm(session, require_alarm(session, alarm_id=alarm_id))
+        if alarm.open_key is not None:  # not cleared meanwhile by the readings or a person
+            _clear(session, alarm, actor=actor, note=note)
     sensor.active = False
     sensor.retired_at, sensor.retired_by, sensor.retired_reason = utcnow(), actor.name, reason
     session.flush()
@@ -527,7 +530,9 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
         ).all()
         note = f"alarm rule deactivated: {rule.name}"
         for alarm_id in open_ids:
-            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=note)
+            alarm = _lock_alarm(session, require_alarm(session, alarm_id=alarm_id))
+            if alarm.open_key is not None:  # not cleared meanwhile by the readings or a person
+                _clear(session, alarm, actor=actor, note=note)
     for name, value in changes.items():
         setattr(rule, name, value)
     session.flush()
@@ -844,34 +849,56 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
     _remember_latest(session, sensors, series)
     rules = list_rules(session, active=True)
     sensor_ids = sorted(sensors)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        if open_orders:
+            # The areas where an alarm raised here may join another sensor's order, before the orders, alarms and rule
+            # states (:func:`_lock_held`): a batch holding an order its sensor's alarm is on never waits for an area
+            # another holds while that one waits for the order. Judged before the evaluation, so by every sensor with
+            # a reading past an order-opening rule's limit (a raise is always at such a reading): normal batches take
+            # none.
+            _lock_join_areas(
+                session,
+                [
+                    (sensors[sensor_id], rule.metric)
+                    for (sensor_id, metric), readings in series.items()
+                    for rule in rules_for(rules, sensors[sensor_id], metric)
+                    if opens_order(rule)
+                    and (spec := _spec(rule, sensors[sensor_id])) is not None
+                    and any(beyond(spec.comparison, value, spec.threshold) for _, value in readings)
+                ],
+            )
+        _lock_held(session, sensor_ids)
     # Rule states are read and written as plain rows (one executemany each way): a batch touches one per sensor and
     # rule, and ORM objects cost more than the evaluation itself.
     states: dict[tuple[int, int], EvalState] = {}
     alarms: dict[tuple[int, int], Alarm] = {}
     for start in range(0, len(sensor_ids), CHUNK):
         ids = sensor_ids[start : start + CHUNK]
-        rows = session.execute(
-            select(
-                RuleState.sensor_id,
-                RuleState.rule_id,
-                RuleState.last_at,
-                RuleState.last_value,
-                RuleState.breach_since,
-                RuleState.armed,
-            ).where(RuleState.sensor_id.in_(ids))
-        )
+        state_rows = select(
+            RuleState.sensor_id,
+            RuleState.rule_id,
+            RuleState.last_at,
+            RuleState.last_value,
+            RuleState.breach_since,
+            RuleState.armed,
+        ).where(RuleState.sensor_id.in_(ids))
+        if postgresql:
+            # Locked (last of all, :func:`_lock_held`) and read after the orders and alarms: an order's close
+            # committed while this batch waited is read here, its moved-on time included.
+            state_rows = state_rows.order_by(RuleState.sensor_id, RuleState.rule_id).with_for_update()
+        rows = session.execute(state_rows)
         for r in rows:
             states[(r.sensor_id, r.rule_id)] = EvalState(
                 last_at=r.last_at, last_value=r.last_value, breach_since=r.breach_since, armed=r.armed
             )
         open_alarms = select(Alarm).where(Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None))
+        open_alarms = open_alarms.execution_options(populate_existing=True)
         for open_alarm in session.scalars(open_alarms):
             alarms[(open_alarm.sensor_id, open_alarm.rule_id)] = open_alarm
     late = 0
     changed: list[dict[str, Any]] = []
     added: list[dict[str, Any]] = []
-    # Evaluated first (pure), written then: the areas where a raised alarm may join another sensor's order are locked
-    # before anything is written (:func:`_lock_join_areas`).
     evaluated: list[tuple[Sensor, str, AlarmRule, RuleSpec, list[Transition]]] = []
     for (sensor_id, metric), readings in series.items():
         sensor = sensors[sensor_id]
@@ -899,15 +926,6 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
             if result.transitions:
                 evaluated.append((sensor, metric, rule, spec, result.transitions))
         late += series_late
-    if open_orders:
-        _lock_join_areas(
-            session,
-            [
-                (sensor, rule.metric)
-                for sensor, _, rule, _, transitions in evaluated
-                if opens_order(rule) and any(t.change == Change.RAISE for t in transitions)
-            ],
-        )
     for sensor, metric, rule, spec, transitions in evaluated:
         key = (sensor.id, rule.id)
         alarm = alarms.get(key)
@@ -937,6 +955,50 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
         session.execute(insert(RuleState), added)
     session.flush()
     return tally, late
+
+
+def _lock_held(session: Session, sensor_ids: Sequence[int]) -> None:
+    """On PostgreSQL, before a batch reads what it evaluates against: lock the orders its sensors' open alarms are on
+    (by id), then those alarms (by id) — the rule states follow as they are read (:func:`_evaluate`). The order every
+    writer of them takes (the life cycle's close, :func:`resolve_ended`; a person's clear or acknowledgement,
+    :func:`_lock_alarm`; the escalation job), so a batch never holds an alarm while waiting for its order, and what
+    it reads is either before an order's close (which then waits for the batch) or after it — never the rule states
+    before and the alarms after. An order found open meanwhile (another merged into it: its alarms moved) is locked in
+    a further round (bounded): an alarm can move off an order only while that order is locked, so once every order of
+    the open alarms is held they stay where they are. Until December 2026 a batch read the rule states before a close
+    committed and wrote them after it: the moved-on time was lost and a reading measured before the close opened a
+    new order."""
+    held: set[int] = set()
+    for _ in range(5):
+        found: set[int] = set()
+        for start in range(0, len(sensor_ids), CHUNK):
+            ids = sensor_ids[start : start + CHUNK]
+            found.update(
+                order_id
+                for order_id in session.scalars(
+                    select(Alarm.order_id).where(
+                        Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None), Alarm.order_id.is_not(None)
+                    )
+                ).all()
+                if order_id is not None
+            )
+        wanted = sorted(found - held)
+        if not wanted:
+            break
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            session.execute(select(Order.id).where(Order.id.in_(chunk)).order_by(Order.id).with_for_update(of=Order))
+        held.update(wanted)
+    alarm_ids = sorted(
+        alarm_id
+        for start in range(0, len(sensor_ids), CHUNK)
+        for alarm_id in session.scalars(
+            select(Alarm.id).where(Alarm.sensor_id.in_(sensor_ids[start : start + CHUNK]), Alarm.open_key.is_not(None))
+        ).all()
+    )
+    for start in range(0, len(alarm_ids), CHUNK):
+        chunk = alarm_ids[start : start + CHUNK]
+        session.execute(select(Alarm.id).where(Alarm.id.in_(chunk)).order_by(Alarm.id).with_for_update(of=Alarm))
 
 
 def _remember_latest(
@@ -1302,12 +1364,12 @@ def resolve_ended(
     does not open a new order straight away. Each cleared alarm's ``cleared`` event and the ``alarm_cleared``
     notification name the order; the order's trail gets one comment naming its alarms.
 
-    Locks (PostgreSQL), always in one order — the order's row, then its alarms by id, then their rule states — and,
-    but for the order the life cycle already holds, with ``SKIP LOCKED``: an order, alarm or rule state another
-    transaction holds (a batch of readings writing it) is left to the escalation job's next run. So this never waits
-    for a batch of readings (which locks alarms, then the orders it comments on): a batch clearing another alarm of
-    the same order could otherwise wait for an alarm locked here while this waited for the order it held — the
-    deadlock of the escalation job against a readings file of December 2026. How many alarms were cleared or moved."""
+    Locks (PostgreSQL), always in one order — the order's row, then its alarms by id, then their rule states, as a
+    batch of readings (:func:`_lock_held`) and a person's clear (:func:`_lock_alarm`) take them — and, but for the
+    order the life cycle already holds, with ``SKIP LOCKED``: an order, alarm or rule state another transaction holds
+    is left to the escalation job's next run, so the job never waits. A batch of readings on the order's alarms
+    waits for the life cycle's order (or this for the batch's): what the batch reads is from before the end or after
+    it, never between. How many alarms were cleared or moved."""
     from cityhub.workorders.lifecycle import CLOSED_STATES, State
 
     now = now or utcnow()
@@ -1384,10 +1446,11 @@ def _clear_ended(session: Session, order: Order, found: list[Alarm], *, actor: o
 
 def _settle_states(session: Session, alarms: Sequence[Alarm], *, until: datetime | None, disarm: bool) -> None:
     """The rule states of alarms cleared because their order ended at ``until`` (its ``closed_at``; None: not known,
-    an order ended behind the life cycle's back): moved on to it (a reading measured before is late: stored, evaluated
-    no further) and, ``disarm``, disarmed as by a person's clear. On PostgreSQL a
-    state a batch of readings is writing at this moment is skipped (``SKIP LOCKED``, see :func:`resolve_ended`):
-    that batch's readings arrived before the end was committed."""
+    an order ended behind the life cycle's back): moved on to it, never back (a reading measured before is late:
+    stored, evaluated no further) and, ``disarm``, disarmed as by a person's clear. On PostgreSQL a state another
+    transaction holds is skipped (``SKIP LOCKED``, see :func:`resolve_ended`) — a guard only: a batch of readings
+    locks the orders of its alarms before their states (:func:`_lock_held`), so it holds none of an order being ended
+    here."""
     keys = sorted({(a.sensor_id, a.rule_id) for a in alarms})
     query = (
         select(RuleState)
@@ -1752,10 +1815,20 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Joine
     when it was another's), and a comment on the order saying the sensor alarmed again — or that another sensor so
     near saw the same — with how many alarms the order holds; its snapshot, when it has one, among the order's files
     (by the system). None when there is no such order."""
+    from cityhub.workorders.lifecycle import OPEN_STATES
+
     found = _order_to_join(session, alarm=alarm, sensor=sensor)
     if found is None:
         return None
     order, near, metres = found
+    if session.get_bind().dialect.name == "postgresql":
+        # Chosen by a plain read: locked now and read again. An order being closed or merged at this moment is waited
+        # for; ended meanwhile, it is no longer the problem being handled and the alarm opens its own order (until
+        # December 2026 the join's comment then failed on the order's stale version and the whole batch was refused).
+        locked = select(Order).where(Order.id == order.id).with_for_update(of=Order)
+        order = session.scalars(locked.execution_options(populate_existing=True)).one()
+        if order.state not in OPEN_STATES:
+            return None
     alarm.order_id = order.id
     session.flush()
     count = session.scalar(select(func.count()).select_from(Alarm).where(Alarm.order_id == order.id)) or 1
@@ -1971,6 +2044,25 @@ def alarm_events_query(*, alarm_id: int) -> Select[AlarmEvent]:
     return select(AlarmEvent).where(AlarmEvent.alarm_id == alarm_id).order_by(AlarmEvent.id)
 
 
+def _lock_alarm(session: Session, alarm: Alarm) -> Alarm:
+    """On PostgreSQL, lock ``alarm``'s order, then the alarm, and read it again — the order a batch of readings, the
+    life cycle's close and the escalation job take them in (:func:`_lock_held`): a person's acknowledgement or clear
+    writes the alarm, then a comment on its order, and took them the other way round (until December 2026), so a
+    readings file that had commented on the order and then counted a reading on the alarm deadlocked with it. Followed
+    again (bounded) when a merge moved the alarm to another order meanwhile."""
+    if session.get_bind().dialect.name != "postgresql":
+        return alarm
+    for _ in range(5):
+        order_id = alarm.order_id
+        if order_id is not None:
+            session.execute(select(Order.id).where(Order.id == order_id).with_for_update(of=Order))
+        locked = select(Alarm).where(Alarm.id == alarm.id).with_for_update(of=Alarm)
+        alarm = session.scalars(locked.execution_options(populate_existing=True)).one()
+        if alarm.order_id == order_id:
+            break
+    return alarm
+
+
 def acknowledge(
     session: Session,
     *,
@@ -1981,7 +2073,7 @@ def acknowledge(
 ) -> Alarm:
     """A person has seen the alarm (确认); it stays open and keeps counting."""
     note = _note(note, "note")
-    alarm = require_alarm(session, alarm_id=alarm_id, scope=scope)
+    alarm = _lock_alarm(session, require_alarm(session, alarm_id=alarm_id, scope=scope))
     if alarm.state != AlarmState.ACTIVE:
         raise InvalidTransition(state=alarm.state, action="acknowledge", reason="only an active alarm is acknowledged")
     now = utcnow()
@@ -2016,11 +2108,18 @@ def _note(text: str | None, field: str) -> str | None:
 
 
 def _clear(session: Session, alarm: Alarm, *, actor: orders.Actor, note: str | None) -> Alarm:
+    alarm = _lock_alarm(session, alarm)
     if alarm.open_key is None:
         raise InvalidTransition(state=alarm.state, action="clear", reason="the alarm is already cleared")
     require_rule(session, rule_id=alarm.rule_id)
-    # Read afresh: ingestion writes rule states as plain rows, not through objects this session may hold.
-    row = session.get(RuleState, (alarm.sensor_id, alarm.rule_id), populate_existing=True)
+    # Read afresh (and locked, after the order and the alarm): ingestion writes rule states as plain rows, not through
+    # objects this session may hold.
+    row = session.get(
+        RuleState,
+        (alarm.sensor_id, alarm.rule_id),
+        populate_existing=True,
+        with_for_update=session.get_bind().dialect.name == "postgresql",
+    )
     if row is not None:
         _disarm(session, row)
     _close(session, alarm, actor=actor, at=utcnow(), value=None, note=note)
@@ -2240,8 +2339,8 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     if session.get_bind().dialect.name == "postgresql":
         # The locks in the order every writer of alarms and orders here takes them (:func:`resolve_ended`): the open
         # orders to escalate first, then the alarms by id, each with SKIP LOCKED — so the job never waits for a batch
-        # of readings (which holds alarms and then waits for the orders it comments on, or the reverse) and can be
-        # part of no deadlock; what it skips it escalates at its next run.
+        # of readings or a person's clear (which take them in the same order) and can be part of no deadlock; what it
+        # skips it escalates at its next run.
         mine = select(held_order.id).where(
             held_order.state.in_([s.value for s in OPEN_STATES]),
             held_order.id.in_(select(Alarm.order_id).where(wanted, Alarm.order_id.is_not(None))),
