@@ -138,7 +138,8 @@ def test_the_escalation_job_clears_an_alarm_left_open_on_a_closed_order_instead_
     db_session.refresh(alarm)
     assert alarm.state == AlarmState.CLEARED and alarm.escalated_at is None
     assert _actions(db_session, alarm.id) == ["raised", "order_opened", "cleared"]
-    back = T0 + timedelta(hours=1)
+    # Ended with no record of when (no closed_at, no event): the late readings are judged by the job's clear.
+    back = T0 + timedelta(hours=1, minutes=5)
     later = service.ingest(db_session, items=_series("WL-C", [31], start=back), now=back)
     db_session.commit()
     assert (later.alarms_raised, later.orders_opened) == (1, 1)
@@ -576,6 +577,76 @@ def test_a_readings_file_and_a_persons_clear_of_alarms_on_one_order_do_not_deadl
         db_session.refresh(alarm)
         assert alarm.state == AlarmState.CLEARED
     assert first.cleared_by == PERSON.name and first.count == 2 and second.cleared_by == "system"
+
+
+def test_an_order_ended_behind_the_life_cycles_back_keeps_late_readings_out_from_its_ending_event(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """An order closed outside the life cycle (an import, a repair) without ``closed_at`` had its alarm cleared by the
+    escalation job but its rule state left where it was: a frame measured before the close, arriving after, raised a
+    new alarm and opened a new order. The ending event's time stands in for ``closed_at``; a frame measured after it
+    opens the new order as before."""
+    alarm = _one_camera_alarming(db_session)
+    ended = T0 + timedelta(minutes=30)
+    db_session.execute(update(Order).where(Order.id == alarm.order_id).values(state=State.CLOSED_RESOLVED.value))
+    db_session.add(
+        OrderEvent(
+            order_id=alarm.order_id,
+            action="close",
+            from_state=State.DISPATCHED.value,
+            to_state=State.CLOSED_RESOLVED.value,
+            actor_name="migration",
+            at=ended,
+        )
+    )
+    db_session.commit()
+    job = T0 + timedelta(hours=1)
+    assert service.escalate_due(db_session, now=job) == {"escalated": 0, "orders_escalated": 0}
+    db_session.commit()
+    db_session.refresh(alarm)
+    assert alarm.state == AlarmState.CLEARED
+    assert _state_of(db_session, "CAM-A").last_at == ended
+    backlog = service.ingest(db_session, items=_seen("CAM-A", [0.95], start=ended - timedelta(minutes=2)), now=job)
+    db_session.commit()
+    assert (backlog.late, backlog.alarms_raised, backlog.orders_opened) == (1, 0, 0), backlog
+    after = service.ingest(db_session, items=_seen("CAM-A", [0.93], start=ended + timedelta(minutes=5)), now=job)
+    db_session.commit()
+    assert (after.alarms_raised, after.orders_opened, _orders(db_session)) == (1, 1, 2)
+
+
+def test_the_escalation_job_follows_a_chain_of_merges_to_its_end_in_one_run(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """Orders merged in a chain behind the life cycle's back (A into B, B into C) with their alarms still open: the
+    job moved A's alarm to B and B's to C, then A's on to C only at its next run — meanwhile on a merged order, nobody
+    handling it. Now both go to C in one run, and C is escalated once for all three; a cycle of merges (no end) is
+    left alone, not moved round and round."""
+    codes = ("CAM-A", "CAM-F", "CAM-X", "CAM-P", "CAM-Q")
+    for i, code in enumerate(codes):
+        _camera(db_session, code, 23.05 + 0.0018 * i, f"摄像头{i}")  # 200 m apart: an order each
+    _garbage_rule(db_session)
+    db_session.commit()
+    for code in codes:
+        service.ingest(db_session, items=_seen(code, [0.92]), now=T0)
+    db_session.commit()
+    a, b, c, p, q = (_alarm_of(db_session, code) for code in codes)
+    links = [(a, b), (b, c), (p, q), (q, p)]  # A → B → C; P ↔ Q
+    for merged, master in links:
+        db_session.execute(
+            update(Order)
+            .where(Order.id == merged.order_id)
+            .values(state=State.MERGED.value, master_order_id=master.order_id)
+        )
+    db_session.commit()
+    cycle = {p.id: p.order_id, q.id: q.order_id}
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=1)) == {"escalated": 3, "orders_escalated": 1}
+    db_session.commit()
+    for alarm in (a, b, c, p, q):
+        db_session.refresh(alarm)
+    assert a.order_id == b.order_id == c.order_id
+    moved = [e for e in service.alarm_events(db_session, alarm_id=a.id) if e.action == "order_moved"]
+    assert [(e.payload or {}).get("order_id") for e in moved] == [c.order_id]
+    assert {p.id: p.order_id, q.id: q.order_id} == cycle and p.open_key is not None and p.escalated_at is None
 
 
 def test_a_camera_alarming_near_an_order_being_closed_opens_its_own_order_not_the_closed_one(

@@ -1364,6 +1364,9 @@ def resolve_ended(
     does not open a new order straight away. Each cleared alarm's ``cleared`` event and the ``alarm_cleared``
     notification name the order; the order's trail gets one comment naming its alarms.
 
+    A chain of merges (A into B, B into C) is followed to its end in one go (:func:`_chain_end`); an order ended
+    without ``closed_at`` (behind the life cycle's back) is judged by its ending event (:func:`_ended_at`).
+
     Locks (PostgreSQL), always in one order — the order's row, then its alarms by id, then their rule states, as a
     batch of readings (:func:`_lock_held`) and a person's clear (:func:`_lock_alarm`) take them — and, but for the
     order the life cycle already holds, with ``SKIP LOCKED``: an order, alarm or rule state another transaction holds
@@ -1429,7 +1432,7 @@ def _clear_ended(session: Session, order: Order, found: list[Alarm], *, actor: o
     for alarm in found:
         _close(session, alarm, actor=by, at=now, value=None, note=note, tell=False)
         _notify_cleared(session, alarm, note=note)
-    _settle_states(session, found, until=order.closed_at, disarm=cancelled)
+    _settle_states(session, found, until=_ended_at(session, order, now), disarm=cancelled)
     named, were = _words([a.id for a in found])
     if cancelled:
         text = (
@@ -1444,13 +1447,27 @@ def _clear_ended(session: Session, order: Order, found: list[Alarm], *, actor: o
     orders.act(session, order_id=order.id, action="comment", actor=orders.SYSTEM, params={"text": text}, now=now)
 
 
+def _ended_at(session: Session, order: Order, now: datetime) -> datetime:
+    """When ``order`` ended, as the late readings are judged by it: its ``closed_at``; for an order ended behind the
+    life cycle's back without one, the time of its latest event entering the state it is in; with none either, ``now``
+    (when its alarms are cleared: the moment the product answers for it). Until December 2026 such an order's alarms
+    were cleared with no late-reading protection at all."""
+    from cityhub.workorders.models import OrderEvent
+
+    if order.closed_at is not None:
+        return order.closed_at
+    entered = session.scalar(
+        select(func.max(OrderEvent.at)).where(OrderEvent.order_id == order.id, OrderEvent.to_state == order.state.value)
+    )
+    return entered or now
+
+
 def _settle_states(session: Session, alarms: Sequence[Alarm], *, until: datetime | None, disarm: bool) -> None:
-    """The rule states of alarms cleared because their order ended at ``until`` (its ``closed_at``; None: not known,
-    an order ended behind the life cycle's back): moved on to it, never back (a reading measured before is late:
-    stored, evaluated no further) and, ``disarm``, disarmed as by a person's clear. On PostgreSQL a state another
-    transaction holds is skipped (``SKIP LOCKED``, see :func:`resolve_ended`) — a guard only: a batch of readings
-    locks the orders of its alarms before their states (:func:`_lock_held`), so it holds none of an order being ended
-    here."""
+    """The rule states of alarms cleared because their order ended at ``until`` (:func:`_ended_at`): moved on to it,
+    never back (a reading measured before is late: stored, evaluated no further) and, ``disarm``, disarmed as by a
+    person's clear. On PostgreSQL a state another transaction holds is skipped (``SKIP LOCKED``, see
+    :func:`resolve_ended`) — a guard only: a batch of readings locks the orders of its alarms before their states
+    (:func:`_lock_held`), so it holds none of an order being ended here."""
     keys = sorted({(a.sensor_id, a.rule_id) for a in alarms})
     query = (
         select(RuleState)
@@ -1489,11 +1506,13 @@ def _move_to_master(
     ``order_moved`` event, a comment on the merged order and a note beside the master (its version kept, as the merge's
     own note: a handler acting on it with the version they read is not refused). ``job``: the escalation job, which
     locks the master too with ``SKIP LOCKED`` (the life cycle's merge writes beside the master already)."""
+    from cityhub.workorders.lifecycle import TERMINAL_STATES
     from cityhub.workorders.service import note_beside
 
-    if order.master_order_id is None:
+    end = _chain_end(session, order)
+    if end is None:
         return 0
-    master_query = select(Order).where(Order.id == order.master_order_id)
+    master_query = select(Order).where(Order.id == end)
     if job and session.get_bind().dialect.name == "postgresql":
         master_query = master_query.with_for_update(of=Order, skip_locked=True)
     master = session.scalars(master_query).first()
@@ -1521,7 +1540,41 @@ def _move_to_master(
         payload={"text": beside},
         from_state=master.state.value,
     )
+    if master.state in TERMINAL_STATES:
+        # The chain's end has ended itself (closed or cancelled behind the life cycle's back, or while a batch held
+        # these alarms): they are answered for there at once, not at the next run.
+        _clear_ended(session, master, found, actor=actor, now=now)
     return len(found)
+
+
+MERGE_CHAIN_MAX = 20
+
+
+def _chain_end(session: Session, order: Order) -> int | None:
+    """The order a merged ``order``'s alarms belong on: its master, or — that master merged in turn (A into B, B into
+    C) — the end of the chain, followed in one go (at most :data:`MERGE_CHAIN_MAX` steps; None on a cycle or a chain
+    longer than that, logged: left where they are). Until December 2026 the escalation job moved them one step per
+    run."""
+    from cityhub.workorders.lifecycle import State
+
+    seen, current = {order.id}, order.master_order_id
+    for _ in range(MERGE_CHAIN_MAX):
+        if current is None or current in seen:
+            break
+        seen.add(current)
+        row = session.execute(select(Order.state, Order.master_order_id).where(Order.id == current)).first()
+        if row is None:
+            return None
+        if row.state != State.MERGED:
+            return current
+        if row.master_order_id is None:  # merged into nothing (behind the life cycle's back): nowhere to go
+            return None
+        current = row.master_order_id
+    if current is not None:
+        log.warning(
+            "order %s: its merge chain loops or is longer than %s orders; alarms left", order.id, MERGE_CHAIN_MAX
+        )
+    return None
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
