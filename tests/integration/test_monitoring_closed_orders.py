@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +71,43 @@ def _until_waiting_or_done(engine: Engine, pid: int, thread: threading.Thread) -
         while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
             watcher.rollback()
             thread.join(0.02)
+
+
+def _in_two_sessions(
+    engine: Engine,
+    first: Callable[[Session], object],
+    second: Callable[[Session], Any],
+    then: Callable[[Session], object] | None = None,
+) -> Any:
+    """Two real sessions on PostgreSQL, deterministically interleaved: ``first`` in one (not committed yet), then
+    ``second`` in the other, in a thread, committed; once that waits for a lock or has ended, ``then`` in the first,
+    which commits. What ``second`` returned; the test fails on either's error (a deadlock rolls one back)."""
+    one, two = Session(bind=engine), Session(bind=engine)
+    outcome: dict[str, Any] = {}
+    pid = two.scalar(text("SELECT pg_backend_pid()"))
+
+    def run_second() -> None:
+        try:
+            outcome["result"] = second(two)
+            two.commit()
+        except BaseException as exc:
+            outcome["error"] = exc
+            two.rollback()
+
+    try:
+        first(one)
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        _until_waiting_or_done(engine, pid, thread)
+        if then is not None:
+            then(one)
+        one.commit()
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+    finally:
+        one.close()
+        two.close()
+    return outcome["result"]
 
 
 def test_closing_an_order_clears_its_alarms_so_a_camera_still_seeing_the_problem_opens_a_new_one(
@@ -243,32 +281,16 @@ def test_two_cameras_near_each_other_alarming_at_once_open_one_order_on_postgres
     _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
     _garbage_rule(db_session)
     db_session.commit()
-    first, second = Session(bind=db_engine), Session(bind=db_engine)
-    outcome: dict[str, Any] = {}
-    pid = second.scalar(text("SELECT pg_backend_pid()"))
 
-    def push_second() -> None:
-        try:
-            at = T0 + timedelta(minutes=1)
-            outcome["result"] = service.ingest(second, items=_seen("CAM-B", [0.9], start=at), now=at)
-            second.commit()
-        except BaseException as exc:
-            outcome["error"] = exc
-            second.rollback()
-
-    try:
-        opened = service.ingest(first, items=_seen("CAM-A", [0.92]), now=T0)
+    def push_first(session: Session) -> None:
+        opened = service.ingest(session, items=_seen("CAM-A", [0.92]), now=T0)
         assert opened.orders_opened == 1  # not committed yet
-        thread = threading.Thread(target=push_second)
-        thread.start()
-        _until_waiting_or_done(db_engine, pid, thread)
-        first.commit()
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-        assert (outcome["result"].alarms_joined, outcome["result"].orders_opened) == (1, 0)
-    finally:
-        first.close()
-        second.close()
+
+    at = T0 + timedelta(minutes=1)
+    result = _in_two_sessions(
+        db_engine, push_first, lambda session: service.ingest(session, items=_seen("CAM-B", [0.9], start=at), now=at)
+    )
+    assert (result.alarms_joined, result.orders_opened) == (1, 0)
     assert _orders(db_session) == 1
     assert _alarm_of(db_session, "CAM-A").order_id == _alarm_of(db_session, "CAM-B").order_id
 
@@ -441,33 +463,15 @@ def test_the_escalation_job_and_a_readings_file_clearing_alarms_of_one_closed_or
     first, second = _two_cameras_on_one_order(db_session)
     db_session.execute(update(Order).where(Order.id == first.order_id).values(state=State.CLOSED_RESOLVED.value))
     db_session.commit()
-    batch, job = Session(bind=db_engine), Session(bind=db_engine)
-    outcome: dict[str, Any] = {}
-    pid = job.scalar(text("SELECT pg_backend_pid()"))
-
-    def run_job() -> None:
-        try:
-            outcome["result"] = service.escalate_due(job, now=T0 + timedelta(hours=1))
-            job.commit()
-        except BaseException as exc:
-            outcome["error"] = exc
-            job.rollback()
-
     back = T0 + timedelta(minutes=20)
-    try:
+    _in_two_sessions(
+        db_engine,
         # The file's first chunk: CAM-B's scene clear — its alarm, then the order (the comment), held till the end.
-        service.ingest(batch, items=_seen("CAM-B", [0.1], start=back), now=back)
-        thread = threading.Thread(target=run_job)
-        thread.start()
-        _until_waiting_or_done(db_engine, pid, thread)
+        lambda batch: service.ingest(batch, items=_seen("CAM-B", [0.1], start=back), now=back),
+        lambda job: service.escalate_due(job, now=T0 + timedelta(hours=1)),
         # Its second chunk: CAM-A's scene clear too.
-        service.ingest(batch, items=_seen("CAM-A", [0.1], start=back), now=back)
-        batch.commit()
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-    finally:
-        batch.close()
-        job.close()
+        lambda batch: service.ingest(batch, items=_seen("CAM-A", [0.1], start=back), now=back),
+    )
     for alarm in (first, second):
         db_session.refresh(alarm)
         assert alarm.state == AlarmState.CLEARED and alarm.escalated_at is None
@@ -499,32 +503,14 @@ def test_a_reading_in_flight_at_the_close_cannot_move_the_rule_state_back_and_op
     order_id = alarm.order_id
     assert order_id is not None
     closed_at = T0 + timedelta(hours=1)
-    closing, batch = Session(bind=db_engine), Session(bind=db_engine)
-    outcome: dict[str, Any] = {}
-    pid = batch.scalar(text("SELECT pg_backend_pid()"))
     arrived = closed_at + timedelta(minutes=10)
-
-    def push_backlog() -> None:
-        try:
-            backlog = _seen("CAM-A", [0.95], start=closed_at - timedelta(minutes=5))
-            outcome["result"] = service.ingest(batch, items=backlog, now=arrived)
-            batch.commit()
-        except BaseException as exc:
-            outcome["error"] = exc
-            batch.rollback()
-
-    try:
-        _answer_and_close(closing, order_id, at=closed_at)  # not committed yet
-        thread = threading.Thread(target=push_backlog)
-        thread.start()
-        _until_waiting_or_done(db_engine, pid, thread)
-        closing.commit()
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-        assert (outcome["result"].late, outcome["result"].alarms_raised) == (1, 0)
-    finally:
-        closing.close()
-        batch.close()
+    backlog = _seen("CAM-A", [0.95], start=closed_at - timedelta(minutes=5))
+    result = _in_two_sessions(
+        db_engine,
+        lambda closing: _answer_and_close(closing, order_id, at=closed_at),  # not committed yet
+        lambda batch: service.ingest(batch, items=backlog, now=arrived),
+    )
+    assert (result.late, result.alarms_raised) == (1, 0)
     assert _state_of(db_session, "CAM-A").last_at == closed_at  # moved on by the close, not back by the batch
     # The gateway's next backlog reading, measured before the close too: late, no new alarm, no new order.
     more = service.ingest(db_session, items=_seen("CAM-A", [0.96], start=closed_at - timedelta(minutes=3)), now=arrived)
@@ -545,34 +531,21 @@ def test_a_readings_file_and_a_persons_clear_of_alarms_on_one_order_do_not_deadl
     if db_backend != "postgresql":
         pytest.skip("concurrent writers: SQLite has one writer at a time")
     first, second = _two_cameras_on_one_order(db_session)
-    batch, person = Session(bind=db_engine), Session(bind=db_engine)
-    outcome: dict[str, Any] = {}
-    pid = person.scalar(text("SELECT pg_backend_pid()"))
-
-    def clear_first() -> None:
-        try:
-            outcome["result"] = service.clear(person, alarm_id=first.id, actor=PERSON, note="现场已核实")
-            person.commit()
-        except BaseException as exc:
-            outcome["error"] = exc
-            person.rollback()
-
     later = T0 + timedelta(minutes=20)
-    try:
+    counted: list[int] = []
+
+    def second_chunk(batch: Session) -> None:
+        # CAM-A still sees the pile: a frame counted on the alarm the person is clearing.
+        counted.append(service.ingest(batch, items=_seen("CAM-A", [0.95], start=later), now=later).alarms_repeated)
+
+    _in_two_sessions(
+        db_engine,
         # The file's first chunk: CAM-B's scene clear — its alarm cleared, a comment on the order.
-        service.ingest(batch, items=_seen("CAM-B", [0.1], start=later), now=later)
-        thread = threading.Thread(target=clear_first)
-        thread.start()
-        _until_waiting_or_done(db_engine, pid, thread)
-        # Its second chunk: CAM-A still sees the pile — a frame counted on the alarm the person is clearing.
-        repeat = service.ingest(batch, items=_seen("CAM-A", [0.95], start=later), now=later)
-        batch.commit()
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-        assert repeat.alarms_repeated == 1
-    finally:
-        batch.close()
-        person.close()
+        lambda batch: service.ingest(batch, items=_seen("CAM-B", [0.1], start=later), now=later),
+        lambda person: service.clear(person, alarm_id=first.id, actor=PERSON, note="现场已核实"),
+        second_chunk,
+    )
+    assert counted == [1]
     for alarm in (first, second):
         db_session.refresh(alarm)
         assert alarm.state == AlarmState.CLEARED
@@ -656,8 +629,8 @@ def test_a_camera_alarming_near_an_order_being_closed_opens_its_own_order_not_th
     order was being committed chose that order by a plain read and waited for it to comment: once the close committed
     the comment failed on the order's stale version (StaleDataError) and the whole batch was refused — the camera's
     frames lost until its gateway sent them again. Now the order chosen is locked and read again: closed meanwhile,
-    the alarm opens its own order. Deterministic: the close commits only once the
-    second camera's batch waits for a lock (or has finished)."""
+    the alarm opens its own order. Deterministic: the close commits only once the second camera's batch waits for a
+    lock (or has finished)."""
     if db_backend != "postgresql":
         pytest.skip("concurrent writers: SQLite has one writer at a time")
     first = _one_camera_alarming(db_session)
@@ -666,30 +639,12 @@ def test_a_camera_alarming_near_an_order_being_closed_opens_its_own_order_not_th
     order_id = first.order_id
     assert order_id is not None
     closed_at = T0 + timedelta(hours=1)
-    closing, batch = Session(bind=db_engine), Session(bind=db_engine)
-    outcome: dict[str, Any] = {}
-    pid = batch.scalar(text("SELECT pg_backend_pid()"))
     seen_at = closed_at + timedelta(minutes=1)
-
-    def push_second() -> None:
-        try:
-            outcome["result"] = service.ingest(batch, items=_seen("CAM-B", [0.9], start=seen_at), now=seen_at)
-            batch.commit()
-        except BaseException as exc:
-            outcome["error"] = exc
-            batch.rollback()
-
-    try:
-        _answer_and_close(closing, order_id, at=closed_at)  # not committed yet
-        thread = threading.Thread(target=push_second)
-        thread.start()
-        _until_waiting_or_done(db_engine, pid, thread)
-        closing.commit()
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-        assert (outcome["result"].alarms_joined, outcome["result"].orders_opened) == (0, 1)
-    finally:
-        closing.close()
-        batch.close()
+    result = _in_two_sessions(
+        db_engine,
+        lambda closing: _answer_and_close(closing, order_id, at=closed_at),  # not committed yet
+        lambda batch: service.ingest(batch, items=_seen("CAM-B", [0.9], start=seen_at), now=seen_at),
+    )
+    assert (result.alarms_joined, result.orders_opened) == (0, 1)
     second = _alarm_of(db_session, "CAM-B")
     assert second.order_id not in (None, order_id) and _orders(db_session) == 2
