@@ -1,7 +1,9 @@
 # ruff: noqa: F811  (fixtures imported from the neighbouring test modules are parameters here)
 """What the people running the monitoring met, on both backends: a camera still seeing the problem after its order
 was closed (办结) kept its alarm open — no new order, and the alarm escalated on a closed order; an alarm reopened
-after its escalation was never escalated again; a camera across a community boundary joined an order silently."""
+after its escalation was never escalated again; a camera across a community boundary joined an order silently; and,
+on PostgreSQL with two real sessions, the races around an order's end — a reading in flight at the close, a person's
+clear against a readings file, a camera joining an order being closed."""
 
 from __future__ import annotations
 
