@@ -1,12 +1,15 @@
 # ruff: noqa: F811  (fixtures imported from the neighbouring test modules are parameters here)
 """What the people running the monitoring met, on both backends: a camera still seeing the problem after its order
 was closed (办结) kept its alarm open — no new order, and the alarm escalated on a closed order; an alarm reopened
-after its escalation was never escalated again; a camera across a community boundary joined an order silently."""
+after its escalation was never escalated again; a camera across a community boundary joined an order silently; and,
+on PostgreSQL with two real sessions, the races around an order's end — a reading in flight at the close, a person's
+clear against a readings file, a camera joining an order being closed."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +20,7 @@ from test_monitoring import EN, PERSON, T0, ZH, _rule, _sensor, _series, _units,
 from test_monitoring_nearby import NEAR, _alarm_of, _camera, _garbage_rule, _orders, _seen
 
 from cityhub.monitoring import service
-from cityhub.monitoring.models import Alarm, AlarmEvent
+from cityhub.monitoring.models import Alarm, AlarmEvent, RuleState, Sensor
 from cityhub.monitoring.rules import AlarmState
 from cityhub.notify import service as notify
 from cityhub.notify.models import OutboxMessage, Topic
@@ -70,6 +73,43 @@ def _until_waiting_or_done(engine: Engine, pid: int, thread: threading.Thread) -
         while thread.is_alive() and not watcher.scalar(waiting, {"pid": pid}):
             watcher.rollback()
             thread.join(0.02)
+
+
+def _in_two_sessions(
+    engine: Engine,
+    first: Callable[[Session], object],
+    second: Callable[[Session], Any],
+    then: Callable[[Session], object] | None = None,
+) -> Any:
+    """Two real sessions on PostgreSQL, deterministically interleaved: ``first`` in one (not committed yet), then
+    ``second`` in the other, in a thread, committed; once that waits for a lock or has ended, ``then`` in the first,
+    which commits. What ``second`` returned; the test fails on either's error (a deadlock rolls one back)."""
+    one, two = Session(bind=engine), Session(bind=engine)
+    outcome: dict[str, Any] = {}
+    pid = two.scalar(text("SELECT pg_backend_pid()"))
+
+    def run_second() -> None:
+        try:
+            outcome["result"] = second(two)
+            two.commit()
+        except BaseException as exc:
+            outcome["error"] = exc
+            two.rollback()
+
+    try:
+        first(one)
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        _until_waiting_or_done(engine, pid, thread)
+        if then is not None:
+            then(one)
+        one.commit()
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+    finally:
+        one.close()
+        two.close()
+    return outcome["result"]
 
 
 def test_closing_an_order_clears_its_alarms_so_a_camera_still_seeing_the_problem_opens_a_new_one(
@@ -138,7 +178,8 @@ def test_the_escalation_job_clears_an_alarm_left_open_on_a_closed_order_instead_
     db_session.refresh(alarm)
     assert alarm.state == AlarmState.CLEARED and alarm.escalated_at is None
     assert _actions(db_session, alarm.id) == ["raised", "order_opened", "cleared"]
-    back = T0 + timedelta(hours=1)
+    # Ended with no record of when (no closed_at, no event): the late readings are judged by the job's clear.
+    back = T0 + timedelta(hours=1, minutes=5)
     later = service.ingest(db_session, items=_series("WL-C", [31], start=back), now=back)
     db_session.commit()
     assert (later.alarms_raised, later.orders_opened) == (1, 1)
@@ -242,32 +283,16 @@ def test_two_cameras_near_each_other_alarming_at_once_open_one_order_on_postgres
     _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
     _garbage_rule(db_session)
     db_session.commit()
-    first, second = Session(bind=db_engine), Session(bind=db_engine)
-    outcome: dict[str, Any] = {}
-    pid = second.scalar(text("SELECT pg_backend_pid()"))
 
-    def push_second() -> None:
-        try:
-            at = T0 + timedelta(minutes=1)
-            outcome["result"] = service.ingest(second, items=_seen("CAM-B", [0.9], start=at), now=at)
-            second.commit()
-        except BaseException as exc:
-            outcome["error"] = exc
-            second.rollback()
-
-    try:
-        opened = service.ingest(first, items=_seen("CAM-A", [0.92]), now=T0)
+    def push_first(session: Session) -> None:
+        opened = service.ingest(session, items=_seen("CAM-A", [0.92]), now=T0)
         assert opened.orders_opened == 1  # not committed yet
-        thread = threading.Thread(target=push_second)
-        thread.start()
-        _until_waiting_or_done(db_engine, pid, thread)
-        first.commit()
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-        assert (outcome["result"].alarms_joined, outcome["result"].orders_opened) == (1, 0)
-    finally:
-        first.close()
-        second.close()
+
+    at = T0 + timedelta(minutes=1)
+    result = _in_two_sessions(
+        db_engine, push_first, lambda session: service.ingest(session, items=_seen("CAM-B", [0.9], start=at), now=at)
+    )
+    assert (result.alarms_joined, result.orders_opened) == (1, 0)
     assert _orders(db_session) == 1
     assert _alarm_of(db_session, "CAM-A").order_id == _alarm_of(db_session, "CAM-B").order_id
 
@@ -440,34 +465,188 @@ def test_the_escalation_job_and_a_readings_file_clearing_alarms_of_one_closed_or
     first, second = _two_cameras_on_one_order(db_session)
     db_session.execute(update(Order).where(Order.id == first.order_id).values(state=State.CLOSED_RESOLVED.value))
     db_session.commit()
-    batch, job = Session(bind=db_engine), Session(bind=db_engine)
-    outcome: dict[str, Any] = {}
-    pid = job.scalar(text("SELECT pg_backend_pid()"))
-
-    def run_job() -> None:
-        try:
-            outcome["result"] = service.escalate_due(job, now=T0 + timedelta(hours=1))
-            job.commit()
-        except BaseException as exc:
-            outcome["error"] = exc
-            job.rollback()
-
     back = T0 + timedelta(minutes=20)
-    try:
+    _in_two_sessions(
+        db_engine,
         # The file's first chunk: CAM-B's scene clear — its alarm, then the order (the comment), held till the end.
-        service.ingest(batch, items=_seen("CAM-B", [0.1], start=back), now=back)
-        thread = threading.Thread(target=run_job)
-        thread.start()
-        _until_waiting_or_done(db_engine, pid, thread)
+        lambda batch: service.ingest(batch, items=_seen("CAM-B", [0.1], start=back), now=back),
+        lambda job: service.escalate_due(job, now=T0 + timedelta(hours=1)),
         # Its second chunk: CAM-A's scene clear too.
-        service.ingest(batch, items=_seen("CAM-A", [0.1], start=back), now=back)
-        batch.commit()
-        thread.join(120)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-    finally:
-        batch.close()
-        job.close()
+        lambda batch: service.ingest(batch, items=_seen("CAM-A", [0.1], start=back), now=back),
+    )
     for alarm in (first, second):
         db_session.refresh(alarm)
         assert alarm.state == AlarmState.CLEARED and alarm.escalated_at is None
     assert service.escalate_due(db_session, now=T0 + timedelta(hours=2)) == {"escalated": 0, "orders_escalated": 0}
+
+
+def _state_of(session: Session, code: str) -> RuleState:
+    """The rule state of camera ``code`` (one rule), read afresh."""
+    return session.scalars(
+        select(RuleState)
+        .join(Sensor, Sensor.id == RuleState.sensor_id)
+        .where(Sensor.code == code)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def test_a_reading_in_flight_at_the_close_cannot_move_the_rule_state_back_and_open_a_new_order(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """On PostgreSQL: a batch of readings measured before the supervisor's 办结, arriving while the close was being
+    committed, read the rule state before the close moved it on to the close's time and wrote it after — back to its
+    own reading's time — so the gateway's next backlog reading, measured before the close too, raised a new alarm and
+    opened a new order for a moment the close had answered for. Now a batch locks the orders of its alarms before it
+    reads their rule states: it waits for the close and reads what it committed. Deterministic: the close commits only
+    once the batch waits for a lock (or has finished: the old code waited on the alarm row)."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    alarm = _one_camera_alarming(db_session)
+    order_id = alarm.order_id
+    assert order_id is not None
+    closed_at = T0 + timedelta(hours=1)
+    arrived = closed_at + timedelta(minutes=10)
+    backlog = _seen("CAM-A", [0.95], start=closed_at - timedelta(minutes=5))
+    result = _in_two_sessions(
+        db_engine,
+        lambda closing: _answer_and_close(closing, order_id, at=closed_at),  # not committed yet
+        lambda batch: service.ingest(batch, items=backlog, now=arrived),
+    )
+    assert (result.late, result.alarms_raised) == (1, 0)
+    assert _state_of(db_session, "CAM-A").last_at == closed_at  # moved on by the close, not back by the batch
+    # The gateway's next backlog reading, measured before the close too: late, no new alarm, no new order.
+    more = service.ingest(db_session, items=_seen("CAM-A", [0.96], start=closed_at - timedelta(minutes=3)), now=arrived)
+    db_session.commit()
+    assert (more.late, more.alarms_raised, more.orders_opened) == (1, 0, 0), more
+    assert _orders(db_session) == 1 and _alarm_of(db_session, "CAM-A").id == alarm.id
+
+
+def test_a_readings_file_and_a_persons_clear_of_alarms_on_one_order_do_not_deadlock(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """On PostgreSQL: a readings file (its chunks in one transaction) cleared one camera's alarm — a comment on the
+    order, whose row it then held — while the duty officer cleared the other camera's alarm of the same order: the
+    clear wrote that alarm, then waited for the order (its comment), and the file's next chunk, counting a frame on
+    that alarm, waited for the clear: a deadlock, one of the two rolled back. Now a person's clear locks the order
+    before the alarm, as a batch does: it waits for the file, then clears. Deterministic: the file's second chunk is
+    sent only once the clear waits for a lock or has finished."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    first, second = _two_cameras_on_one_order(db_session)
+    later = T0 + timedelta(minutes=20)
+    counted: list[int] = []
+
+    def second_chunk(batch: Session) -> None:
+        # CAM-A still sees the pile: a frame counted on the alarm the person is clearing.
+        counted.append(service.ingest(batch, items=_seen("CAM-A", [0.95], start=later), now=later).alarms_repeated)
+
+    _in_two_sessions(
+        db_engine,
+        # The file's first chunk: CAM-B's scene clear — its alarm cleared, a comment on the order.
+        lambda batch: service.ingest(batch, items=_seen("CAM-B", [0.1], start=later), now=later),
+        lambda person: service.clear(person, alarm_id=first.id, actor=PERSON, note="现场已核实"),
+        second_chunk,
+    )
+    assert counted == [1]
+    for alarm in (first, second):
+        db_session.refresh(alarm)
+        assert alarm.state == AlarmState.CLEARED
+    assert first.cleared_by == PERSON.name and first.count == 2 and second.cleared_by == "system"
+
+
+def test_an_order_ended_behind_the_life_cycles_back_keeps_late_readings_out_from_its_ending_event(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """An order closed outside the life cycle (an import, a repair) without ``closed_at`` had its alarm cleared by the
+    escalation job but its rule state left where it was: a frame measured before the close, arriving after, raised a
+    new alarm and opened a new order. The ending event's time stands in for ``closed_at``; a frame measured after it
+    opens the new order as before."""
+    alarm = _one_camera_alarming(db_session)
+    ended = T0 + timedelta(minutes=30)
+    db_session.execute(update(Order).where(Order.id == alarm.order_id).values(state=State.CLOSED_RESOLVED.value))
+    db_session.add(
+        OrderEvent(
+            order_id=alarm.order_id,
+            action="close",
+            from_state=State.DISPATCHED.value,
+            to_state=State.CLOSED_RESOLVED.value,
+            actor_name="migration",
+            at=ended,
+        )
+    )
+    db_session.commit()
+    job = T0 + timedelta(hours=1)
+    assert service.escalate_due(db_session, now=job) == {"escalated": 0, "orders_escalated": 0}
+    db_session.commit()
+    db_session.refresh(alarm)
+    assert alarm.state == AlarmState.CLEARED
+    assert _state_of(db_session, "CAM-A").last_at == ended
+    backlog = service.ingest(db_session, items=_seen("CAM-A", [0.95], start=ended - timedelta(minutes=2)), now=job)
+    db_session.commit()
+    assert (backlog.late, backlog.alarms_raised, backlog.orders_opened) == (1, 0, 0), backlog
+    after = service.ingest(db_session, items=_seen("CAM-A", [0.93], start=ended + timedelta(minutes=5)), now=job)
+    db_session.commit()
+    assert (after.alarms_raised, after.orders_opened, _orders(db_session)) == (1, 1, 2)
+
+
+def test_the_escalation_job_follows_a_chain_of_merges_to_its_end_in_one_run(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """Orders merged in a chain behind the life cycle's back (A into B, B into C) with their alarms still open: the
+    job moved A's alarm to B and B's to C, then A's on to C only at its next run — meanwhile on a merged order, nobody
+    handling it. Now both go to C in one run, and C is escalated once for all three; a cycle of merges (no end) is
+    left alone, not moved round and round."""
+    codes = ("CAM-A", "CAM-F", "CAM-X", "CAM-P", "CAM-Q")
+    for i, code in enumerate(codes):
+        _camera(db_session, code, 23.05 + 0.0018 * i, f"摄像头{i}")  # 200 m apart: an order each
+    _garbage_rule(db_session)
+    db_session.commit()
+    for code in codes:
+        service.ingest(db_session, items=_seen(code, [0.92]), now=T0)
+    db_session.commit()
+    a, b, c, p, q = (_alarm_of(db_session, code) for code in codes)
+    links = [(a, b), (b, c), (p, q), (q, p)]  # A → B → C; P ↔ Q
+    for merged, master in links:
+        db_session.execute(
+            update(Order)
+            .where(Order.id == merged.order_id)
+            .values(state=State.MERGED.value, master_order_id=master.order_id)
+        )
+    db_session.commit()
+    cycle = {p.id: p.order_id, q.id: q.order_id}
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=1)) == {"escalated": 3, "orders_escalated": 1}
+    db_session.commit()
+    for alarm in (a, b, c, p, q):
+        db_session.refresh(alarm)
+    assert a.order_id == b.order_id == c.order_id
+    moved = [e for e in service.alarm_events(db_session, alarm_id=a.id) if e.action == "order_moved"]
+    assert [(e.payload or {}).get("order_id") for e in moved] == [c.order_id]
+    assert {p.id: p.order_id, q.id: q.order_id} == cycle and p.open_key is not None and p.escalated_at is None
+
+
+def test_a_camera_alarming_near_an_order_being_closed_opens_its_own_order_not_the_closed_one(
+    db_session: Session, db_engine: Engine, db_backend: str, units: dict[str, int]
+) -> None:
+    """On PostgreSQL: a second camera of one garbage pile alarming while the supervisor's 办结 of the first camera's
+    order was being committed chose that order by a plain read and waited for it to comment: once the close committed
+    the comment failed on the order's stale version (StaleDataError) and the whole batch was refused — the camera's
+    frames lost until its gateway sent them again. Now the order chosen is locked and read again: closed meanwhile,
+    the alarm opens its own order. Deterministic: the close commits only once the second camera's batch waits for a
+    lock (or has finished)."""
+    if db_backend != "postgresql":
+        pytest.skip("concurrent writers: SQLite has one writer at a time")
+    first = _one_camera_alarming(db_session)
+    _camera(db_session, "CAM-B", 23.05 + NEAR, "西口摄像头")
+    db_session.commit()
+    order_id = first.order_id
+    assert order_id is not None
+    closed_at = T0 + timedelta(hours=1)
+    seen_at = closed_at + timedelta(minutes=1)
+    result = _in_two_sessions(
+        db_engine,
+        lambda closing: _answer_and_close(closing, order_id, at=closed_at),  # not committed yet
+        lambda batch: service.ingest(batch, items=_seen("CAM-B", [0.9], start=seen_at), now=seen_at),
+    )
+    assert (result.alarms_joined, result.orders_opened) == (0, 1)
+    second = _alarm_of(db_session, "CAM-B")
+    assert second.order_id not in (None, order_id) and _orders(db_session) == 2

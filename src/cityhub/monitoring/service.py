@@ -51,6 +51,7 @@ from cityhub.monitoring.rules import (
     SensorStatus,
     Severity,
     Transition,
+    beyond,
     check_clear_threshold,
     cleared_by_person,
     evaluate,
@@ -274,11 +275,14 @@ def retire(
     if not sensor.active:
         raise Conflict(f"sensor '{code}' is retired already", details={"field": "code"})
     note = "sensor retired" + (f": {reason}" if reason else "")
+    _lock_held(session, [sensor.id])
     open_ids = session.scalars(
         select(Alarm.id).where(Alarm.sensor_id == sensor.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
     ).all()
     for alarm_id in open_ids:
-        _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=note)
+        alarm = _lock_alarm(session, require_alarm(session, alarm_id=alarm_id))
+        if alarm.open_key is not None:  # not cleared meanwhile by the readings or a person
+            _clear(session, alarm, actor=actor, note=note)
     sensor.active = False
     sensor.retired_at, sensor.retired_by, sensor.retired_reason = utcnow(), actor.name, reason
     session.flush()
@@ -522,12 +526,16 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
         _check_category(session, changes["category"])
     before = _facts(rule)
     if changes.get("active") is False and rule.active:
+        holding = select(Alarm.sensor_id).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None))
+        _lock_held(session, sorted(set(session.scalars(holding).all())))
         open_ids = session.scalars(
             select(Alarm.id).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
         ).all()
         note = f"alarm rule deactivated: {rule.name}"
         for alarm_id in open_ids:
-            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=note)
+            alarm = _lock_alarm(session, require_alarm(session, alarm_id=alarm_id))
+            if alarm.open_key is not None:  # not cleared meanwhile by the readings or a person
+                _clear(session, alarm, actor=actor, note=note)
     for name, value in changes.items():
         setattr(rule, name, value)
     session.flush()
@@ -844,34 +852,56 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
     _remember_latest(session, sensors, series)
     rules = list_rules(session, active=True)
     sensor_ids = sorted(sensors)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        if open_orders:
+            # The areas where an alarm raised here may join another sensor's order, before the orders, alarms and rule
+            # states (:func:`_lock_held`): a batch holding an order its sensor's alarm is on never waits for an area
+            # another holds while that one waits for the order. Judged before the evaluation, so by every sensor with
+            # a reading past an order-opening rule's limit (a raise is always at such a reading): normal batches take
+            # none.
+            _lock_join_areas(
+                session,
+                [
+                    (sensors[sensor_id], rule.metric)
+                    for (sensor_id, metric), readings in series.items()
+                    for rule in rules_for(rules, sensors[sensor_id], metric)
+                    if opens_order(rule)
+                    and (spec := _spec(rule, sensors[sensor_id])) is not None
+                    and any(beyond(spec.comparison, value, spec.threshold) for _, value in readings)
+                ],
+            )
+        _lock_held(session, sensor_ids)
     # Rule states are read and written as plain rows (one executemany each way): a batch touches one per sensor and
     # rule, and ORM objects cost more than the evaluation itself.
     states: dict[tuple[int, int], EvalState] = {}
     alarms: dict[tuple[int, int], Alarm] = {}
     for start in range(0, len(sensor_ids), CHUNK):
         ids = sensor_ids[start : start + CHUNK]
-        rows = session.execute(
-            select(
-                RuleState.sensor_id,
-                RuleState.rule_id,
-                RuleState.last_at,
-                RuleState.last_value,
-                RuleState.breach_since,
-                RuleState.armed,
-            ).where(RuleState.sensor_id.in_(ids))
-        )
+        state_rows = select(
+            RuleState.sensor_id,
+            RuleState.rule_id,
+            RuleState.last_at,
+            RuleState.last_value,
+            RuleState.breach_since,
+            RuleState.armed,
+        ).where(RuleState.sensor_id.in_(ids))
+        if postgresql:
+            # Locked (last of all, :func:`_lock_held`) and read after the orders and alarms: an order's close
+            # committed while this batch waited is read here, its moved-on time included.
+            state_rows = state_rows.order_by(RuleState.sensor_id, RuleState.rule_id).with_for_update()
+        rows = session.execute(state_rows)
         for r in rows:
             states[(r.sensor_id, r.rule_id)] = EvalState(
                 last_at=r.last_at, last_value=r.last_value, breach_since=r.breach_since, armed=r.armed
             )
         open_alarms = select(Alarm).where(Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None))
+        open_alarms = open_alarms.execution_options(populate_existing=True)
         for open_alarm in session.scalars(open_alarms):
             alarms[(open_alarm.sensor_id, open_alarm.rule_id)] = open_alarm
     late = 0
     changed: list[dict[str, Any]] = []
     added: list[dict[str, Any]] = []
-    # Evaluated first (pure), written then: the areas where a raised alarm may join another sensor's order are locked
-    # before anything is written (:func:`_lock_join_areas`).
     evaluated: list[tuple[Sensor, str, AlarmRule, RuleSpec, list[Transition]]] = []
     for (sensor_id, metric), readings in series.items():
         sensor = sensors[sensor_id]
@@ -899,15 +929,6 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
             if result.transitions:
                 evaluated.append((sensor, metric, rule, spec, result.transitions))
         late += series_late
-    if open_orders:
-        _lock_join_areas(
-            session,
-            [
-                (sensor, rule.metric)
-                for sensor, _, rule, _, transitions in evaluated
-                if opens_order(rule) and any(t.change == Change.RAISE for t in transitions)
-            ],
-        )
     for sensor, metric, rule, spec, transitions in evaluated:
         key = (sensor.id, rule.id)
         alarm = alarms.get(key)
@@ -937,6 +958,53 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
         session.execute(insert(RuleState), added)
     session.flush()
     return tally, late
+
+
+def _lock_held(session: Session, sensor_ids: Sequence[int]) -> None:
+    """On PostgreSQL, before a batch reads what it evaluates against: lock the orders its sensors' open alarms are on
+    (by id), then those alarms (by id) — the rule states follow as they are read (:func:`_evaluate`). The order every
+    writer of them takes (the life cycle's close, :func:`resolve_ended`; a person's clear or acknowledgement,
+    :func:`_lock_alarm`; the escalation job), so a batch never holds an alarm while waiting for its order, and what
+    it reads is either before an order's close (which then waits for the batch) or after it — never the rule states
+    before and the alarms after. An alarm moved meanwhile to another order (its order merged) has that order locked in
+    a further round (bounded): an alarm can move off an order only while that order is locked, so once every order of
+    the open alarms is held they stay where they are. Until December 2026 a batch read the rule states before a close
+    committed and wrote them after it: the moved-on time was lost and a reading measured before the close opened a
+    new order. Also a retirement's and a rule's deactivation's clears, for the sensors whose alarms they clear (their
+    orders all at once, by id, not one alarm's at a time). Nothing on SQLite: one writer."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    held: set[int] = set()
+    for _ in range(5):
+        found: set[int] = set()
+        for start in range(0, len(sensor_ids), CHUNK):
+            ids = sensor_ids[start : start + CHUNK]
+            found.update(
+                order_id
+                for order_id in session.scalars(
+                    select(Alarm.order_id).where(
+                        Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None), Alarm.order_id.is_not(None)
+                    )
+                ).all()
+                if order_id is not None
+            )
+        wanted = sorted(found - held)
+        if not wanted:
+            break
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            session.execute(select(Order.id).where(Order.id.in_(chunk)).order_by(Order.id).with_for_update(of=Order))
+        held.update(wanted)
+    alarm_ids = sorted(
+        alarm_id
+        for start in range(0, len(sensor_ids), CHUNK)
+        for alarm_id in session.scalars(
+            select(Alarm.id).where(Alarm.sensor_id.in_(sensor_ids[start : start + CHUNK]), Alarm.open_key.is_not(None))
+        ).all()
+    )
+    for start in range(0, len(alarm_ids), CHUNK):
+        chunk = alarm_ids[start : start + CHUNK]
+        session.execute(select(Alarm.id).where(Alarm.id.in_(chunk)).order_by(Alarm.id).with_for_update(of=Alarm))
 
 
 def _remember_latest(
@@ -1302,12 +1370,15 @@ def resolve_ended(
     does not open a new order straight away. Each cleared alarm's ``cleared`` event and the ``alarm_cleared``
     notification name the order; the order's trail gets one comment naming its alarms.
 
-    Locks (PostgreSQL), always in one order — the order's row, then its alarms by id, then their rule states — and,
-    but for the order the life cycle already holds, with ``SKIP LOCKED``: an order, alarm or rule state another
-    transaction holds (a batch of readings writing it) is left to the escalation job's next run. So this never waits
-    for a batch of readings (which locks alarms, then the orders it comments on): a batch clearing another alarm of
-    the same order could otherwise wait for an alarm locked here while this waited for the order it held — the
-    deadlock of the escalation job against a readings file of December 2026. How many alarms were cleared or moved."""
+    A chain of merges (A into B, B into C) is followed to its end in one go (:func:`_chain_end`); an order ended
+    without ``closed_at`` (behind the life cycle's back) is judged by its ending event (:func:`_ended_at`).
+
+    Locks (PostgreSQL), always in one order — the order's row, then its alarms by id, then their rule states, as a
+    batch of readings (:func:`_lock_held`) and a person's clear (:func:`_lock_alarm`) take them — and, but for the
+    order the life cycle already holds, with ``SKIP LOCKED``: an order, alarm or rule state another transaction holds
+    is left to the escalation job's next run, so the job never waits. A batch of readings on the order's alarms
+    waits for the life cycle's order (or this for the batch's): what the batch reads is from before the end or after
+    it, never between. How many alarms were cleared or moved."""
     from cityhub.workorders.lifecycle import CLOSED_STATES, State
 
     now = now or utcnow()
@@ -1367,7 +1438,7 @@ def _clear_ended(session: Session, order: Order, found: list[Alarm], *, actor: o
     for alarm in found:
         _close(session, alarm, actor=by, at=now, value=None, note=note, tell=False)
         _notify_cleared(session, alarm, note=note)
-    _settle_states(session, found, until=order.closed_at, disarm=cancelled)
+    _settle_states(session, found, until=_ended_at(session, order, now), disarm=cancelled)
     named, were = _words([a.id for a in found])
     if cancelled:
         text = (
@@ -1382,12 +1453,27 @@ def _clear_ended(session: Session, order: Order, found: list[Alarm], *, actor: o
     orders.act(session, order_id=order.id, action="comment", actor=orders.SYSTEM, params={"text": text}, now=now)
 
 
+def _ended_at(session: Session, order: Order, now: datetime) -> datetime:
+    """When ``order`` ended, as the late readings are judged by it: its ``closed_at``; for an order ended behind the
+    life cycle's back without one, the time of its latest event entering the state it is in; with none either, ``now``
+    (when its alarms are cleared: the moment the product answers for it). Until December 2026 such an order's alarms
+    were cleared with no late-reading protection at all."""
+    from cityhub.workorders.models import OrderEvent
+
+    if order.closed_at is not None:
+        return order.closed_at
+    entered = session.scalar(
+        select(func.max(OrderEvent.at)).where(OrderEvent.order_id == order.id, OrderEvent.to_state == order.state.value)
+    )
+    return entered or now
+
+
 def _settle_states(session: Session, alarms: Sequence[Alarm], *, until: datetime | None, disarm: bool) -> None:
-    """The rule states of alarms cleared because their order ended at ``until`` (its ``closed_at``; None: not known,
-    an order ended behind the life cycle's back): moved on to it (a reading measured before is late: stored, evaluated
-    no further) and, ``disarm``, disarmed as by a person's clear. On PostgreSQL a
-    state a batch of readings is writing at this moment is skipped (``SKIP LOCKED``, see :func:`resolve_ended`):
-    that batch's readings arrived before the end was committed."""
+    """The rule states of alarms cleared because their order ended at ``until`` (:func:`_ended_at`): moved on to it,
+    never back (a reading measured before is late: stored, evaluated no further) and, ``disarm``, disarmed as by a
+    person's clear. On PostgreSQL a state another transaction holds is skipped (``SKIP LOCKED``, see
+    :func:`resolve_ended`) — a guard only: a batch of readings locks the orders of its alarms before their states
+    (:func:`_lock_held`), so it holds none of an order being ended here."""
     keys = sorted({(a.sensor_id, a.rule_id) for a in alarms})
     query = (
         select(RuleState)
@@ -1426,11 +1512,13 @@ def _move_to_master(
     ``order_moved`` event, a comment on the merged order and a note beside the master (its version kept, as the merge's
     own note: a handler acting on it with the version they read is not refused). ``job``: the escalation job, which
     locks the master too with ``SKIP LOCKED`` (the life cycle's merge writes beside the master already)."""
+    from cityhub.workorders.lifecycle import TERMINAL_STATES
     from cityhub.workorders.service import note_beside
 
-    if order.master_order_id is None:
+    end = _chain_end(session, order)
+    if end is None:
         return 0
-    master_query = select(Order).where(Order.id == order.master_order_id)
+    master_query = select(Order).where(Order.id == end)
     if job and session.get_bind().dialect.name == "postgresql":
         master_query = master_query.with_for_update(of=Order, skip_locked=True)
     master = session.scalars(master_query).first()
@@ -1458,7 +1546,41 @@ def _move_to_master(
         payload={"text": beside},
         from_state=master.state.value,
     )
+    if master.state in TERMINAL_STATES:
+        # The chain's end has ended itself (closed or cancelled behind the life cycle's back, or while a batch held
+        # these alarms): they are answered for there at once, not at the next run.
+        _clear_ended(session, master, found, actor=actor, now=now)
     return len(found)
+
+
+MERGE_CHAIN_MAX = 20
+
+
+def _chain_end(session: Session, order: Order) -> int | None:
+    """The order a merged ``order``'s alarms belong on: its master, or — that master merged in turn (A into B, B into
+    C) — the end of the chain, followed in one go (at most :data:`MERGE_CHAIN_MAX` steps; None on a cycle or a chain
+    longer than that, logged: left where they are). Until December 2026 the escalation job moved them one step per
+    run."""
+    from cityhub.workorders.lifecycle import State
+
+    seen, current = {order.id}, order.master_order_id
+    for _ in range(MERGE_CHAIN_MAX):
+        if current is None or current in seen:
+            break
+        seen.add(current)
+        row = session.execute(select(Order.state, Order.master_order_id).where(Order.id == current)).first()
+        if row is None:
+            return None
+        if row.state != State.MERGED:
+            return current
+        if row.master_order_id is None:  # merged into nothing (behind the life cycle's back): nowhere to go
+            return None
+        current = row.master_order_id
+    if current is not None:
+        log.warning(
+            "order %s: its merge chain loops or is longer than %s orders; alarms left", order.id, MERGE_CHAIN_MAX
+        )
+    return None
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
@@ -1752,10 +1874,20 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Joine
     when it was another's), and a comment on the order saying the sensor alarmed again — or that another sensor so
     near saw the same — with how many alarms the order holds; its snapshot, when it has one, among the order's files
     (by the system). None when there is no such order."""
+    from cityhub.workorders.lifecycle import OPEN_STATES
+
     found = _order_to_join(session, alarm=alarm, sensor=sensor)
     if found is None:
         return None
     order, near, metres = found
+    if session.get_bind().dialect.name == "postgresql":
+        # Chosen by a plain read: locked now and read again. An order being closed or merged at this moment is waited
+        # for; ended meanwhile, it is no longer the problem being handled and the alarm opens its own order (until
+        # December 2026 the join's comment then failed on the order's stale version and the whole batch was refused).
+        locked = select(Order).where(Order.id == order.id).with_for_update(of=Order)
+        order = session.scalars(locked.execution_options(populate_existing=True)).one()
+        if order.state not in OPEN_STATES:
+            return None
     alarm.order_id = order.id
     session.flush()
     count = session.scalar(select(func.count()).select_from(Alarm).where(Alarm.order_id == order.id)) or 1
@@ -1971,6 +2103,25 @@ def alarm_events_query(*, alarm_id: int) -> Select[AlarmEvent]:
     return select(AlarmEvent).where(AlarmEvent.alarm_id == alarm_id).order_by(AlarmEvent.id)
 
 
+def _lock_alarm(session: Session, alarm: Alarm) -> Alarm:
+    """On PostgreSQL, lock ``alarm``'s order, then the alarm, and read it again — the order a batch of readings, the
+    life cycle's close and the escalation job take them in (:func:`_lock_held`): a person's acknowledgement or clear
+    writes the alarm, then a comment on its order, and took them the other way round (until December 2026), so a
+    readings file that had commented on the order and then counted a reading on the alarm deadlocked with it. Followed
+    again (bounded) when a merge moved the alarm to another order meanwhile."""
+    if session.get_bind().dialect.name != "postgresql":
+        return alarm
+    for _ in range(5):
+        order_id = alarm.order_id
+        if order_id is not None:
+            session.execute(select(Order.id).where(Order.id == order_id).with_for_update(of=Order))
+        locked = select(Alarm).where(Alarm.id == alarm.id).with_for_update(of=Alarm)
+        alarm = session.scalars(locked.execution_options(populate_existing=True)).one()
+        if alarm.order_id == order_id:
+            break
+    return alarm
+
+
 def acknowledge(
     session: Session,
     *,
@@ -1981,7 +2132,7 @@ def acknowledge(
 ) -> Alarm:
     """A person has seen the alarm (确认); it stays open and keeps counting."""
     note = _note(note, "note")
-    alarm = require_alarm(session, alarm_id=alarm_id, scope=scope)
+    alarm = _lock_alarm(session, require_alarm(session, alarm_id=alarm_id, scope=scope))
     if alarm.state != AlarmState.ACTIVE:
         raise InvalidTransition(state=alarm.state, action="acknowledge", reason="only an active alarm is acknowledged")
     now = utcnow()
@@ -2016,11 +2167,18 @@ def _note(text: str | None, field: str) -> str | None:
 
 
 def _clear(session: Session, alarm: Alarm, *, actor: orders.Actor, note: str | None) -> Alarm:
+    alarm = _lock_alarm(session, alarm)
     if alarm.open_key is None:
         raise InvalidTransition(state=alarm.state, action="clear", reason="the alarm is already cleared")
     require_rule(session, rule_id=alarm.rule_id)
-    # Read afresh: ingestion writes rule states as plain rows, not through objects this session may hold.
-    row = session.get(RuleState, (alarm.sensor_id, alarm.rule_id), populate_existing=True)
+    # Read afresh (and locked, after the order and the alarm): ingestion writes rule states as plain rows, not through
+    # objects this session may hold.
+    row = session.get(
+        RuleState,
+        (alarm.sensor_id, alarm.rule_id),
+        populate_existing=True,
+        with_for_update=session.get_bind().dialect.name == "postgresql",
+    )
     if row is not None:
         _disarm(session, row)
     _close(session, alarm, actor=actor, at=utcnow(), value=None, note=note)
@@ -2240,8 +2398,8 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     if session.get_bind().dialect.name == "postgresql":
         # The locks in the order every writer of alarms and orders here takes them (:func:`resolve_ended`): the open
         # orders to escalate first, then the alarms by id, each with SKIP LOCKED — so the job never waits for a batch
-        # of readings (which holds alarms and then waits for the orders it comments on, or the reverse) and can be
-        # part of no deadlock; what it skips it escalates at its next run.
+        # of readings or a person's clear (which take them in the same order) and can be part of no deadlock; what it
+        # skips it escalates at its next run.
         mine = select(held_order.id).where(
             held_order.state.in_([s.value for s in OPEN_STATES]),
             held_order.id.in_(select(Alarm.order_id).where(wanted, Alarm.order_id.is_not(None))),
