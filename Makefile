@@ -21,7 +21,7 @@ NODE_STAMP := node_modules/.cityhub-installed
 # The web UI's front-end files, copied out of node_modules (never committed, never from a CDN).
 VENDOR_STAMP := src/cityhub/web/static/vendor/.cityhub-installed
 
-.PHONY: install run test lint fmt bench clean distclean
+.PHONY: install run check-port test lint fmt bench clean distclean
 
 install: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP) $(VENDOR_STAMP))
 
@@ -45,7 +45,11 @@ $(VENDOR_STAMP): $(NODE_STAMP) $(PY_STAMP) src/cityhub/web/vendor.py
 	$(PY) -m cityhub.web.vendor node_modules
 	@touch $@
 
-run: install
+# Before the first run's minutes of set-up, not after them: a port something already answers on.
+check-port:
+	@python3 scripts/port-free $(HOST) $(PORT)
+
+run: check-port install
 	$(CITYHUB) db upgrade
 	$(CITYHUB) demo seed --orders $(ORDERS) --years $(YEARS)
 	$(CITYHUB) serve --host $(HOST) --port $(PORT)

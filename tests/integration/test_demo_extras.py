@@ -189,6 +189,11 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path, seeded_demo: Seeded)
     assert first.exit_code == 0, first.output
     assert "300 inserted" in first.output and "classifier: trained on" in first.output
     assert f"password {DEFAULT_DEMO_PASSWORD}" in first.output and "operator" in first.output
+    # The extras' minute of silence is announced before it, and their last line says where it went: the three
+    # slowest steps.
+    announced = first.output.find("demo extras: logins, routing rules, knowledge base, sensors, classifier")
+    assert 0 <= announced < first.output.find("knowledge base: "), first.output
+    assert re.search(r"demo extras: [\d.]+ s \([a-z ]+ [\d.]+ s, [a-z ]+ [\d.]+ s, [a-z ]+ [\d.]+ s\)\n", first.output)
     monitoring = rf"monitoring: \d+ sensors, {len(RULES)} alarm rules, \d+ readings; \d+ alarms raised"
     assert re.search(monitoring, first.output)
     # A dozen appeals just received through intake wait in the dispatcher's queue (automatic dispatch is off by
@@ -247,7 +252,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path, seeded_demo: Seeded)
     assert second.exit_code == 0, second.output
     assert "already seeded" in second.output and "0 set now" in second.output
     assert "0 entries imported" in second.output and "routing rules: already seeded" in second.output
-    assert "monitoring: already seeded" in second.output and "new appeals" not in second.output
+    assert "monitoring: already seeded" in second.output and "new appeals:" not in second.output
     assert "citizens' own appeals" not in second.output and "staff's work in hand" not in second.output
     assert "assessment exemptions" not in second.output
     assert "(already there)" in second.output and "(mined now)" not in second.output

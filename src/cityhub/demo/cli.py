@@ -107,6 +107,11 @@ def _extras(*, new_orders: bool) -> None:
     from cityhub.demo.extras import DEFAULT_DEMO_PASSWORD, prepare_demo
 
     started = datetime.now()
+    # The first run works about a minute before its first line below: say what it is doing.
+    typer.echo(
+        "demo extras: logins, routing rules, knowledge base, sensors, classifier, appeals, hot topics "
+        "(about a minute the first time) …"
+    )
     r = prepare_demo(session_factory(), new_orders=new_orders)
     typer.echo(f"knowledge base: {r.kb_created} entries imported, {r.kb_entries} active")
     typer.echo(f"routing rules: {r.rules_created} created" if r.rules_created else "routing rules: already seeded")
@@ -147,7 +152,8 @@ def _extras(*, new_orders: bool) -> None:
         typer.echo(f"hot topics: not mined, {r.topics_skipped}")
     else:
         typer.echo(f"hot topics: {r.topics} stored" + (" (mined now)" if r.topics_mined else ""))
-    typer.echo(f"demo extras: {(datetime.now() - started).total_seconds():.1f} s")
+    slow = ", ".join(f"{step.replace('_', ' ')} {sec:.1f} s" for step, sec in _slowest(r.seconds))
+    typer.echo(f"demo extras: {(datetime.now() - started).total_seconds():.1f} s" + (f" ({slow})" if slow else ""))
     password = "(CITYHUB_DEMO_PASSWORD)" if r.password_from_env else DEFAULT_DEMO_PASSWORD
     typer.echo("")
     typer.echo(f"demo logins (password {password}; {r.passwords_set} set now, existing passwords kept):")
@@ -159,6 +165,11 @@ def _extras(*, new_orders: bool) -> None:
     if r.track_example:
         number, phone = r.track_example
         typer.echo(f"progress lookup without a login (/track): order {number} with phone {phone}")
+
+
+def _slowest(seconds: dict[str, float], *, count: int = 3) -> list[tuple[str, float]]:
+    """The ``count`` slowest steps of the demo extras, slowest first: where a first run's minute went."""
+    return sorted(seconds.items(), key=lambda item: -item[1])[:count]
 
 
 @app.command("csv")
