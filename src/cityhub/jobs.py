@@ -159,7 +159,7 @@ JOBS: dict[str, Job] = {
     ),
     "hot-topics": Job(
         "hot-topics",
-        "mine the orders received since the last run into the hot topics (热点问题) and refresh their heat",
+        "mine the orders received since the last run into the hot topics (热点诉求) and refresh their heat",
         _hot_topics,
         lambda: get_settings().hot_topics_interval,
         state_keys=frozenset({"topics"}),
