@@ -3333,6 +3333,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),
         # 企业诉求: the period's enterprise appeals in the reader's scope by need (none: no such section).
+        kpi_defs=kpi.KPIS,  # the ranking's rate columns, in the assessment page's order
         enterprise=reports.enterprise_needs(db, period=period, where=scope),
         hot=hot,
         hot_fallback=hot_fallback,
