@@ -76,6 +76,8 @@ from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
 from cityhub.workorders import files, tracking
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
+    ANSWERED_STATES,
+    ASSIGN_DEADLINE,
     ASSIST_STEPS,
     AWAITING_DISPATCH,
     CLOSED_STATES,
@@ -139,6 +141,8 @@ OPEN_CHOICE = "open"
 STATE_GROUPS: dict[str, list[State]] = {
     OPEN_CHOICE: sorted(OPEN_STATES),
     "closed": sorted(CLOSED_STATES),
+    # 已答复或办结: answered, called back, closed — a leader's 交办已答复, where the outcome of a 交办 is checked.
+    "answered": sorted(ANSWERED_STATES),
     "valid": sorted(s for s in State if s not in NOT_A_PROBLEM_OF_ITS_OWN),
 }
 INTAKE_FIELDS = (
@@ -1593,7 +1597,8 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.REJECT_EXTENSION: (("reason", "reason", True),),
     Action.URGE: (("reason", "reason", True),),
     Action.ESCALATE: (("reason", "reason", True), ("urgency", "urgency", False)),
-    Action.ASSIGN: (("unit_id", "unit", False), ("reason", "reason", False)),
+    # 交办: to which unit (none: an instruction to the unit holding it), the instruction, and by when (限期办结).
+    Action.ASSIGN: (("unit_id", "unit", False), ("reason", "reason", False), (ASSIGN_DEADLINE, "date", False)),
     Action.SUSPEND: (("reason", "reason", True),),
     Action.RESUME: (("reason", "reason", False),),
     Action.REPLY: (("text", "text", True),),
@@ -2013,6 +2018,7 @@ def _detail_page(
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         assigned=_last_assignment(order, events) if staff else None,
+        today=utcnow().astimezone(get_settings().tz).date(),  # 限期办结's earliest day
         extension_request=_extension_request(order, events) if staff else None,
         # 批准延期's effect: the time limit now and if the request is approved in full.
         extension_due=orders.due_if_extended(db, order) if staff else None,
@@ -3327,13 +3333,13 @@ def dashboard(request: Request, db: DbSession) -> Response:
         received_today=received_today,
         today=today,
         rankings=rankings,
+        kpi_defs=kpi.KPIS,  # the ranking's rate columns, in the assessment page's order
         min_sample=kpi.DEFAULT_MIN_SAMPLE,
         longer_periods=_longer_periods(period),
         typed_period=choice.box,
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),
         # 企业诉求: the period's enterprise appeals in the reader's scope by need (none: no such section).
-        kpi_defs=kpi.KPIS,  # the ranking's rate columns, in the assessment page's order
         enterprise=reports.enterprise_needs(db, period=period, where=scope),
         hot=hot,
         hot_fallback=hot_fallback,
