@@ -119,7 +119,7 @@ def _alarm_escalation_interval() -> int:
 JOBS: dict[str, Job] = {
     "sla-sweep": Job(
         "sla-sweep",
-        "mark time-limit warnings (预警) and overdue (超期) orders",
+        "mark time-limit warnings (预警) and overdue (超期) orders, and leaders' 限期办结 passed (交办逾期)",
         _sla_sweep,
         lambda: get_settings().sla_sweep_interval,
     ),
