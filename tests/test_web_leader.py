@@ -172,6 +172,8 @@ def test_a_leader_gives_a_deadline_with_an_assignment_shown_to_the_unit_and_flag
         assert box is not None and f"限期办结：{day.isoformat()}" in box and 'data-testid="assign-overdue"' not in box
     listed = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
     assert re.search(rf'<span class="badge" data-testid="assign-deadline">限期 {day.isoformat()}</span>', listed)
+    trail = lead.get(f"/orders/{order['id']}").text  # the trail keeps the day given with the 交办
+    assert f'<div data-testid="event-deadline">限期办结：{day.isoformat()}</div>' in trail
     with session_scope() as s:  # the day is over
         s.get(Order, order["id"]).assign_deadline = _today() - timedelta(days=1)  # type: ignore[union-attr]
     box = _box(hand.get(f"/orders/{order['id']}").text, "assigned")

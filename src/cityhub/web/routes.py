@@ -1812,6 +1812,10 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
                 "part": _linked_order(db, reading, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 "kb_question": asked.get(payload.get("kb_entry_id") or 0),
+                # 交办's 限期办结, and the day the sweep's 交办逾期 found passed: the trail keeps each day given.
+                "deadline": payload.get(ASSIGN_DEADLINE)
+                if e.action in (Action.ASSIGN.value, "assign_overdue") and isinstance(payload.get(ASSIGN_DEADLINE), str)
+                else None,
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
                 # …sent with the appeal (the intake form's), not added to it later (补充材料, ``supplement``): the
