@@ -165,6 +165,10 @@ def test_a_leader_gives_a_deadline_with_an_assignment_shown_to_the_unit_and_flag
     assert re.search(rf'<input id="[^"]*" name="deadline" type="date" value="" min="{_today().isoformat()}"', form)
     too_early = act_on(lead, order["id"], "assign", reason="限期办结", deadline=str(_today() - timedelta(days=1)))
     assert too_early.status_code == 422 and 'aria-invalid="true"' in too_early.text.split('name="deadline"')[1][:200]
+    no_day = act_on(lead, order["id"], "assign", reason="限期办结", deadline="下周")  # a browser without a date picker
+    assert (
+        no_day.status_code == 422 and 'data-testid="field-error-deadline">请输入有效日期（年-月-日）。<' in no_day.text
+    )
     day = _today() + timedelta(days=2)
     assert act_on(lead, order["id"], "assign", reason="请两天内办结", deadline=day.isoformat()).status_code == 303
     for client in (hand, lead):

@@ -18,7 +18,7 @@ from cityhub.web.i18n import Translator
 T = TypeVar("T")
 
 _TOO_LONG = re.compile(r"at most (\d+) character")
-# 交办's 限期办结 (``workorders.service._assign_deadline``, ``lifecycle._deadline_is_a_day``).
+# 交办's 限期办结 before today (``workorders.service._assign_deadline``; no day at all is the life cycle's reason).
 _DEADLINE_PAST = re.compile(r"^deadline \S+ is before today \((\S+)\)")
 _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
 _BOUND = re.compile(r"Input should be (less|greater) than or equal to (-?[\d.]+)")
@@ -109,8 +109,6 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.enterprise_name_needed")
     if m := _DEADLINE_PAST.search(message):
         return t("err.deadline_past", today=m[1])
-    if "deadline must be a day" in message:
-        return t("err.date")
     if "say what is still wrong" in message:  # a citizen's 不满意 without a word of why
         return t("track.reason_needed")
     if "needs a title or content" in message:
