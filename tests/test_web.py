@@ -4638,7 +4638,9 @@ def test_the_dashboards_ranking_writes_every_score_with_two_decimals_as_the_unit
             orders.act(s, order_id=order.id, action="accept")
     lead = login("lead")
     streets = lead.get("/dashboard").text.split('data-testid="ranking-street"')[1].split("</table>")[0]
-    scores = re.findall(r'<td class="num">\d+</td><td class="num"[^>]*>([^<]+)</td></tr>', streets)  # n, score
+    scores = re.findall(
+        r'<td class="num">\d+</td><td class="num" data-testid="score">([^<]+)</td>', streets
+    )  # n, score
     assert scores and all(re.fullmatch(r"\d+\.\d\d", v) for v in scores), scores
     unit = lead.get(f"/assessment/{org['street_a']}").text
     assert f'data-testid="score">{scores[0]}<' in unit

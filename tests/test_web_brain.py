@@ -619,7 +619,7 @@ def test_the_dashboards_hot_topics_say_when_they_were_mined_under_their_heading(
     three bold lines on a phone); it is a plain sentence under it, as on the topics' page after their count."""
     page = login("lead").get("/dashboard", params={"period": PERIOD}).text
     hot = page.split('<section data-testid="hot">')[1].split("</section>")[0]
-    assert "<h2>热点问题</h2>" in hot
+    assert "<h2>热点诉求</h2>" in hot  # the menu's word (brain.nav.topics), not 热点问题
     said = re.search(r'<p class="hint" data-testid="hot-mined-at">(.*?)</p>', hot)
     assert said is not None and said.group(1).startswith("热点于 ") and "（" not in said.group(1)
     topics = login("lead").get("/brain/topics", params={"period": PERIOD}).text

@@ -7,16 +7,20 @@ chosen one ranks nobody, and the hot topics' places in the reader's language (th
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from cityhub.db import session_scope
+from cityhub.analytics import kpi
+from cityhub.config import get_settings
+from cityhub.db import session_scope, utcnow
 from cityhub.intake.service import submit
 from cityhub.org.models import User
 from cityhub.workorders import service as orders
+from cityhub.workorders.models import Order
 from web_helpers import World, act_on, login, small_world
 
 
@@ -146,3 +150,90 @@ def test_a_leaders_instruction_is_written_in_a_box_of_several_lines(world: World
     assert re.search(r'<textarea id="[^"]*" name="reason" rows="4"', form)
     urge = page.split('data-testid="action-urge"')[1].split("</details>")[0]
     assert re.search(r'<input id="[^"]*" name="reason"', urge)
+
+
+def _today() -> date:
+    return utcnow().astimezone(get_settings().tz).date()
+
+
+def test_a_leader_gives_a_deadline_with_an_assignment_shown_to_the_unit_and_flagged_once_passed(world: World) -> None:
+    """领导交办's 限期办结: a day chosen in the 交办 form (a date field from today on) stands under the order's heading
+    for the unit and the leader and as a badge in 领导交办; once the day is over with the order open, both say 逾期."""
+    order = _dispatched(world)
+    lead, hand = login("lead"), login("hand_a")
+    form = lead.get(f"/orders/{order['id']}").text.split('data-testid="action-assign"')[1].split("</details>")[0]
+    assert re.search(rf'<input id="[^"]*" name="deadline" type="date" value="" min="{_today().isoformat()}"', form)
+    too_early = act_on(lead, order["id"], "assign", reason="限期办结", deadline=str(_today() - timedelta(days=1)))
+    assert too_early.status_code == 422 and 'aria-invalid="true"' in too_early.text.split('name="deadline"')[1][:200]
+    no_day = act_on(lead, order["id"], "assign", reason="限期办结", deadline="下周")  # a browser without a date picker
+    assert (
+        no_day.status_code == 422 and 'data-testid="field-error-deadline">请输入有效日期（年-月-日）。<' in no_day.text
+    )
+    day = _today() + timedelta(days=2)
+    assert act_on(lead, order["id"], "assign", reason="请两天内办结", deadline=day.isoformat()).status_code == 303
+    for client in (hand, lead):
+        box = _box(client.get(f"/orders/{order['id']}").text, "assigned")
+        assert box is not None and f"限期办结：{day.isoformat()}" in box and 'data-testid="assign-overdue"' not in box
+    listed = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
+    assert re.search(rf'<span class="badge" data-testid="assign-deadline">限期 {day.isoformat()}</span>', listed)
+    trail = lead.get(f"/orders/{order['id']}").text  # the trail keeps the day given with the 交办
+    assert f'<div data-testid="event-deadline">限期办结：{day.isoformat()}</div>' in trail
+    with session_scope() as s:  # the day is over
+        s.get(Order, order["id"]).assign_deadline = _today() - timedelta(days=1)  # type: ignore[union-attr]
+    box = _box(hand.get(f"/orders/{order['id']}").text, "assigned")
+    assert box is not None and '<span class="badge sla-overdue" data-testid="assign-overdue">逾期</span>' in box
+    listed = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
+    assert re.search(r'<span class="badge sla-overdue" data-testid="assign-deadline">限期 [-0-9]+、逾期</span>', listed)
+    english = login("lead")
+    english.cookies.set("cityhub_lang", "en")
+    assert "Overdue" in (_box(english.get(f"/orders/{order['id']}").text, "assigned") or "")
+
+
+def test_a_leader_finds_the_orders_they_assigned_once_answered_in_a_tab_of_their_own(world: World) -> None:
+    """An answered order leaves 领导交办 (open orders): 交办已答复 lists the assigned orders answered or closed, the
+    last answered first, so the leader checks the outcome."""
+    order = _dispatched(world)
+    lead = login("lead")
+    assert act_on(lead, order["id"], "assign", reason="请尽快办结").status_code == 303
+    page = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
+    tab = re.search(r'<a href="([^"]+)"[^>]*>交办已答复', page)
+    assert tab is not None and tab.group(1).replace("&amp;", "&") == (
+        "/orders?state=answered&leader_assigned=1&sort=answered"
+    )
+    with session_scope() as s:
+        orders.act(s, order_id=order["id"], action="reply", actor=_actor(s, "hand_a"), params={"text": "已修复路灯"})
+    done = lead.get("/orders", params={"state": "answered", "leader_assigned": "1", "sort": "answered"}).text
+    assert order["number"] in done
+    still_open = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
+    assert order["number"] not in still_open
+
+
+def test_the_ranking_shows_the_rates_the_score_is_made_of_and_the_costliest_in_bold(world: World) -> None:
+    """考核排名 showed 承办量 and the score: beside them each component rate (hover: numerator/denominator and the
+    points it costs), the one costing the unit most in bold, so a leader sees why a unit ranks low."""
+    with session_scope() as s:
+        for i in range(31):
+            order = submit(
+                s, data={"channel": "hotline", "title": f"路灯不亮{i}", "content": "小区门口路灯不亮已经一周"}
+            ).order
+            orders.act(
+                s, order_id=order.id, action="dispatch", actor=_actor(s, "disp"), params={"unit_id": world.street_a}
+            )
+            if i % 3:
+                orders.act(s, order_id=order.id, action="accept", actor=_actor(s, "hand_a"))
+            else:
+                orders.act(
+                    s, order_id=order.id, action="return", actor=_actor(s, "hand_a"), params={"reason": "非本单位"}
+                )
+    period = _today().strftime("%Y-%m")
+    page = login("lead").get("/dashboard", params={"period": period}).text
+    streets = page.split('data-testid="ranking-street"')[1].split("</table>")[0]
+    heads = re.findall(r'<th data-kpi="([a-z_]+)"[^>]*>([^<]+)</th>', streets)
+    assert [name for name, _ in heads] == [k.name for k in kpi.KPIS]
+    assert ("return_rate", "退单率") in heads and ("satisfaction", "满意率") in heads
+    row = streets.split('data-testid="ranking-row"')[1]
+    returned = re.search(r'<td class="num" data-kpi="return_rate" title="([^"]+)">(.*?)</td>', row)
+    assert returned is not None and returned.group(1).startswith("11/31，扣 ")
+    assert '<strong class="drag" data-testid="drag">' in returned.group(2)  # the rate costing it most
+    assert re.search(r'<td class="num" data-kpi="satisfaction">—</td>', row)  # no callback yet: nothing to count
+    assert 'class="table-wrap"' in page.split('data-testid="ranking-street"')[1][:200]

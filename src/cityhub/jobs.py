@@ -119,7 +119,7 @@ def _alarm_escalation_interval() -> int:
 JOBS: dict[str, Job] = {
     "sla-sweep": Job(
         "sla-sweep",
-        "mark time-limit warnings (预警) and overdue (超期) orders",
+        "mark time-limit warnings (预警) and overdue (超期) orders, and leaders' 限期办结 passed (交办逾期)",
         _sla_sweep,
         lambda: get_settings().sla_sweep_interval,
     ),
@@ -159,7 +159,7 @@ JOBS: dict[str, Job] = {
     ),
     "hot-topics": Job(
         "hot-topics",
-        "mine the orders received since the last run into the hot topics (热点问题) and refresh their heat",
+        "mine the orders received since the last run into the hot topics (热点诉求) and refresh their heat",
         _hot_topics,
         lambda: get_settings().hot_topics_interval,
         state_keys=frozenset({"topics"}),

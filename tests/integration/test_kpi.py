@@ -635,3 +635,27 @@ def test_the_kpi_csv_writes_a_name_a_spreadsheet_would_run_as_text(app_db, db_se
     rows = {r["code"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
     assert rows["K-D1"]["name"] == "'" + name and rows["K-D2"]["name"] == "住建局"
     assert (rows["K-D1"]["return_rate"], rows["K-D1"]["n"]) == ("0.25", "4")  # figures as they are
+
+
+def test_the_ranking_command_shows_each_units_rates_and_the_costliest(app_db, db_session, history):
+    """`analytics ranking` listed rank, unit, n and score: beside them now the rates the score is made of and the one
+    costing it most points (drag) — the table, the CSV and the JSON (``kpis``, ``drag`` added to each unit)."""
+    import csv
+    import io
+    import json
+
+    from typer.testing import CliRunner
+
+    from cityhub.analytics.cli import app
+
+    db_session.commit()
+    result = CliRunner().invoke(app, ["ranking", "--period", "2026-03", "--min-sample", "0", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = {r["code"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert rows["K-D1"]["return_rate"] == "0.25" and rows["K-D1"]["drag"] in {k.name for k in kpi.KPIS}
+    assert list(rows["K-D1"])[5:13] == [k.name for k in kpi.KPIS]
+    table = CliRunner().invoke(app, ["ranking", "--period", "2026-03", "--min-sample", "0"]).stdout
+    assert table.splitlines()[0].split()[4:7] == ["value", "on_time_accept", "on_time_completion"]
+    answer = json.loads(CliRunner().invoke(app, ["ranking", "--period", "2026-03", "--format", "json"]).stdout)
+    unit = next(r for r in answer["ranked"] + answer["insufficient_sample"] if r["code"] == "K-D1")
+    assert unit["kpis"]["return_rate"]["rate"] == 0.25 and "drag" in unit

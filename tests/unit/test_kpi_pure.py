@@ -104,3 +104,30 @@ def test_a_period_at_either_end_of_the_calendar_is_refused_not_failed() -> None:
     for text in ("0001-01-01", "0001", "9999-12-31", "9999"):
         with pytest.raises(ValidationFailed, match="bad period"):
             kpi.parse_period(text)
+
+
+def test_a_ranked_unit_carries_the_rates_its_score_is_made_of_and_the_costliest():
+    """考核排名 shows why a unit ranks low: each ranked row carries its component rates (numerator, denominator, the
+    points each costs the score — together 100 minus the score) and names the rate costing it most (``drag``)."""
+    row = _unit(
+        1,
+        40,
+        on_time_completion=(20, 40),  # weight 25, half met: costs most
+        satisfaction=(36, 40),  # weight 20
+        return_rate=(2, 40),  # weight 10, lower is better
+        extension_rate=(0, 0),  # no denominator: shown, not counted
+    )
+    ranked = kpi.rank([row], min_sample=30).ranked[0]
+    assert list(ranked["kpis"]) == ["on_time_completion", "return_rate", "extension_rate", "satisfaction"]
+    assert ranked["kpis"]["on_time_completion"] == {"rate": 0.5, "numerator": 20, "denominator": 40, "lost": 22.73}
+    assert ranked["kpis"]["extension_rate"] == {"rate": None, "numerator": 0, "denominator": 0, "lost": None}
+    assert ranked["drag"] == "on_time_completion"
+    lost = sum(c["lost"] for c in ranked["kpis"].values() if c["lost"] is not None)
+    assert lost == pytest.approx(100 - ranked["value"], abs=0.02)
+    # A unit losing nothing has no drag; a one-KPI ranking names none (its value is the rate itself).
+    perfect = kpi.rank([_unit(2, 40, satisfaction=(40, 40))], min_sample=30).ranked[0]
+    assert perfect["drag"] is None and perfect["kpis"]["satisfaction"]["lost"] == 0.0
+    assert kpi.rank([row], kpi="return_rate", min_sample=30).ranked[0]["drag"] is None
+    # Units below the minimum sample carry them too (the API lists them apart).
+    short = kpi.rank([row], min_sample=100).insufficient[0]
+    assert short["drag"] == "on_time_completion" and "satisfaction" in short["kpis"]

@@ -86,7 +86,15 @@ def ranking_command(
     rows = [{**r, "sample": "ok"} for r in result.ranked] + [
         {**r, "rank": "-", "sample": "insufficient"} for r in result.insufficient
     ]
-    _kpi_emit(rows, ["rank", "code", "name", "n", "value", "sample"], fmt)
+    # Beside the score, the rates it is made of and the one costing it most points (drag): why a unit ranks low.
+    shown = [name for name in (k.name for k in kpi.KPIS) if any(name in r["kpis"] for r in rows)]
+    for r in rows:
+        for name in shown:
+            c = r["kpis"].get(name)
+            r[name] = (c["rate"] if fmt == "csv" else _pct(c["rate"])) if c and c["denominator"] else ""
+        r["drag"] = r["drag"] or ""
+    drag = ["drag"] if kpi_name == "score" else []
+    _kpi_emit(rows, ["rank", "code", "name", "n", "value", *shown, *drag, "sample"], fmt)
 
 
 @app.command("drilldown")

@@ -68,7 +68,9 @@ Rankings (:func:`ranking`) list units whose denominator reaches ``min_sample`` (
 the others are listed apart as insufficient sample. The composite score (综合得分) is
 ``100 * Σ w_k s_k / Σ w_k`` over the KPIs with a non-empty denominator, where ``s_k`` is the rate, or
 ``1 - rate`` for lower-is-better KPIs, and ``w_k`` are the weights in :data:`KPIS` (they sum to 100); its
-sample ``n`` is the unit's number of assignments in the period (工单量).
+sample ``n`` is the unit's number of assignments in the period (工单量). Each ranked unit carries its component
+rates (``kpis``) with the points each costs the score (:func:`points_lost`, ``100 * w_k (1 - s_k) / Σ w``: they add
+up to ``100 - score``) and the costliest (``drag``), so the ranking says why a unit ranks low.
 """
 
 from __future__ import annotations
@@ -1027,6 +1029,40 @@ def composite_score(rates: dict[str, Rate]) -> float | None:
     return 100.0 * total / weight if weight else None
 
 
+def points_lost(rates: dict[str, Rate]) -> dict[str, float]:
+    """What each KPI with a denominator costs the composite score, in points of 100: ``100 * w_k (1 - s_k) / Σ w``
+    over the KPIs :func:`composite_score` counts — they add up to ``100 - score``. The ranking names the costliest,
+    so a leader reads why a unit ranks low."""
+    counted = [(k, rates[k.name].value) for k in KPIS if k.name in rates and rates[k.name].value is not None]
+    weight = sum(k.weight for k, _ in counted)
+    lost: dict[str, float] = {}
+    for k, value in counted:
+        assert value is not None
+        s = value if k.direction == "higher" else 1.0 - value
+        lost[k.name] = 100.0 * k.weight * (1.0 - s) / weight
+    return lost
+
+
+def rate_columns(rates: dict[str, Rate]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """A ranking row's component rates (``kpis``: rate, numerator, denominator and the points it costs the score,
+    ``lost``, in the order of :data:`KPIS`) and the KPI costing the most points (``drag``; None when none costs
+    any)."""
+    lost = points_lost(rates)
+    columns = {
+        k.name: {
+            "rate": _round(rates[k.name].value),
+            "numerator": rates[k.name].numerator,
+            "denominator": rates[k.name].denominator,
+            "lost": None if k.name not in lost else round(lost[k.name], 2),
+        }
+        for k in KPIS
+        if k.name in rates
+    }
+    costliest = max(lost.items(), key=lambda item: item[1], default=None)
+    drag = costliest[0] if costliest is not None and costliest[1] > 0 else None
+    return columns, drag
+
+
 def compute(
     session: Session,
     *,
@@ -1282,12 +1318,17 @@ def rank(rows: Sequence[UnitKpis], *, kpi: str = "score", min_sample: int = DEFA
             n, value = r.denominator, r.value
             key = (value or 0.0) if KPI_BY_NAME[kpi].direction == "higher" else -(value or 0.0)
         if n < max(min_sample, 1) or value is None:
-            short.append({"unit_id": row.unit_id, "code": row.code, "name": row.name, "n": n, "value": _round(value)})
+            columns, drag = rate_columns(row.rates)
+            short.append(
+                {"unit_id": row.unit_id, "code": row.code, "name": row.name, "n": n, "value": _round(value)}
+                | {"kpis": columns, "drag": drag if kpi == "score" else None}
+            )
             continue
         entries.append((key, row, n, value))
     entries.sort(key=lambda t: (-t[0], -t[2], t[1].code))
     ranked = []
     for i, (_key, row, n, value) in enumerate(entries, start=1):
+        columns, drag = rate_columns(row.rates)
         ranked.append(
             {
                 "rank": i,
@@ -1296,6 +1337,9 @@ def rank(rows: Sequence[UnitKpis], *, kpi: str = "score", min_sample: int = DEFA
                 "name": row.name,
                 "n": n,
                 "value": (None if value is None else round(value, 2)) if kpi == "score" else _round(value),
+                # Why it ranks where it does: the rates the score is made of, and the one costing it most.
+                "kpis": columns,
+                "drag": drag if kpi == "score" else None,
             }
         )
     short.sort(key=lambda d: (-d["n"], d["code"]))

@@ -128,6 +128,9 @@ class NoticeKind(enum.StrEnum):
     ASSIGNED_CANCELLED = "assigned_cancelled"  # 领导交办: … cancelled (作废), with why
     ASSIGNED_MERGED = "assigned_merged"  # 领导交办: … merged (合并) into another order, named
     EXEMPTION_REVOKED = "exemption_revoked"  # 撤销核减: the approval of the request taken back
+    # 领导交办's 限期办结 passed with the order open (the SLA sweep's ``assign_overdue`` mark): to the unit leading it …
+    ASSIGN_OVERDUE = "assign_overdue"
+    ASSIGNED_OVERDUE = "assigned_overdue"  # … and to the leader who assigned it
 
 
 class UserNotice(Base):

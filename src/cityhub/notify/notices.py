@@ -10,9 +10,10 @@ everyone: the unit's staff whose role may take the step the event asks of them (
 答复 for one urged …; an administrator holds every permission but is no unit's staff, and is left out), the
 dispatchers whose data scope holds a returned order, the staff of a sensor's responsible unit who may see alarms, the
 person who asked for an exemption, the leader who assigned an order (领导交办) when it is answered and when it is
-closed. The actor is never told of their own action. One notice per reader and event, written by one ``INSERT …
-SELECT`` whatever the number of readers, so an automatic dispatch costs one statement more; a 批量催办 of several
-orders of one unit is one notice per reader (:func:`on_bulk_urge`).
+closed — and, when the 限期办结 they gave passes with the order open, the unit and that leader
+(:func:`on_assign_overdue`, from the SLA sweep). The actor is never told of their own action. One notice per reader
+and event, written by one ``INSERT … SELECT`` whatever the number of readers, so an automatic dispatch costs one
+statement more; a 批量催办 of several orders of one unit is one notice per reader (:func:`on_bulk_urge`).
 
 A notice stores its kind, the order or alarm it is about and the parameters of its text; the text is rendered in
 the reader's language when read (``notice.kind.<kind>`` of the locale files) with the order's number and title as
@@ -244,7 +245,23 @@ _TO_ASSIGNER = {
 }
 
 
-def _tell_assigners(session: Session, *, order: Order, kind: NoticeKind, event: OrderEvent) -> int:
+def on_assign_overdue(session: Session, *, order: Order, event: OrderEvent) -> int:
+    """The notices of the SLA sweep's ``assign_overdue`` mark: the 限期办结 a leader gave with 交办 passed with the
+    order open — the unit leading it (whoever may reply) and the leaders who assigned it are told, with the day."""
+    day = (event.payload or {}).get("deadline")
+    told = notify_unit(
+        session,
+        kind=NoticeKind.ASSIGN_OVERDUE,
+        unit_id=order.lead_unit_id,
+        permission=permissions.act(Action.REPLY),
+        actor_id=None,
+        order_id=order.id,
+        params={"day": day},
+    )
+    return told + _tell_assigners(session, order=order, kind=NoticeKind.ASSIGNED_OVERDUE, event=event, day=day)
+
+
+def _tell_assigners(session: Session, *, order: Order, kind: NoticeKind, event: OrderEvent, day: Any = None) -> int:
     """Tell whoever assigned ``order`` (its ``assign`` events' actors whose role may assign: a leader, not an
     administrator) that it was answered, closed, cancelled or merged — the outcome of their 交办 without watching
     领导交办 for it — in one ``INSERT … SELECT``; the replying unit named for a reply, the master for a merge."""
@@ -265,7 +282,7 @@ def _tell_assigners(session: Session, *, order: Order, kind: NoticeKind, event: 
         recipients=User.id.in_(assigners) & User.role.in_(staff_roles(permissions.act(Action.ASSIGN))),
         actor_id=event.actor_id,
         order_id=order.id,
-        params=_order_params(event, unit=unit, master=master),
+        params=_order_params(event, unit=unit, master=master, day=day),
     )
 
 

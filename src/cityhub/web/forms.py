@@ -18,6 +18,8 @@ from cityhub.web.i18n import Translator
 T = TypeVar("T")
 
 _TOO_LONG = re.compile(r"at most (\d+) character")
+# 交办's 限期办结 before today (``workorders.service._assign_deadline``; no day at all is the life cycle's reason).
+_DEADLINE_PAST = re.compile(r"^deadline \S+ is before today \((\S+)\)")
 _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
 _BOUND = re.compile(r"Input should be (less|greater) than or equal to (-?[\d.]+)")
 _STRICT_BOUND = re.compile(r"Input should be (less|greater) than (-?[\d.]+)")
@@ -105,6 +107,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.credit_code_check", expected=m[1])
     if message.startswith("enterprise_name is missing"):
         return t("err.enterprise_name_needed")
+    if m := _DEADLINE_PAST.search(message):
+        return t("err.deadline_past", today=m[1])
     if "say what is still wrong" in message:  # a citizen's 不满意 without a word of why
         return t("track.reason_needed")
     if "needs a title or content" in message:

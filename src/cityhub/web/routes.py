@@ -76,6 +76,8 @@ from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
 from cityhub.workorders import files, tracking
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
+    ANSWERED_STATES,
+    ASSIGN_DEADLINE,
     ASSIST_STEPS,
     AWAITING_DISPATCH,
     CLOSED_STATES,
@@ -139,6 +141,8 @@ OPEN_CHOICE = "open"
 STATE_GROUPS: dict[str, list[State]] = {
     OPEN_CHOICE: sorted(OPEN_STATES),
     "closed": sorted(CLOSED_STATES),
+    # 已答复或办结: answered, called back, closed — a leader's 交办已答复, where the outcome of a 交办 is checked.
+    "answered": sorted(ANSWERED_STATES),
     "valid": sorted(s for s in State if s not in NOT_A_PROBLEM_OF_ITS_OWN),
 }
 INTAKE_FIELDS = (
@@ -1593,7 +1597,8 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.REJECT_EXTENSION: (("reason", "reason", True),),
     Action.URGE: (("reason", "reason", True),),
     Action.ESCALATE: (("reason", "reason", True), ("urgency", "urgency", False)),
-    Action.ASSIGN: (("unit_id", "unit", False), ("reason", "reason", False)),
+    # 交办: to which unit (none: an instruction to the unit holding it), the instruction, and by when (限期办结).
+    Action.ASSIGN: (("unit_id", "unit", False), ("reason", "reason", False), (ASSIGN_DEADLINE, "date", False)),
     Action.SUSPEND: (("reason", "reason", True),),
     Action.RESUME: (("reason", "reason", False),),
     Action.REPLY: (("text", "text", True),),
@@ -1807,6 +1812,10 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
                 "part": _linked_order(db, reading, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 "kb_question": asked.get(payload.get("kb_entry_id") or 0),
+                # 交办's 限期办结, and the day the sweep's 交办逾期 found passed: the trail keeps each day given.
+                "deadline": payload.get(ASSIGN_DEADLINE)
+                if e.action in (Action.ASSIGN.value, "assign_overdue") and isinstance(payload.get(ASSIGN_DEADLINE), str)
+                else None,
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
                 # …sent with the appeal (the intake form's), not added to it later (补充材料, ``supplement``): the
@@ -2013,6 +2022,7 @@ def _detail_page(
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         assigned=_last_assignment(order, events) if staff else None,
+        today=utcnow().astimezone(get_settings().tz).date(),  # 限期办结's earliest day
         extension_request=_extension_request(order, events) if staff else None,
         # 批准延期's effect: the time limit now and if the request is approved in full.
         extension_due=orders.due_if_extended(db, order) if staff else None,
@@ -3327,6 +3337,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         received_today=received_today,
         today=today,
         rankings=rankings,
+        kpi_defs=kpi.KPIS,  # the ranking's rate columns, in the assessment page's order
         min_sample=kpi.DEFAULT_MIN_SAMPLE,
         longer_periods=_longer_periods(period),
         typed_period=choice.box,

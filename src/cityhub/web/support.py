@@ -51,6 +51,7 @@ from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import ANSWERED_STATES, Action, State
 from cityhub.workorders.models import Category, SlaStatus
 from cityhub.workorders.schemas import REASON_MAX_CHARS, batch_orders_path
+from cityhub.workorders.service import assign_deadline_passed
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,8 @@ def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: A
 _env.globals["validity_state"] = _validity_state
 _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
 _env.filters["percent"] = lambda share: percent(share, missing="—")  # 0.9123 → 91.2%
+# 领导交办's 限期办结 passed with the order open (逾期): the order page's and the lists' one reading of it.
+_env.tests["assign_overdue"] = assign_deadline_passed
 
 
 def _reading(value: Any, unit: str | None = None, kind: str | None = None, metric: str = "") -> Any:
@@ -328,6 +331,12 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     # What was escalated to the leaders, and what they assigned (交办) and follow until it is answered.
     ("orders.view.escalated", "/orders?state=open&escalated=1&sort=due", permissions.act(Action.ASSIGN)),
     ("orders.view.assigned", "/orders?state=open&leader_assigned=1&sort=due", permissions.act(Action.ASSIGN)),
+    # … and once answered or closed, the last answered first: the outcome of a 交办 checked after it left 领导交办.
+    (
+        "orders.view.assigned_done",
+        "/orders?state=answered&leader_assigned=1&sort=answered",
+        permissions.act(Action.ASSIGN),
+    ),
     # What the reader registered, newest first: a grid inspector follows their reports wherever they went.
     ("orders.view.mine", "/orders?mine=1", permissions.ORDER_CREATE),
 )

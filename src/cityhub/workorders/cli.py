@@ -191,7 +191,8 @@ def act_cmd(
     problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order; instant_answer
     takes -p answer=… or a knowledge entry, -p kb_entry_id=… (秒回 checked and counted as from the knowledge base);
     return (退单) may name the unit that should have the order, -p suggest_unit_id=… (建议改派至, for the
-    dispatcher); accept --start signs for and starts work (签收并开始办理)."""
+    dispatcher); assign (领导交办) may give the day it is to be done by, -p deadline=2026-12-20 (限期办结, today or
+    later; the time limit is not moved); accept --start signs for and starts work (签收并开始办理)."""
     from cityhub.knowledge import service as kb
     from cityhub.workorders import service
 

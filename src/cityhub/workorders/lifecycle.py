@@ -12,6 +12,7 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Any
 
 from cityhub.errors import BadParameter, InvalidTransition, MissingParameter, UnexpectedParameter
@@ -169,7 +170,37 @@ def _s(*states: State) -> frozenset[State]:
 # the event's payload (the order goes back to the dispatcher's queue all the same; nothing is sent there).
 SUGGEST_UNIT = "suggest_unit_id"
 # The optional parameters only some actions take: any other action given one is refused (``UnexpectedParameter``).
-OPTIONAL_ONLY: dict[str, frozenset[Action]] = {SUGGEST_UNIT: frozenset({Action.RETURN})}
+# 交办's optional 限期办结: the local day (ISO ``YYYY-MM-DD``) by which the leader asks the order done, stored on the
+# order (``assign_deadline``) and in the event's payload; the statutory time limit is not moved by it.
+ASSIGN_DEADLINE = "deadline"
+OPTIONAL_ONLY: dict[str, frozenset[Action]] = {
+    SUGGEST_UNIT: frozenset({Action.RETURN}),
+    ASSIGN_DEADLINE: frozenset({Action.ASSIGN}),
+}
+
+
+def deadline_day(value: Any) -> date | None:
+    """交办's 限期办结 as a day: a ``date`` or an ISO day's text; None for anything else (refused by the guard)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def deadline_passed(day: date | None, state: State, today: date) -> bool:
+    """Whether 交办's 限期办结 ``day`` has passed (逾期) on ``today`` (the district's) with the order in ``state`` still
+    open: the day is over."""
+    return day is not None and state in OPEN_STATES and day < today
+
+
+def _deadline_is_a_day(_view: OrderView, params: Params) -> str | None:
+    if _missing(params.get(ASSIGN_DEADLINE)) or deadline_day(params[ASSIGN_DEADLINE]) is not None:
+        return None
+    return "deadline must be a day, YYYY-MM-DD"
 
 
 def _other_unit(view: OrderView, params: Params) -> str | None:
@@ -337,6 +368,7 @@ PARAMETER_GUARDS: dict[Guard, str] = {
     _satisfied_is_bool: "satisfied",
     _not_self: "master_id",  # 合并 into itself
     _not_the_returning_unit: SUGGEST_UNIT,  # 退单 suggesting the unit that returns it
+    _deadline_is_a_day: ASSIGN_DEADLINE,  # 交办's 限期办结 that is no day
 }
 
 
@@ -378,7 +410,7 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.URGE: Rule(_OPEN_NOT_RECEIVED, None, ("reason",)),
     # 升级: one level up, optionally with a higher urgency (a monitoring alarm left unacknowledged).
     Action.ESCALATE: Rule(OPEN_STATES, None, ("reason",), (_raises_urgency,)),
-    Action.ASSIGN: Rule(OPEN_STATES, _assign_target, (), (), SlaEffect.START),
+    Action.ASSIGN: Rule(OPEN_STATES, _assign_target, (), (_deadline_is_a_day,), SlaEffect.START),
     Action.SUSPEND: Rule(WORKING_STATES, State.SUSPENDED, ("reason",), sla=SlaEffect.PAUSE),
     Action.RESUME: Rule(_s(State.SUSPENDED), _resume_target, sla=SlaEffect.RESUME),
     Action.REPLY: Rule(WORKING_STATES, State.REPLIED, ("text",), (_assists_done,), SlaEffect.STOP),
@@ -541,6 +573,9 @@ def _changes(view: OrderView, action: Action, to_state: State, params: Params) -
         changes["lead_unit_id"] = params["unit_id"]
     if action == Action.ASSIGN:
         changes["leader_assigned"] = True
+        if (day := deadline_day(params.get(ASSIGN_DEADLINE))) is not None:
+            changes["assign_deadline"] = day  # a new day: the sweep's mark of the old one passed goes with it
+            changes["assign_overdue_at"] = None
     if action == Action.RETURN:
         changes["lead_unit_id"] = None
         changes["return_count"] = "+1"

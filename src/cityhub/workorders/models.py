@@ -317,6 +317,12 @@ class Order(Base):
     urge_count: Mapped[int] = mapped_column(Integer, default=0)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     leader_assigned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 限期办结 (migration 0059): the local day by which the leader who assigned the order (领导交办) asked it done — a
+    # leader's word beside the statutory time limit (``due_at``), which it does not move; a later 交办 with a day
+    # replaces it. ``assign_overdue_at``: when the SLA sweep found the day passed with the order still open and told
+    # the leader and the unit (the event ``assign_overdue``); a new day clears it.
+    assign_deadline: Mapped[date | None] = mapped_column(Date)
+    assign_overdue_at: Mapped[datetime | None] = mapped_column()
     return_count: Mapped[int] = mapped_column(Integer, default=0)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     instant_answered: Mapped[bool] = mapped_column(Boolean, default=False)

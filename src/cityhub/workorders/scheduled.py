@@ -1,4 +1,5 @@
-"""Scheduled work of the order hub: the SLA sweep that marks warnings and overdue orders.
+"""Scheduled work of the order hub: the SLA sweep that marks warnings and overdue orders, and the leaders' 限期办结
+(领导交办) passed.
 
 The sweep is idempotent and set-based: one UPDATE per kind of mark, each preceded by an INSERT … SELECT of the
 matching audit events in the same transaction, so 200,000 open orders are swept in seconds and a second run in
@@ -13,11 +14,14 @@ from typing import Any
 from sqlalchemy import and_, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
+from cityhub.config import get_settings
 from cityhub.db import rowcount, utcnow
 from cityhub.notify import service as notify_service
 from cityhub.notify.models import Topic
 from cityhub.workorders import changes
+from cityhub.workorders.lifecycle import OPEN_STATES
 from cityhub.workorders.models import DISPATCHED_SQL, RUNNING_CLOCK_SQL, Order, OrderEvent, SlaStatus
+from cityhub.workorders.service import assign_deadline_passed
 
 
 def _mark(
@@ -94,4 +98,52 @@ def sla_sweep(session: Session, *, now: datetime | None = None) -> dict[str, Any
         now=now,
         payload={"mark": "accept_overdue"},
     )
-    return {"at": now.isoformat(), "overdue": overdue, "warning": warned, "accept_overdue": accept_overdue}
+    assign_overdue = _mark_assign_overdue(session, now)
+    return {
+        "at": now.isoformat(),
+        "overdue": overdue,
+        "warning": warned,
+        "accept_overdue": accept_overdue,
+        "assign_overdue": assign_overdue,
+    }
+
+
+ASSIGN_OVERDUE = "assign_overdue"
+
+
+def _mark_assign_overdue(session: Session, now: datetime) -> int:
+    """领导交办's 限期办结 passed (:func:`cityhub.workorders.service.assign_deadline_passed`: the day over, the order
+    open): each such order not marked yet gets an ``assign_overdue`` event (the day in its payload) and
+    ``assign_overdue_at``, and its unit and the leaders who assigned it a notice; idempotent — a new day given by a
+    later 交办 clears the mark. Few orders (a leader's), read through the partial index of 领导交办."""
+    from cityhub.notify import notices
+
+    today = now.astimezone(get_settings().tz).date()
+    found = session.scalars(
+        select(Order)
+        .where(
+            Order.leader_assigned,  # the bare column, as ix_orders_leader_assigned's predicate is written
+            Order.state.in_(sorted(OPEN_STATES)),
+            Order.assign_deadline < today,
+            Order.assign_overdue_at.is_(None),
+        )
+        .order_by(Order.id)
+    ).all()
+    for order in found:
+        if order.assign_deadline is None or not assign_deadline_passed(order, now):  # pragma: no cover - as asked
+            continue
+        event = OrderEvent(
+            order_id=order.id,
+            action=ASSIGN_OVERDUE,
+            from_state=order.state.value,
+            to_state=order.state.value,
+            actor_name="system",
+            at=now,
+            payload={"mark": ASSIGN_OVERDUE, "deadline": order.assign_deadline.isoformat()},
+        )
+        session.add(event)
+        order.assign_overdue_at = now
+        order.updated_at = now
+        session.flush()
+        notices.on_assign_overdue(session, order=order, event=event)
+    return len(found)

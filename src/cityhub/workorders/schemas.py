@@ -5,20 +5,30 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from cityhub.config import get_settings
+from cityhub.db import utcnow
 from cityhub.intake import enterprise
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.places import PlaceSource
 from cityhub.org.schemas import phone_number
 from cityhub.timerange import RequestTime, answer_times
-from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.lifecycle import Action, State, deadline_passed
 from cityhub.workorders.models import MERGED_IN, AppealType, Channel, SlaStatus, Urgency, default_appeal_type
 
 # Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
@@ -316,7 +326,7 @@ EVENT_TEXTS = ("text", "answer", "content", "title")
 EXEMPTION_EVENTS = ("exemption_request", "exemption_approve", "exemption_reject", "exemption_revoke")
 INTERNAL_EVENTS = frozenset(
     {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue"}
-    | {"sla_accept_overdue", "sla_recompute", MERGED_IN, *EXEMPTION_EVENTS}
+    | {"sla_accept_overdue", "sla_recompute", "assign_overdue", MERGED_IN, *EXEMPTION_EVENTS}
 )
 # The steps of an order its citizen follows (办理进度), one rule for every place they read them: the trail on their
 # order page and the API's for them (``workorders.views.citizen_reads``) and the progress lookup's milestones
@@ -429,6 +439,17 @@ class OrderRead(OrderBase):
     urge_count: int
     escalation_level: int
     leader_assigned: bool
+    assign_deadline: date | None = Field(
+        default=None,
+        description="领导交办's 限期办结: the local day by which the leader who assigned the order asked it done "
+        "(`deadline` of the assign action; a later assign with one replaces it); the statutory limit is `due_at`. "
+        "Null for a citizen",
+    )
+    assign_overdue_at: datetime | None = Field(
+        default=None,
+        description="when the SLA sweep found `assign_deadline` passed with the order open and told the leader and the "
+        "unit (null: not yet, or a new day given since)",
+    )
     return_count: int
     reopen_count: int
     instant_answered: bool
@@ -456,6 +477,14 @@ class OrderRead(OrderBase):
         "imported before imports were kept), for a citizen, and in an order list",
     )
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="逾期: `assign_deadline` has passed (the day is over in the district's time zone) with the order "
+        "still open"
+    )
+    @property
+    def assign_overdue(self) -> bool:
+        return deadline_passed(self.assign_deadline, self.state, utcnow().astimezone(get_settings().tz).date())
+
     @field_validator("enterprise", mode="before")
     @classmethod
     def _enterprise(cls, value: Any) -> Any:
@@ -473,6 +502,9 @@ class OrderRead(OrderBase):
                 "warn_at": None,
                 "accept_overdue": False,
                 "sla_status": self.sla_status.as_citizen_reads(),
+                # 限期办结 is the leader's word to the unit, not a promise to the citizen (``due_at`` is)
+                "assign_deadline": None,
+                "assign_overdue_at": None,
             }
         )
 
@@ -590,11 +622,13 @@ class OrderSort(StrEnum):
     NEWEST = "newest"  # received last first: the intake's and overseers' view
     OLDEST = "oldest"  # waiting longest first: a queue worked in turn (the replies awaiting a callback)
     DUE = "due"  # the time limit nearest first, orders without a running limit last: a handler's 在办
+    ANSWERED = "answered"  # answered last first, orders never answered last: a leader's 交办已答复
 
 
 SORT_DESCRIPTION = (
     "newest (received last first, the default), oldest (received first first) or due (the time limit nearest "
-    "first — overdue ones before those still in time — orders without a running limit last); not with `cursor`, "
+    "first — overdue ones before those still in time — orders without a running limit last) or answered (answered "
+    "last first — `replied_at` —, orders never answered last); not with `cursor`, "
     "whose feed is in the order of the changes"
 )
 
@@ -686,6 +720,13 @@ class ActionRequest(BaseModel):
     version: int | None = Field(None, ge=1)
     reason: str | None = Field(None, max_length=REASON_MAX_CHARS)
     unit_id: int | None = None
+    deadline: date | None = Field(
+        None,
+        description="assign (领导交办) only, optional: 限期办结, the local day (YYYY-MM-DD, today or later) by which "
+        "the leader asks the order done — stored as the order's `assign_deadline` and in the event; the order's "
+        "statutory time limit (`due_at`) is not moved by it; once it passes with the order open the order reads "
+        "`assign_overdue` and the SLA sweep tells the leader and the unit",
+    )
     suggest_unit_id: int | None = Field(
         None,
         strict=True,

@@ -26,12 +26,14 @@ from sqlalchemy import (
     select,
     text,
     true,
+    type_coerce,
 )
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub.auth import permissions
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
+from cityhub.config import get_settings
 from cityhub.db import MAX_BIG_ID, MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.nlp.text import nfkc
@@ -43,6 +45,7 @@ from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import feeds, numbering, search, sla
 from cityhub.workorders.lifecycle import (
+    ASSIGN_DEADLINE,
     HANDLING_STATES,
     LEAD_STEPS,
     OPEN_STATES,
@@ -56,6 +59,8 @@ from cityhub.workorders.lifecycle import (
     SlaEffect,
     State,
     apply,
+    deadline_day,
+    deadline_passed,
 )
 from cityhub.workorders.models import (
     ENTERPRISE_NEED,
@@ -410,6 +415,8 @@ def act(
             if unit is None or not unit.active:
                 raise ValidationFailed(f"unknown or inactive unit {params[name]}", details={"field": name})
     master = _check_master(session, params.get("master_id")) if action in (Action.MERGE, Action.MERGE.value) else None
+    if action in (Action.ASSIGN, Action.ASSIGN.value) and params.get(ASSIGN_DEADLINE) not in (None, ""):
+        params[ASSIGN_DEADLINE] = _assign_deadline(params[ASSIGN_DEADLINE], now or utcnow())
     if action in (Action.SPLIT, Action.SPLIT.value):
         params = _split_params(session, params)
 
@@ -636,6 +643,27 @@ def amend(
             params={"text": text, "reason": reason, **changes, **previous},
             new_order=new_order,
         )
+
+
+def _assign_deadline(value: Any, now: datetime) -> Any:
+    """交办's 限期办结 as the ISO day the event's payload keeps: a day from today (the district's) on; what is no day
+    is left for the life cycle to refuse by name."""
+    day = deadline_day(value)
+    if day is None:
+        return value
+    today = now.astimezone(get_settings().tz).date()
+    if day < today:
+        raise ValidationFailed(
+            f"deadline {day.isoformat()} is before today ({today.isoformat()})", details={"field": ASSIGN_DEADLINE}
+        )
+    return day.isoformat()
+
+
+def assign_deadline_passed(order: Order, now: datetime | None = None) -> bool:
+    """Whether the 限期办结 a leader gave with 交办 has passed (逾期) with the order still open: the day is over in the
+    district's time zone. The one reading of it — the order page, the 领导交办 list, the API's ``assign_overdue``
+    and the sweep's mark (:func:`cityhub.workorders.scheduled.sla_sweep`) ask it of the same day."""
+    return deadline_passed(order.assign_deadline, order.state, (now or utcnow()).astimezone(get_settings().tz).date())
 
 
 def _event_payload(order: Order, outcome: Outcome) -> dict[str, Any] | None:
@@ -1122,7 +1150,11 @@ def _search_conditions(
         sqlite = session.get_bind().dialect.name == "sqlite"
         conditions.append(text(f"+{OPEN_SQL}" if rarer and sqlite else OPEN_SQL))
     elif f.state:
-        conditions.append(Order.state.in_(f.state))
+        state: Any = Order.state
+        if (f.escalated or f.leader_assigned) and session.get_bind().dialect.name == "sqlite":
+            # As for 在办: 领导交办 answered or closed (交办已答复) reads its own partial index, not every closed order.
+            state = type_coerce(literal_column(f"+{Order.__tablename__}.state"), Order.state.type)
+        conditions.append(state.in_(f.state))
     # An id beyond the keys names nothing: no order, on both backends (PostgreSQL would refuse to compare it).
     for column, value in (
         (Order.lead_unit_id, f.unit_id),
@@ -1264,6 +1296,9 @@ def _sorted_by(sort: OrderSort, *, unindexed: bool = False) -> tuple[Any, ...]:
     created = literal_column(f"+{Order.__tablename__}.created_at") if unindexed else Order.created_at
     if sort is OrderSort.OLDEST:
         return (created.asc(), Order.id.asc())
+    if sort is OrderSort.ANSWERED:
+        # NULL (never answered) last on both databases.
+        return (Order.replied_at.is_(None), Order.replied_at.desc(), Order.id.desc())
     if sort is OrderSort.DUE:
         # NULL last on both databases (SQLite sorts it first, PostgreSQL last, by default).
         return (Order.due_at.is_(None), Order.due_at.asc(), Order.id.asc())
