@@ -206,6 +206,11 @@ def test_a_leader_finds_the_orders_they_assigned_once_answered_in_a_tab_of_their
     assert order["number"] in done
     still_open = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
     assert order["number"] not in still_open
+    # The leaders' own tab: the centre (supervisors, administrators) follows 交办 open under 领导交办, and an eleventh
+    # tab wrapped an administrator's bar at 1440 px.
+    for who in ("sup", "adm"):
+        centre = login(who).get("/orders").text
+        assert "领导交办" in centre and "交办已答复" not in centre, who
 
 
 def test_the_ranking_shows_the_rates_the_score_is_made_of_and_the_costliest_in_bold(world: World) -> None:
