@@ -372,7 +372,8 @@ def _visible(page: str) -> str:
 def test_a_citizen_reads_their_appeal_where_staff_read_an_order(org: dict[str, Any]) -> None:
     """A citizen's pages said 工单 — the staff's word — for their own appeal: their page's heading 工单 BY…, the message
     after filing 已受理：工单 BY…, their list's 工单编号 (in English "Order BY…", "Order number", "3 orders"). They now
-    read 诉求 (English "appeal") everywhere on them; staff read 工单 as before."""
+    read 诉求 (English "appeal") everywhere on them; staff read 工单 as before. An appeal without a time limit yet
+    read 办结时限：— in their list's card on a phone; that line is left out."""
     citizen = login("cit")
     order_id = _appeal(citizen)
     with session_scope() as s:
@@ -382,6 +383,8 @@ def test_a_citizen_reads_their_appeal_where_staff_read_an_order(org: dict[str, A
     assert f"已受理：诉求编号 {number}，请记下这个编号" in page
     listed = citizen.get("/orders").text
     assert "<th>诉求编号</th>" in listed
+    # no limit yet: its cell left out of a phone's card (办结时限：— said nothing)
+    assert '<td data-testid="due" data-label="办结时限：" class="opt">' in listed
     for shown in (page, listed):
         assert "工单" not in _visible(shown)
     empty = citizen.get("/orders", params={"q": "没有这样的诉求"}).text
@@ -416,7 +419,9 @@ def test_the_progress_lookup_speaks_of_appeals(org: dict[str, Any]) -> None:
     assert '<label for="track-number">诉求编号</label>' in form
     found = visitor.post("/track", data={"number": number, "phone": "13800003333", "csrf_token": hidden(form)}).text
     assert "查询其他诉求" in found
-    assert f'<h2><span class="nowrap">{number}</span>' in found  # the number to note, not broken at its hyphen
+    assert (
+        f'<h2 class="track-number"><span class="nowrap">{number}</span>' in found
+    )  # the number to note, not broken at its hyphen
     wrong = visitor.post("/track", data={"number": number, "phone": "13800009999", "csrf_token": hidden(found)}).text
     assert "未找到与该编号和电话相符的诉求" in wrong
     for shown in (form, found, wrong):
@@ -476,10 +481,12 @@ def test_a_citizens_form_offers_the_common_answers_and_notes_their_position_in_t
     org: dict[str, Any],
 ) -> None:
     """The citizen's form offered 查询建议, the hotline desk's button; it now offers 看看常见问题解答 — the answers it
-    shows. 使用当前位置 told them 已定位：23.171200, 113.270500, two bare numbers; it now says their position is noted
-    (the map's line names the place). The desk and the grid inspector keep theirs."""
+    shows —, and the panel before them said 输入诉求内容后显示建议; it now speaks of those answers. 使用当前位置 told
+    them 已定位：23.171200, 113.270500, two bare numbers; it now says their position is noted (the map's line names
+    the place). The desk and the grid inspector keep theirs."""
     page = login("cit").get("/intake").text
     assert 'data-testid="intake-preview">看看常见问题解答</button>' in page
+    assert "写下您的问题后，这里会列出可能有帮助的常见问题解答。" in page and "显示建议" not in page
     assert 'data-located="已定位，已记下您所在的位置"' in page
     assert 'data-testid="intake-preview">查询建议</button>' in login("op").get("/intake").text
 
