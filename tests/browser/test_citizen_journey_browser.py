@@ -9,7 +9,6 @@ otherwise. What is checked is the pages in a browser: SQLite only.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
-from web_helpers import build_world, sign_in, square, use_world_env
+from web_helpers import build_world, jpeg_photo, sign_in, square, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -52,14 +51,6 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         )
     with served_app(env, tmp_path / "serve.log") as base:
         yield {"base": base, "street_a": world.street_a}
-
-
-def _photo() -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (120, 150, 90)).save(out, format="JPEG")
-    return out.getvalue()
 
 
 def _answered(order_id: int, street_a: int) -> str:
@@ -109,7 +100,7 @@ def test_a_citizen_files_follows_and_rates_their_appeal(
     page.select_option("#f-appeal_type", "complaint")
     page.fill("#f-content", "飞鹅新村路口井盖破损，晚上行人容易绊倒")
     page.fill("#f-citizen_phone", PHONE)
-    page.set_input_files("#f-files", [{"name": "井盖.jpg", "mimeType": "image/jpeg", "buffer": _photo()}])
+    page.set_input_files("#f-files", [{"name": "井盖.jpg", "mimeType": "image/jpeg", "buffer": jpeg_photo()}])
     page.click('[data-testid="intake-submit"]')
     page.wait_for_url(re.compile(r"/orders/\d+$"))
     order_id = int(page.url.rsplit("/", 1)[1])
