@@ -96,7 +96,9 @@ def test_a_citizen_files_follows_and_rates_their_appeal(
     page.click('[data-testid="locate-me"]')
     located = page.get_by_test_id("locate-status")
     expect(located).to_have_text("已定位，已记下您所在的位置" if zh else "Located: your position is noted")
-    expect(page.get_by_test_id("place-where")).to_contain_text("景泰街道 飞鹅社区")  # (no English names set here)
+    expect(page.get_by_test_id("place-where")).to_contain_text(
+        "景泰街道 飞鹅社区" if zh else "Jingtai Subdistrict Fei'e"
+    )
     page.select_option("#f-appeal_type", "complaint")
     page.fill("#f-content", "飞鹅新村路口井盖破损，晚上行人容易绊倒")
     page.fill("#f-citizen_phone", PHONE)
