@@ -131,7 +131,10 @@ def test_a_citizens_appeal_joined_to_another_at_intake_says_their_own_number(
         assert "重复，已自动合并" not in flash
         # their progress says so in the same words, not the staff's 自动合并 and its similarity score
         assert f"与同一问题的诉求 {numbers[0]} 合并办理" in page and "相似度" not in page
-        assert f"自动合并：与工单 {numbers[0]} 重复（相似度" in login("sup").get(f"/orders/{again}").text
+        staff = login("sup").get(f"/orders/{again}").text
+        assert f"自动合并：与工单 {numbers[0]} 重复（相似度" in staff
+        # no 办理单位 — on theirs: the appeal it joined says its unit, under 合并办理进度
+        assert 'data-testid="lead-unit"' not in page and 'data-testid="lead-unit">—' in staff
         # Their own earlier appeal sent again: told they reported it before, not that someone else did.
         sent = [
             citizen.post(
