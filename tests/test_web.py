@@ -1631,7 +1631,7 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
         assert order.citizen_name == "张市民"  # under their own name when they gave none
         number = order.number
     detail = client.get(f"/orders/{order_id}")
-    assert detail.status_code == 200 and f"已受理：工单 {number}" in detail.text
+    assert detail.status_code == 200 and f"已受理：诉求编号 {number}" in detail.text
     assert number in client.get("/orders").text  # their own list shows it
 
 
@@ -1770,7 +1770,8 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert '<option value="false" selected>不满意</option>' in unexplained.text and _state(order_id) == State.REPLIED
     rated = _act(client, order_id, "callback", satisfied="true")
     assert rated.status_code == 303
-    assert "已完成：评价答复" in client.get(rated.headers["location"]).text  # their word, not the staff's 回访
+    # thanked as /track thanks them, not told 已完成：评价答复 (nor the staff's 回访)
+    assert "感谢您的评价，我们已记录。" in client.get(rated.headers["location"]).text
     # Their trail too names it as they did it; staff's keeps 回访.
     rating = r'<tr data-action="callback">.*?</tr>'
     theirs_row = re.search(rating, client.get(f"/orders/{order_id}").text, flags=re.S).group(0)  # type: ignore[union-attr]

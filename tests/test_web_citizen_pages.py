@@ -77,7 +77,7 @@ def test_a_citizen_who_files_an_appeal_is_told_what_happens_next_and_when_to_exp
         number = s.get(Order, order_id).number  # type: ignore[union-attr]
     page = citizen.get(f"/orders/{order_id}").text
     flash = page.split('data-testid="flash">')[1].split("</p>")[0]
-    assert f"已受理：工单 {number}，请记下这个编号" in flash
+    assert f"已受理：诉求编号 {number}，请记下这个编号" in flash
     assert "交给负责的部门办理，一般在交办后 7 个工作日内答复" in flash
     assert "办理进度和答复都会在本页显示，答复后请您评价" in flash
     operator = login("op")
@@ -110,14 +110,15 @@ def test_a_citizens_appeal_joined_to_another_at_intake_says_their_own_number(
 ) -> None:
     """An appeal the duplicate check joined to an earlier one told its citizen 该诉求与工单 BY… 重复，已自动合并
     with the other appeal's number — the staff's words, and not the number of their own appeal, the one their page and
-    /track know. It now says their number first and that the problem is handled with the earlier appeal."""
+    /track know. It now says their number first and that the problem is handled with the earlier appeal — and, that
+    appeal their own, that they reported it before (it said 此前已有人反映, as if someone else had)."""
     from cityhub.intake.dedupe import get_dedupe_settings
 
     monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")
     get_dedupe_settings.cache_clear()
     try:
         citizen = login("cit")
-        first = _appeal(citizen)
+        first = _appeal(login("op"))  # a caller's, at the hotline
         again = _appeal(citizen)
         with session_scope() as s:
             master, joined = s.get(Order, first), s.get(Order, again)
@@ -125,9 +126,30 @@ def test_a_citizens_appeal_joined_to_another_at_intake_says_their_own_number(
             numbers = (master.number, joined.number)
         page = citizen.get(f"/orders/{again}").text
         flash = page.split('data-testid="flash">')[1].split("</p>")[0]
-        assert f"已受理：工单 {numbers[1]}，请记下这个编号" in flash
-        assert f"此前已有人反映（工单 {numbers[0]}），您的诉求已并入该工单一并办理" in flash
+        assert f"已受理：诉求编号 {numbers[1]}，请记下这个编号" in flash
+        assert f"此前已有人反映（诉求 {numbers[0]}），您的诉求已并入该诉求一并办理" in flash
         assert "重复，已自动合并" not in flash
+        # their progress says so in the same words, not the staff's 自动合并 and its similarity score
+        assert f"与同一问题的诉求 {numbers[0]} 合并办理" in page and "相似度" not in page
+        staff = login("sup").get(f"/orders/{again}").text
+        assert f"自动合并：与工单 {numbers[0]} 重复（相似度" in staff
+        # no 办理单位 — on theirs: the appeal it joined says its unit, under 合并办理进度
+        assert 'data-testid="lead-unit"' not in page and 'data-testid="lead-unit">—' in staff
+        # Their own earlier appeal sent again: told they reported it before, not that someone else did.
+        sent = [
+            citizen.post(
+                "/intake",
+                data=intake_form(citizen, title="井盖破损", content="景泰街道飞鹅新村路口井盖破损，晚上行人容易绊倒"),
+                follow_redirects=False,
+            ).headers["location"]
+            for _ in range(2)
+        ]
+        with session_scope() as s:
+            repeat = s.get(Order, int(sent[1].rsplit("/", 1)[1]))
+            assert repeat is not None and repeat.master_order_id == int(sent[0].rsplit("/", 1)[1])
+            mine = s.get(Order, repeat.master_order_id).number  # type: ignore[union-attr]
+        flash = citizen.get(sent[1]).text.split('data-testid="flash">')[1].split("</p>")[0]
+        assert f"这个问题您此前已经反映过（诉求 {mine}）" in flash and "此前已有人反映" not in flash
     finally:
         get_dedupe_settings.cache_clear()
 
@@ -341,3 +363,153 @@ def test_a_citizens_form_asks_for_their_name_and_says_what_a_phone_number_brings
     assert "便于工作人员联系您" in hint and "查询办理进度" in hint
     staff = login("op").get("/intake").text
     assert '<label for="f-citizen_name">市民姓名' in staff and "citizen-phone-hint" not in staff
+
+
+def _visible(page: str) -> str:
+    """A page's words as read: its ``<main>`` without scripts and tags (attributes, such as the search box's title,
+    left out)."""
+    main = page.split("<main", 1)[1].split("</main>", 1)[0]
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<script.*?</script>", " ", main, flags=re.S))
+
+
+def test_a_citizen_reads_their_appeal_where_staff_read_an_order(org: dict[str, Any]) -> None:
+    """A citizen's pages said 工单 — the staff's word — for their own appeal: their page's heading 工单 BY…, the message
+    after filing 已受理：工单 BY…, their list's 工单编号 (in English "Order BY…", "Order number", "3 orders"). They now
+    read 诉求 (English "appeal") everywhere on them; staff read 工单 as before. An appeal without a time limit yet
+    read 办结时限：— in their list's card on a phone; that line is left out."""
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    with session_scope() as s:
+        number = s.get(Order, order_id).number  # type: ignore[union-attr]
+    page = citizen.get(f"/orders/{order_id}").text
+    assert f"<title>诉求 {number}" in page and f'<h1>诉求 <span class="nowrap">{number}</span>' in page
+    assert f"已受理：诉求编号 {number}，请记下这个编号" in page
+    listed = citizen.get("/orders").text
+    assert "<th>诉求编号</th>" in listed
+    # no limit yet: its cell left out of a phone's card (办结时限：— said nothing)
+    assert '<td data-testid="due" data-label="办结时限：" class="opt">' in listed
+    for shown in (page, listed):
+        assert "工单" not in _visible(shown)
+    empty = citizen.get("/orders", params={"q": "没有这样的诉求"}).text
+    assert "没有符合条件的诉求。" in empty
+    citizen.cookies.set("cityhub_lang", "en")
+    english = citizen.get(f"/orders/{order_id}").text
+    assert f'<h1>Appeal <span class="nowrap">{number}</span>' in english
+    listed = citizen.get("/orders").text
+    assert "<th>Appeal number</th>" in listed and ">1 appeal<" in listed
+    for shown in (english, listed):
+        assert not re.search(r"\border", _visible(shown), flags=re.I), shown
+    staff = login("sup")
+    assert f'<h1>工单 <span class="nowrap">{number}</span>' in staff.get(f"/orders/{order_id}").text
+    assert "<th>工单编号</th>" in staff.get("/orders").text
+
+
+def test_the_progress_lookup_speaks_of_appeals(org: dict[str, Any]) -> None:
+    """/track asked for the 工单编号 and, not found, said 未找到…工单 and offered 查询其他工单 (English "order"): it is
+    the citizen's page and speaks of their 诉求 ("appeal")."""
+    from app_helpers import shared_app
+
+    citizen = login("cit")
+    filed = citizen.post(
+        "/intake",
+        data=intake_form(citizen, content="景泰街道云景路井盖松动", citizen_phone="13800003333"),
+        follow_redirects=False,
+    )
+    with session_scope() as s:
+        number = s.get(Order, int(filed.headers["location"].rsplit("/", 1)[1])).number  # type: ignore[union-attr]
+    visitor = TestClient(shared_app(), raise_server_exceptions=False)
+    form = visitor.get("/track").text
+    assert '<label for="track-number">诉求编号</label>' in form
+    found = visitor.post("/track", data={"number": number, "phone": "13800003333", "csrf_token": hidden(form)}).text
+    assert "查询其他诉求" in found
+    assert (
+        f'<h2 class="track-number"><span class="nowrap">{number}</span>' in found
+    )  # the number to note, not broken at its hyphen
+    wrong = visitor.post("/track", data={"number": number, "phone": "13800009999", "csrf_token": hidden(found)}).text
+    assert "未找到与该编号和电话相符的诉求" in wrong
+    for shown in (form, found, wrong):
+        assert "工单" not in _visible(shown)
+    visitor.cookies.set("cityhub_lang", "en")
+    english = visitor.get("/track").text
+    assert '<label for="track-number">Appeal number</label>' in english
+    assert not re.search(r"\border", _visible(english), flags=re.I)
+
+
+def test_a_citizens_page_says_where_their_appeal_is_by_its_street_and_community(
+    org: dict[str, Any],
+) -> None:
+    """An appeal placed by the point the citizen's phone gave read 位置 23.1805, 113.2801 — two bare numbers — beside a
+    row 镇街 / 村社. Their page now says the place by its street and community, the point a small detail under it;
+    staff read the point and the street / community rows as before."""
+    from sqlalchemy import update
+
+    from cityhub.org.models import Unit, UnitTier
+    from web_helpers import square
+
+    with session_scope() as s:
+        s.execute(update(Unit).where(Unit.id == org["street_a"]).values(boundary=square(113.26, 23.16, 113.30, 23.20)))
+        feie = square(113.27, 23.17, 113.29, 23.19)
+        s.add(Unit(code="W-JT-FE", name="飞鹅社区", tier=UnitTier.COMMUNITY, parent_id=org["street_a"], boundary=feie))
+    citizen = login("cit")
+    filed = citizen.post(
+        "/intake",
+        data=intake_form(citizen, content="路口井盖破损，晚上行人容易绊倒", lat="23.1805", lng="113.2801"),
+        follow_redirects=False,
+    )
+    order_id = int(filed.headers["location"].rsplit("/", 1)[1])
+    page = citizen.get(f"/orders/{order_id}").text
+    place = page.split('<td data-testid="place-units">')[1].split("</td>")[0]
+    assert place.startswith("景泰街道 · 飞鹅社区<br>") and "经纬度 23.1805, 113.2801" in place
+    assert "<th>位置</th>" in page and "<th>镇街 / 村社</th>" not in page
+    assert '<span data-testid="position">23.1805, 113.2801</span>' not in page
+    staff = login("sup").get(f"/orders/{order_id}").text
+    assert '<span data-testid="position">23.1805, 113.2801</span>' in staff
+    assert '<td data-testid="place-units">景泰街道 / 飞鹅社区' in staff
+
+
+def test_a_citizens_unclassified_appeal_says_it_is_still_to_be_classified(org: dict[str, Any]) -> None:
+    """An appeal not yet classified read 分类 — on its citizen's page; it now says 待分类 (Not yet classified) while
+    it is open. Staff read — as before."""
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    with session_scope() as s:
+        assert s.get(Order, order_id).category_id is None  # type: ignore[union-attr]  # no classifier here
+    assert '<td data-testid="category">待分类</td>' in citizen.get(f"/orders/{order_id}").text
+    citizen.cookies.set("cityhub_lang", "en")
+    assert '<td data-testid="category">Not yet classified</td>' in citizen.get(f"/orders/{order_id}").text
+    assert '<td data-testid="category">—</td>' in login("sup").get(f"/orders/{order_id}").text
+
+
+def test_a_citizens_form_offers_the_common_answers_and_notes_their_position_in_their_words(
+    org: dict[str, Any],
+) -> None:
+    """The citizen's form offered 查询建议, the hotline desk's button; it now offers 看看常见问题解答 — the answers it
+    shows —, and the panel before them said 输入诉求内容后显示建议; it now speaks of those answers. 使用当前位置 told
+    them 已定位：23.171200, 113.270500, two bare numbers; it now says their position is noted (the map's line names
+    the place). The desk and the grid inspector keep theirs."""
+    page = login("cit").get("/intake").text
+    assert 'data-testid="intake-preview">看看常见问题解答</button>' in page
+    assert "写下您的问题后，这里会列出可能有帮助的常见问题解答。" in page and "显示建议" not in page
+    assert 'data-located="已定位，已记下您所在的位置"' in page
+    assert 'data-testid="intake-preview">查询建议</button>' in login("op").get("/intake").text
+
+
+def test_an_appeal_not_theirs_is_headed_as_not_found_for_the_citizen(org: dict[str, Any]) -> None:
+    """A citizen opening an appeal not theirs read 找不到页面 above 没有找到这条诉求: heading and message now agree,
+    找不到这条诉求 (Appeal not found). Staff's pages as before."""
+    operator = login("op")
+    sent = operator.post(
+        "/intake", data=intake_form(operator, content="景泰街道云景路井盖松动"), follow_redirects=False
+    )
+    other = int(sent.headers["location"].rsplit("/", 1)[1])
+    citizen = login("cit")
+    for path in (f"/orders/{other}", "/orders/999999"):
+        page = citizen.get(path)
+        assert page.status_code == 404
+        assert (
+            '<h1 data-testid="error-heading">找不到这条诉求</h1>' in page.text and "<title>找不到这条诉求" in page.text
+        )
+        assert "没有找到这条诉求" in page.text
+    citizen.cookies.set("cityhub_lang", "en")
+    assert '<h1 data-testid="error-heading">Appeal not found</h1>' in citizen.get(f"/orders/{other}").text
+    assert '<h1 data-testid="error-heading">找不到页面</h1>' in login("sup").get("/orders/999999").text

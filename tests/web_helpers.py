@@ -199,6 +199,17 @@ def build_world(s: Session) -> World:
 # --------------------------------------------------------------------------------------------------- forms
 
 
+def jpeg_photo() -> bytes:
+    """A small JPEG photo (64 × 48), as a phone's camera sends one with an appeal."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 150, 90)).save(out, format="JPEG")
+    return out.getvalue()
+
+
 def hidden(html: str, name: str = "csrf_token") -> str:
     """The value of the hidden input ``name`` in a page (the login form's CSRF token by default)."""
     match = re.search(rf'name="{name}" value="([^"]*)"', html)

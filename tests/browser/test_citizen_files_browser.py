@@ -8,7 +8,6 @@ otherwise. What is measured is the browser's: SQLite only.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from cityhub.db import session_scope
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
-from web_helpers import build_world, sign_in, use_world_env
+from web_helpers import build_world, jpeg_photo, sign_in, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -36,14 +35,6 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         yield base
 
 
-def _photo() -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (120, 150, 90)).save(out, format="JPEG")
-    return out.getvalue()
-
-
 def test_a_file_too_large_or_too_many_is_left_out_and_said_as_it_is_chosen(server: str, browser: Any) -> None:
     page = browser.new_context(locale="zh-CN", viewport=PHONES[1], is_mobile=True, has_touch=True).new_page()
     page.set_default_timeout(30_000)
@@ -51,7 +42,7 @@ def test_a_file_too_large_or_too_many_is_left_out_and_said_as_it_is_chosen(serve
     page.on("pageerror", lambda e: problems.append(str(e)))
     sign_in(page, f"{server}/login", "cit")
     page.goto(f"{server}/intake")
-    photo = {"name": "井盖.jpg", "mimeType": "image/jpeg", "buffer": _photo()}
+    photo = {"name": "井盖.jpg", "mimeType": "image/jpeg", "buffer": jpeg_photo()}
     big = {"name": "录像.mp4", "mimeType": "video/mp4", "buffer": b"\0" * (1024 * 1024 + 1)}
     page.set_input_files("#f-files", [photo, big])
     said = page.locator('[data-testid="files-picked-refused"]')

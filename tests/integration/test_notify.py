@@ -512,12 +512,12 @@ def test_the_citizen_is_told_of_the_answer_and_the_closing_through_the_sms_relay
     replied, closed = (b["event"] for b in bodies)
     assert replied["phone"] == closed["phone"] == "13900001111"
     assert replied["text"] == (
-        f"【12345】您反映的问题（工单{order.number}）已答复：{answer[: service.SMS_REPLY_CHARS]}… "
+        f"【12345】您反映的问题（诉求编号{order.number}）已答复：{answer[: service.SMS_REPLY_CHARS]}… "
         "评价请直接回复本短信：1满意，2基本满意，3不满意（请附原因）。"
-        "完整答复可凭工单编号和本手机号在12345网站“办理进度查询”查看。"
+        "完整答复可凭诉求编号和本手机号在12345网站“办理进度查询”查看。"
     )
     assert replied["asks_rating"] is True and closed["asks_rating"] is False
-    assert closed["text"].startswith(f"【12345】您反映的问题（工单{order.number}）已办结。")
+    assert closed["text"].startswith(f"【12345】您反映的问题（诉求编号{order.number}）已办结。")
     units_body = service.render_body(db_session, next(m for m in _messages(db_session) if m.topic == Topic.REPLY))
     assert b"13900001111" not in units_body
     # The hotline's own signature and lookup address, where the district set them.

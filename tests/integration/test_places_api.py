@@ -71,11 +71,23 @@ def test_a_point_is_placed_in_the_street_and_community_whose_boundaries_hold_it(
     for who in ("p-cit", "p-grid", "p-hand"):  # whoever files or reads an appeal
         inside = _at(client, world["heads"][who], IN_FEIE)
         assert inside["placed"] is True
-        assert inside["street"] == {"id": world["jt"], "code": "440111004", "name": "景泰街道"}
-        assert inside["community"] == {"id": world["feie"], "code": "440111004001", "name": "飞鹅社区"}
+        street = {"id": world["jt"], "code": "440111004", "name": "景泰街道", "name_shown": "景泰街道"}
+        assert inside["street"] == street
+        community = {"id": world["feie"], "code": "440111004001", "name": "飞鹅社区", "name_shown": "飞鹅社区"}
+        assert inside["community"] == community
     street_only = _at(client, world["heads"]["p-cit"], IN_JINGTAI_ONLY)
     assert street_only["placed"] is True and street_only["street"]["name"] == "景泰街道"
     assert street_only["community"] is None
+    # On an English page (the intake map's line says where the point is) the names an English reader reads: the
+    # Chinese ones it said were no help — romanised where no English name is set; ``name`` stays the record's.
+    english = client.get(
+        "/api/v1/places/at",
+        params={"lat": IN_FEIE[0], "lng": IN_FEIE[1]},
+        headers=world["heads"]["p-cit"],
+        cookies={"cityhub_lang": "en"},
+    ).json()
+    assert english["street"]["name"] == "景泰街道" and english["street"]["name_shown"] == "Jingtai Subdistrict"
+    assert english["community"]["name_shown"] == "Fei'e Community"
     # A point no unit's boundary holds is in no unit: said plainly, not guessed from the nearest one.
     outside = _at(client, world["heads"]["p-grid"], NOWHERE)
     assert outside == {"lat": NOWHERE[0], "lng": NOWHERE[1], "placed": False, "street": None, "community": None}

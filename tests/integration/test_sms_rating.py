@@ -173,9 +173,13 @@ def test_several_orders_waiting_ask_which_and_a_named_number_is_rated(env) -> No
     ask = _sms(env, phone=PHONE, text="1").json()
     assert ask["outcome"] == "ask_which" and ask["numbers"] == [first, second]
     assert first in ask["reply_text"] and second in ask["reply_text"] and other not in ask["reply_text"]
+    # the citizen's word for their appeal, 诉求, as on their pages and /track (it said 工单)
+    assert "您有2件诉求待评价" in ask["reply_text"] and "请回复诉求编号加评价数字" in ask["reply_text"]
+    assert "工单" not in ask["reply_text"]
     assert _callbacks(first_id) == [] and _callbacks(second_id) == []
-    named = _sms(env, phone=PHONE, text=f"{second.lower()} 3 还是不亮").json()
+    named = _sms(env, phone=PHONE, text=f"诉求{second.lower()} 3 还是不亮").json()  # as the answer asked
     assert (named["outcome"], named["number"], named["reason"]) == ("rated", second, "还是不亮")
+    assert named["reply_text"].startswith(f"【12345】感谢您的评价！诉求{second}已记录为")
     assert _callbacks(first_id) == [] and len(_callbacks(second_id)) == 1
     # One left waiting: a bare digit rates it.
     assert _sms(env, phone=PHONE, text="2").json()["number"] == first

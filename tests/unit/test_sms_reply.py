@@ -50,6 +50,17 @@ def test_the_order_numbers_a_reply_names_are_taken_out_before_the_rating_is_read
     assert (other.rating, other.named, other.unknown) == (Rating.SATISFIED, (), ("BY20990101-000001",))
 
 
+@pytest.mark.parametrize(
+    "text", [f"诉求{NUMBER} 3 还是不亮", f"诉求编号：{NUMBER} 3 还是不亮", f"诉求号{NUMBER}，3 还是不亮"]
+)
+def test_a_number_named_as_the_text_messages_name_it_is_read(text: str) -> None:
+    """The text messages ask for the 诉求编号 (they said 工单编号): a reply naming it so is read as one naming 工单 was;
+    a 诉求 further on is the citizen's own words."""
+    named = read_reply(text, [NUMBER])
+    assert (named.rating, named.reason, named.named) == (Rating.UNSATISFIED, "还是不亮", (NUMBER,))
+    assert read_reply("3 我的诉求还是没解决").reason == "我的诉求还是没解决"
+
+
 def test_basically_satisfied_is_a_satisfied_callback() -> None:
     assert [r.satisfied for r in Rating] == [True, True, False]
     assert [r.words for r in Rating] == ["满意", "基本满意", "不满意"]

@@ -465,18 +465,18 @@ def citizen_text(order: Order, action: Action) -> str:
     how to rate it by replying — 短信回访, :data:`sms.RATING_PROMPT`, while it can be rated and unless
     ``CITYHUB_NOTIFY_SMS_RATING`` is off — and where to read it whole and rate it) or closed (办结), in Chinese — a
     text message's language here —, signed (``CITYHUB_NOTIFY_SMS_SIGNATURE``), naming the progress lookup
-    (``CITYHUB_NOTIFY_TRACK_URL``)."""
+    (``CITYHUB_NOTIFY_TRACK_URL``). The citizen reads 诉求编号, as on their pages and ``/track``, never 工单."""
     settings = get_notify_settings()
     where = settings.track_url or "12345网站“办理进度查询”"
-    head = f"【{settings.sms_signature}】您反映的问题（工单{order.number}）"
+    head = f"【{settings.sms_signature}】您反映的问题（诉求编号{order.number}）"
     if action == Action.REPLY:
         reply = " ".join((order.reply_text or "").split())
         said = reply if len(reply) <= SMS_REPLY_CHARS else reply[:SMS_REPLY_CHARS] + "…"
         if asks_rating(order, action):
-            return f"{head}已答复：{said} {sms.RATING_PROMPT}完整答复可凭工单编号和本手机号在{where}查看。"
-        return f"{head}已答复：{said} 请凭工单编号和本手机号在{where}查看完整答复并评价。"
+            return f"{head}已答复：{said} {sms.RATING_PROMPT}完整答复可凭诉求编号和本手机号在{where}查看。"
+        return f"{head}已答复：{said} 请凭诉求编号和本手机号在{where}查看完整答复并评价。"
     resolved = "已办结" if order.state == State.CLOSED_RESOLVED else "已办结（未解决）"
-    return f"{head}{resolved}。可凭工单编号和本手机号在{where}查看办理情况。感谢您的监督。"
+    return f"{head}{resolved}。可凭诉求编号和本手机号在{where}查看办理情况。感谢您的监督。"
 
 
 def asks_rating(order: Order, action: Action) -> bool:

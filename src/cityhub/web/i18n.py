@@ -126,6 +126,13 @@ def word_marks(lang: str, value: Any) -> Any:
     return Markup(worded) if isinstance(value, Markup) else worded
 
 
+def citizen_key(key: str) -> str:
+    """The key a citizen reads for ``key``: ``<key>.citizen`` where the catalogue words it for them (诉求 where staff
+    read 工单, "appeal" for "order"), else ``key`` itself."""
+    theirs = f"{key}.citizen"
+    return theirs if theirs in catalogue(DEFAULT_LANGUAGE) else key
+
+
 class Translator:
     """``t(key, **params)`` bound to one language; ``t.label(kind, value)`` names an enum value; ``t.unit_name`` and
     ``t.category_name`` say a unit's and a category's name in it. ``names``: where an English reader's names come
@@ -138,6 +145,11 @@ class Translator:
 
     def __call__(self, key: str, default: str | None = None, **params: Any) -> str:
         return translate(self.lang, key, default, **params)
+
+    def theirs(self, key: str, citizen: bool, **params: Any) -> str:
+        """``t(key)``, to the appealing citizen (``citizen``) in their own words where the catalogue has them
+        (:func:`citizen_key`): their 诉求 {number} where staff read 工单 {number}."""
+        return translate(self.lang, citizen_key(key) if citizen else key, **params)
 
     # The language's punctuation around names and lists, for the templates (zh-CN "原因：…", "甲、乙", "单位（街道）";
     # en "Reason: …", "A, B", "unit (street)"): t.colon, t.sep, t.lp and t.rp.

@@ -408,12 +408,14 @@ class _ShownNames(Mapping[int, str]):
         return len(self._names)
 
 
-def explain(t: Translator, text: str | None, names: Names | None = None) -> str:
-    """``text`` with every part the product wrote in one of its fixed forms in the user's language."""
+def explain(t: Translator, text: str | None, names: Names | None = None, citizen: bool = False) -> str:
+    """``text`` with every part the product wrote in one of its fixed forms in the user's language — to the
+    appealing citizen (``citizen``) in their words where the catalogue has them (``Translator.theirs``:
+    与同一问题的诉求 … 合并办理, not the staff's 自动合并 and its similarity score)."""
     if not text:
         return ""
     names = _ShownNames(t, names or {})
-    parts = [_one(t, part, names) for part in _SEPARATOR.split(text.strip())]
+    parts = [_one(t, part, names, citizen) for part in _SEPARATOR.split(text.strip())]
     if all(known is None for known in parts):
         return text  # a person's own words, punctuation and all
     return t("why.separator").join(
@@ -437,13 +439,13 @@ def grounds_unsaid(reason: str | None, said: Sequence[str]) -> str:
     return "; ".join(p for p in parts if not ((m := _RULE_TO.fullmatch(p)) and m[1] in rules))
 
 
-def _one(t: Translator, part: str, names: Names) -> str | None:
+def _one(t: Translator, part: str, names: Names, citizen: bool = False) -> str | None:
     for prefix, key in _PREFIXES.items():
         if part == prefix:
-            return t(key)
+            return t.theirs(key, citizen)
     for pattern, key, params in _FORMS:
         if m := pattern.fullmatch(part):
-            return t(key, **params(m, names, t))
+            return t.theirs(key, citizen, **params(m, names, t))
     return None
 
 

@@ -1012,6 +1012,9 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
                 master = orders.get_order(db, order_id=order.master_order_id)
                 said = "intake.merged_into" if merge_into is not None else "intake.merged"  # by the desk, or on its own
                 flash = (said, {"master": master.number if master else "?"})
+                if citizen and master is not None and master.citizen_user_id == principal.user_id:
+                    # joined to their own earlier appeal: not told 此前已有人反映, as if someone else had
+                    flash = ("intake.merged_citizen_own", {**flash[1], "number": order.number})
             else:
                 flash = ("intake.created", {"number": order.number})
         if body.too_many:
@@ -2016,6 +2019,7 @@ def _detail_page(
         unit_names=support.names_of(db, Unit, ids),
         directory=_directory(db),
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),
+        open_states=OPEN_STATES,  # a citizen's appeal without a category: 待分类 while open
         sla=_sla_view(db, t, order),
         events=events,
         sent_back=sent_back,
@@ -2469,7 +2473,10 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     elif action == Action.SPLIT:
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
-        flash = ("order.done", {"action": t("order.rate_reply")})  # their rating, as its button said
+        flash = (
+            "track.thanks",
+            {},
+        )  # their rating thanked for, as /track thanks them (已完成：评价答复 was the desk's)
     elif back.partition("?")[0] != f"/orders/{order_id}":
         # Taken from a list (签收 on 待签收): the flash names the order, the page shown being the list.
         flash = ("order.done_elsewhere", {"action": done, "number": order.number})

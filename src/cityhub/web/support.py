@@ -46,7 +46,14 @@ from cityhub.monitoring.rules import figure, is_confidence
 from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
-from cityhub.web.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator, catalogue, negotiate, word_marks
+from cityhub.web.i18n import (
+    LANGUAGE_COOKIE,
+    LANGUAGES,
+    Translator,
+    citizen_key,
+    negotiate,
+    word_marks,
+)
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import ANSWERED_STATES, Action, State
 from cityhub.workorders.models import Category, SlaStatus
@@ -584,9 +591,8 @@ def error_page(
 ) -> HTMLResponse:
     """The error page saying ``message_key``; to a citizen in their own words where the catalogue has them
     (``<key>.citizen``: an order not found is no appeal of theirs, not one outside a 数据范围)."""
-    theirs = f"{message_key}.citizen"
-    if principal is not None and principal.role == Role.CITIZEN and theirs in catalogue(DEFAULT_LANGUAGE):
-        message_key = theirs
+    if principal is not None and principal.role == Role.CITIZEN:
+        message_key = citizen_key(message_key)
     return render(
         request,
         "error.html",
@@ -802,7 +808,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 _FLASH_GROUPS = frozenset(
     {"intake", "order", "queue", "login", "rules", "kb", "mon", "account", "users", "calendar", "sla", "apiclients"}
-    | {"units", "brain", "form", "webhooks", "exempt", "notices"}
+    | {"units", "brain", "form", "webhooks", "exempt", "notices", "track"}
 )
 
 

@@ -90,7 +90,9 @@ def read_reply(text: str, numbers: Collection[str] = ()) -> Reply:
             named.append(number)
     unknown = tuple(dict.fromkeys(n.upper() for n in _NUMBER_LIKE.findall(plain)))
     plain = _NUMBER_LIKE.sub(" ", plain)
-    plain = re.sub(r"(?:工单编号|工单号|工单|编号)[:：]?", " ", plain)
+    # the number's name before it, as the texts say it (诉求编号, 诉求 at the start) or as a citizen may (工单号); a
+    # 诉求 further on is their words (我的诉求没解决)
+    plain = re.sub(r"(?:诉求编号|诉求号|工单编号|工单号|工单|编号|^[\W_]*诉求)[:：]?", " ", plain)
     rating, rest = _rating(plain)
     reason = _EDGES.sub("", rest).strip() if rating is not None else ""
     return Reply(rating, reason or None, tuple(named), unknown)

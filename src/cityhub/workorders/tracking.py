@@ -292,7 +292,7 @@ CITIZEN_SMS_ACTOR = "市民（尾号{tail}，短信）"
 # How many of a phone's orders waiting for a rating the reply asking which one lists.
 SMS_LISTED = 5
 # The answer to a phone none of whose orders waits for a rating (an unknown one alike: it says nothing of any order).
-_NO_ORDER_TEXT = "未找到您待评价的工单。如需反映问题，请拨打12345热线。"
+_NO_ORDER_TEXT = "未找到您待评价的诉求。如需反映问题，请拨打12345热线。"
 
 
 class SmsOutcome(StrEnum):
@@ -367,7 +367,7 @@ def rate_by_sms(
         if not chosen:
             shown = named[0].number
             said = "已评价，感谢您的反馈" if named[0].satisfied is not None else "目前不在待评价状态"
-            return _answer(SmsOutcome.NOT_RATEABLE, f"{sign}您的工单{shown}{said}。如有疑问请拨打12345热线。", shown)
+            return _answer(SmsOutcome.NOT_RATEABLE, f"{sign}您的诉求{shown}{said}。如有疑问请拨打12345热线。", shown)
         awaiting = chosen
     elif reply.unknown or not awaiting:
         return _answer(SmsOutcome.NO_ORDER, sign + _NO_ORDER_TEXT)
@@ -376,7 +376,7 @@ def rate_by_sms(
         more = "等" if len(awaiting) > len(listed) else ""
         return _answer(
             SmsOutcome.ASK_WHICH,
-            f"{sign}您有{len(awaiting)}件工单待评价：{'、'.join(listed)}{more}。请回复工单编号加评价数字，"
+            f"{sign}您有{len(awaiting)}件诉求待评价：{'、'.join(listed)}{more}。请回复诉求编号加评价数字，"
             f"如“{listed[-1]} 1”（{CHOICES}）。",
             numbers=listed,
         )
@@ -386,7 +386,7 @@ def rate_by_sms(
     if reply.rating is None:
         return _answer(
             SmsOutcome.UNREADABLE,
-            f"{sign}未能识别您的评价。请回复数字评价工单{order.number}：{CHOICES}。",
+            f"{sign}未能识别您的评价。请回复数字评价诉求{order.number}：{CHOICES}。",
             order.number,
         )
     reason = reply.reason or (NO_REASON if reply.rating == Rating.UNSATISFIED else None)
@@ -408,7 +408,7 @@ def rate_by_sms(
     except InvalidTransition:  # rated meanwhile: by this very message sent again at once, or otherwise
         if message_id is not None and (earlier := _rated_by(session, [order.id], message_id)) is not None:
             return _thanks(sign, SmsOutcome.REPEATED, order.number, reply.rating, earlier.reason)
-        return _answer(SmsOutcome.NOT_RATEABLE, f"{sign}您的工单{order.number}已评价，感谢您的反馈。", order.number)
+        return _answer(SmsOutcome.NOT_RATEABLE, f"{sign}您的诉求{order.number}已评价，感谢您的反馈。", order.number)
     return _thanks(sign, SmsOutcome.RATED, order.number, reply.rating, reason)
 
 
@@ -431,7 +431,7 @@ def _thanks(sign: str, outcome: SmsOutcome, number: str, rating: Rating, reason:
         rating=rating,
         satisfied=rating.satisfied,
         reason=reason,
-        reply_text=f"{sign}感谢您的评价！工单{number}已记录为“{rating.words}”，{then}。",
+        reply_text=f"{sign}感谢您的评价！诉求{number}已记录为“{rating.words}”，{then}。",
     )
 
 

@@ -145,7 +145,7 @@
       Promise.all([fetchJson(url), outlinesRead]).then(function (answers) {
         var place = answers[0];
         if (mine !== asked) { return; }
-        var names = [place.street, place.community].filter(Boolean).map(function (u) { return u.name; });
+        var names = [place.street, place.community].filter(Boolean).map(function (u) { return u.name_shown || u.name; });
         // No street or community has its outline entered: no point can be placed by where it is (not "outside").
         where.textContent = place.placed ? format(T.placed, { place: names.join(" ") }) : (outlined === false ? T.unoutlined : T.nowhere);
         where.setAttribute("data-placed", place.placed ? "yes" : "no");
