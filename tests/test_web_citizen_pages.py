@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from cityhub.db import session_scope
 from cityhub.workorders.models import Order, SlaRule
-from web_helpers import act_on, hidden, intake_form, login, small_world
+from web_helpers import PASSWORD, act_on, hidden, intake_form, login, small_world
 
 
 @pytest.fixture
@@ -492,6 +492,41 @@ def test_a_citizens_form_offers_the_common_answers_and_notes_their_position_in_t
     assert "写下您的问题后，这里会列出可能有帮助的常见问题解答。" in page and "显示建议" not in page
     assert 'data-located="已定位，已记下您所在的位置"' in page
     assert 'data-testid="intake-preview">查询建议</button>' in login("op").get("/intake").text
+
+
+def test_a_citizens_pick_map_without_outlines_asks_for_the_address_in_their_words(org: dict[str, Any]) -> None:
+    """With no street or community outline entered (the demo's case), a citizen's tap on the map read 本区尚未录入镇街
+    和村社的边界，无法按位置判断所属单位 — the staff's matter; they read that their position is noted and the address
+    helps staff place it. The grid inspector keeps the staff's words."""
+    import html
+    import json
+    import re
+
+    from cityhub.web.map_pages import map_ready
+
+    if not map_ready():
+        pytest.skip("Leaflet's files are not installed (make install)")
+
+    def unoutlined(user: str) -> str:
+        found = re.search(r"data-place-map='([^']*)'", login(user).get("/intake").text)
+        assert found is not None, user
+        return str(json.loads(html.unescape(found.group(1)))["text"]["unoutlined"])
+
+    assert unoutlined("cit").startswith("已记下您标注的位置") and "边界" not in unoutlined("cit")
+    from sqlalchemy import select
+
+    from cityhub.auth import service as auth
+    from cityhub.org.models import Role, Unit
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        street = s.scalars(select(Unit).where(Unit.code == "W-JT")).one()
+        auth.create_account(
+            s,
+            data=UserCreate(username="grid9", full_name="网格员", role=Role.INSPECTOR, unit_id=street.id),
+            password=PASSWORD,
+        )
+    assert "尚未录入镇街和村社的边界" in unoutlined("grid9")
 
 
 def test_an_appeal_not_theirs_is_headed_as_not_found_for_the_citizen(org: dict[str, Any]) -> None:

@@ -55,12 +55,18 @@ def zoom_titles(t: Any) -> dict[str, str]:
 
 
 def place_map(
-    t: Any, *, lat: float | None = None, lng: float | None = None, pick: dict[str, str] | None = None
+    t: Any,
+    *,
+    lat: float | None = None,
+    lng: float | None = None,
+    pick: dict[str, str] | None = None,
+    citizen: bool = False,
 ) -> dict[str, Any] | None:
     """The configuration of a small map of one place: the point (``lat``, ``lng``) over the units' outlines the one
     map draws (``GET /api/v1/places/boundaries``), in the one map's colours; ``pick``: the ids of the form's ``lat``,
     ``lng``, the line saying where the point lies (``GET /api/v1/places/at``) and the button clearing it — a tap puts
-    the point there. None without Leaflet's files (the page then shows the numbers and the form its fields alone)."""
+    the point there. None without Leaflet's files (the page then shows the numbers and the form its fields alone).
+    ``citizen``: its words as a citizen reads them (``t.theirs``: no outline entered is the staff's matter)."""
     if not map_ready():
         return None
     layers = {name: registry.layer(name) for name in ("base", "units", "orders")}
@@ -72,7 +78,7 @@ def place_map(
         "centre": list(DISTRICT_CENTRE),
         "pick": pick,
         "layers": {name: {"name": name, "color": layer.color} for name, layer in layers.items() if layer is not None},
-        "text": {key: t(f"place_map.js.{key}") for key in _PLACE_TEXT},
+        "text": {key: t.theirs(f"place_map.js.{key}", citizen) for key in _PLACE_TEXT},
         "zoom": zoom_titles(t),
     }
 

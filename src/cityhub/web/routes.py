@@ -840,7 +840,9 @@ def _intake_page(
         dropped=dropped or [],
         previewed=previewed,
         # A citizen or an inspector on a phone picks the point on a small map (and hears where it lies) as well.
-        place_map=place_map(support.translator(request), pick=PLACE_PICK) if citizen or inspector else None,
+        place_map=place_map(support.translator(request), pick=PLACE_PICK, citizen=citizen)
+        if citizen or inspector
+        else None,
     )
 
 
