@@ -75,7 +75,10 @@ def test_the_hotline_intake_opens_at_the_callers_number_and_a_phone_gets_no_keyb
         # Sent without a kind of appeal or a text: the form comes back focused at the first field it marks.
         page.click('[data-testid="intake-submit"]')
         page.wait_for_selector('[aria-invalid="true"]')
-        assert _focused(page) == page.locator('main [aria-invalid="true"]').first.get_attribute("id"), username
+        marked = page.locator('main [aria-invalid="true"]').first.get_attribute("id")
+        # app.js sets the focus once it has run (after the page is drawn: later on a loaded machine)
+        page.wait_for_function("id => document.activeElement.id === id", arg=marked, timeout=10_000)
+        assert _focused(page) == marked, username
         page.context.close()
     for username in ("cit", "grid"):
         page = _page(browser, server, username, phone=True)

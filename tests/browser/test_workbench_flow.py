@@ -227,7 +227,8 @@ def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict
     # The suggestions are asked for afresh with the position (the text's own request answered before).
     with page.expect_request(lambda r: r.url.endswith("/intake/assist") and "lat=23.181200" in (r.post_data or "")):
         page.click("[data-testid=locate-me]")
-    sync_api.expect(page.locator("[data-testid=locate-status]")).to_have_text("已定位：23.181200, 113.281500")
+    # A citizen is told their position is noted, not two bare numbers (the fields below keep them).
+    sync_api.expect(page.locator("[data-testid=locate-status]")).to_have_text("已定位，已记下您所在的位置")
     assert (page.input_value("#f-lat"), page.input_value("#f-lng")) == ("23.181200", "113.281500")
     context.close()
 
