@@ -261,10 +261,12 @@ def db_backup(
     ] = None,
 ) -> None:
     """Take a consistent copy of the database while the service runs (the files attached to orders are not in it:
-    copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics)."""
+    copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics); a
+    FILE or DIR refused before anything was copied (a directory given as FILE, a folder that cannot be made) is not."""
     from cityhub import migrate
     from cityhub.backup import backup, backup_into
     from cityhub.db import utcnow
+    from cityhub.outfiles import TargetRefused
     from cityhub.workorders.files import get_file_settings
 
     if (target is None) == (directory is None):
@@ -282,6 +284,8 @@ def db_backup(
         else:
             assert target is not None
             written, info = target, backup(target)
+    except TargetRefused:  # a mistyped argument, no backup attempted: /healthz is not to say backups fail
+        raise
     except CityhubError as exc:
         _record_backup(started, failure=exc.message)
         raise

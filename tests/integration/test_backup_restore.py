@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from app_helpers import shared_app
 from cityhub.backup import backup_label
 from cityhub.db import make_engine, reset_engine, session_scope, utcnow
+from cityhub.errors import ValidationFailed
 from cityhub.migrate import head
 from cityhub.workorders.models import JobRun
 from process_helpers import served_app, wait_until
@@ -165,10 +166,13 @@ def test_backup_runs_are_the_job_db_backup_on_healthz_and_metrics(
         page = client.get("/", headers={"Accept": "text/html"})
         assert "数据库备份" in page.text  # the status page names the job
 
-    a_file = tmp_path / "a-file"
-    a_file.write_text("x")
-    code, _, err = cli_run("db", "backup", "--dir", str(a_file))
-    assert code == 1 and err == f"error: backup directory {a_file} is not a directory\n"
+    def copy_fails(target: Path, *, url: str | None = None) -> str:  # the disk filled up while copying
+        raise ValidationFailed(f"backup to {target} failed: database or disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("cityhub.backup.backup", copy_fails)
+        code, _, err = cli_run("db", "backup", "--dir", str(tmp_path / "backups"))
+    assert code == 1 and err.startswith(f"error: backup to {tmp_path / 'backups'}") and err.count("\n") == 1
     with TestClient(shared_app(), client=("127.0.0.1", 40123)) as client:
         body = client.get("/healthz").json()
         assert body["status"] == "degraded" and body["problems"] == ["job db-backup: last 1 run(s) failed"]
@@ -176,7 +180,7 @@ def test_backup_runs_are_the_job_db_backup_on_healthz_and_metrics(
         assert _job_samples(exposition, "cityhub_job_consecutive_failures")["db-backup"] == 1
         assert _job_samples(exposition, "cityhub_job_last_failure_timestamp_seconds")["db-backup"] > 0
     code, out, _ = cli_run("jobs", "status")
-    assert f"FAILING (1 in a row): backup directory {a_file} is not a directory" in out
+    assert "FAILING (1 in a row): backup to " in out and "failed: database or disk is full" in out
 
     code, _, err = cli_run("db", "backup", str(tmp_path / "pre-upgrade.copy"))  # FILE, as before: a run too
     assert code == 0, err
@@ -187,6 +191,40 @@ def test_backup_runs_are_the_job_db_backup_on_healthz_and_metrics(
             and row.failures == 0
             and row.last_result == {"file": "pre-upgrade.copy", "bytes": row.last_result["bytes"]}
         )
+
+
+def test_a_mistyped_backup_target_is_refused_and_not_a_failed_backup(
+    app_db: str, db_backend: str, tmp_path: Path, cli_run: CliRun
+) -> None:
+    """An operator's typo — a directory given as FILE, a file as --dir, a folder that cannot be made — is refused in
+    one line before anything is copied, and is no failed backup: /healthz stays ok and the last success stands."""
+    _need_client_tools(db_backend, "pg_dump")
+    enter_holidays_ahead()
+    assert cli_run("db", "backup", str(tmp_path / "good.copy"))[0] == 0
+    with session_scope() as s:
+        before = s.get(JobRun, "db-backup")
+        assert before is not None
+        last = (before.last_finished_at, before.last_result, before.failures, before.last_failed_at)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for argv, problem in (
+        ([str(tmp_path)], f"backup target {tmp_path} is a directory; give a file name"),
+        (["--dir", str(a_file)], f"backup directory {a_file} is not a directory"),
+        ([str(a_file / "copy.db")], f"cannot write backup {a_file / 'copy.db'}: Not a directory"),
+        (["--dir", str(a_file / "backups")], f"cannot write backup {a_file / 'backups'}/cityhub-"),
+    ):
+        code, out, err = cli_run("db", "backup", *argv)
+        assert code == 1 and out == "" and err.startswith(f"error: {problem}") and err.count("\n") == 1, err
+    with session_scope() as s:
+        after = s.get(JobRun, "db-backup")
+        assert (
+            after is not None
+            and (after.last_finished_at, after.last_result, after.failures, after.last_failed_at) == last
+        )
+    with TestClient(shared_app()) as client:
+        body = client.get("/healthz").json()
+        assert body["status"] == "ok", body["problems"]
+    assert "FAILING" not in cli_run("jobs", "status")[1]
 
 
 def test_healthz_says_when_the_last_backup_is_too_old(
