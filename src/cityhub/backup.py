@@ -292,9 +292,6 @@ def check_restore(source: Path, *, url: str | None = None) -> RestorePlan:
         if live.exists() and os.path.samefile(live, source):
             raise ValidationFailed(f"{source} is the live database itself; give a backup file")
         plan = RestorePlan("sqlite", source, _known(source, _sqlite_backup_revision(source)), str(live))
-        if live.exists():
-            with closing(_exclusive_sqlite(live)):
-                pass
     elif backend == "postgresql":
         if head == SQLITE_MAGIC:
             raise ValidationFailed(f"{source} is a SQLite database; the configured database is PostgreSQL")
@@ -302,10 +299,25 @@ def check_restore(source: Path, *, url: str | None = None) -> RestorePlan:
             raise ValidationFailed(f"{source} is not a backup: not a pg_dump archive (custom format)")
         revision = _known(source, _pg_backup_revision(source))
         plan = RestorePlan("postgresql", source, revision, f"{parsed.database} on {parsed.host or 'localhost'}")
-        _refuse_other_sessions(parsed)
     else:
         raise ValidationFailed(f"restore of {backend} databases is not supported")
+    refuse_while_in_use(url)
     return plan
+
+
+def refuse_while_in_use(url: str | None = None) -> None:
+    """Conflict, one line, while another process has the database at ``url`` (default: the configured one) open:
+    what must not change under a running server — ``db restore``, ``db downgrade``. SQLite: the exclusive lock is
+    refused (:func:`_exclusive_sqlite`; a file that is not there is nobody's); PostgreSQL: other client sessions are
+    connected (:func:`_refuse_other_sessions`)."""
+    parsed = make_url(url or get_settings().database_url)
+    if parsed.get_backend_name() == "sqlite":
+        live = Path(str(parsed.database or ""))
+        if parsed.database not in (None, "", ":memory:") and live.exists():
+            with closing(_exclusive_sqlite(live)):
+                pass
+    elif parsed.get_backend_name() == "postgresql":
+        _refuse_other_sessions(parsed)
 
 
 def _known(source: Path, revision: str) -> str:

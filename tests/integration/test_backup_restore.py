@@ -13,7 +13,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -459,8 +460,21 @@ def test_restore_refuses_a_database_another_process_has_open(district: str, tmp_
         wait_until(lambda: _no_other_sessions(district))
 
     # Any process with the database open, one that only read once and waits too.
-    parsed = make_url(district)
-    if backend == "sqlite":
+    with _held_open(district):
+        said = _refused_as_in_use(district, copy)
+        if backend == "postgresql":
+            assert "1 other session(s) connected to" in said and "(cityhub-serve)" in said
+    assert _external_ids(district) == ["x1", "x2", "x3"]
+    _ok(_cityhub(district, "db", "restore", str(copy), "--yes"))  # nobody on it: the same restore goes through
+    assert _external_ids(district) == ["x1", "x2"]
+
+
+@contextmanager
+def _held_open(url: str) -> Iterator[None]:
+    """Another process with the database ``url`` open (it read once and waits), until the block ends; then, on
+    PostgreSQL, until its session is gone from the server."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
         script, target = HOLD_SQLITE, str(parsed.database)
     else:
         script, target = HOLD_PG, parsed.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -469,18 +483,27 @@ def test_restore_refuses_a_database_another_process_has_open(district: str, tmp_
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-        said = _refused_as_in_use(district, copy)
-        if backend == "postgresql":
-            assert "1 other session(s) connected to" in said and "(cityhub-serve)" in said
+        yield
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=60)
-    assert _external_ids(district) == ["x1", "x2", "x3"]
-    if backend == "postgresql":
-        wait_until(lambda: _no_other_sessions(district))
-    _ok(_cityhub(district, "db", "restore", str(copy), "--yes"))  # nobody on it: the same restore goes through
+    if parsed.get_backend_name() == "postgresql":
+        wait_until(lambda: _no_other_sessions(url))
+
+
+def test_downgrade_refuses_a_database_another_process_has_open(district: str) -> None:
+    """`db downgrade` would drop tables and columns from under a running server: refused as `db restore` is."""
+    earlier = "0056_user_notices"
+    with _held_open(district):
+        done = _cityhub(district, "db", "downgrade", earlier, "--yes")
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith("error: database in use: ") and done.stderr.count("\n") == 1, done.stderr
+        assert "stop every cityhub process (serve, worker) first" in done.stderr
+    assert _ok(_cityhub(district, "db", "current")).strip() == HEAD  # nothing done
     assert _external_ids(district) == ["x1", "x2"]
+    _ok(_cityhub(district, "db", "downgrade", earlier, "--yes"))  # nobody on it: the same downgrade goes through
+    assert _ok(_cityhub(district, "db", "current")).strip() == earlier
 
 
 def test_restore_of_an_older_backup_says_to_upgrade_or_upgrades(empty_db_url: str, tmp_path: Path) -> None:
