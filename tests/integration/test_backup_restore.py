@@ -506,6 +506,23 @@ def test_downgrade_refuses_a_database_another_process_has_open(district: str) ->
     assert _ok(_cityhub(district, "db", "current")).strip() == earlier
 
 
+def test_upgrade_and_restore_log_only_the_migrations_they_run(empty_db_url: str, tmp_path: Path) -> None:
+    """Alembic's opening lines ("Context impl …", "Will assume … DDL") were the only log of a `db upgrade` with
+    nothing to do and of a `db restore`: an operator sees its "Running upgrade" lines, nothing else."""
+    backend = make_url(empty_db_url).get_backend_name()
+    _need_client_tools(backend, "pg_dump", "pg_restore", "psql")
+    up = _cityhub(empty_db_url, "db", "upgrade")
+    assert up.returncode == 0 and "Running upgrade 0058_exemption_revocation -> 0059_assign_deadline" in up.stderr
+    assert "Context impl" not in up.stderr and "Will assume" not in up.stderr, up.stderr
+    again = _cityhub(empty_db_url, "db", "upgrade")
+    assert (again.returncode, again.stdout, again.stderr) == (0, f"database at revision {HEAD}\n", "")
+    copy = tmp_path / f"copy.{SUFFIX[backend]}"
+    _ok(_cityhub(empty_db_url, "db", "backup", str(copy)))
+    restored = _cityhub(empty_db_url, "db", "restore", str(copy), "--yes")
+    assert restored.returncode == 0 and restored.stderr == "", restored.stderr
+    assert restored.stdout.endswith(f"database at revision {HEAD}\n")
+
+
 def test_restore_of_an_older_backup_says_to_upgrade_or_upgrades(empty_db_url: str, tmp_path: Path) -> None:
     backend = make_url(empty_db_url).get_backend_name()
     _need_client_tools(backend, "pg_dump", "pg_restore", "psql")
