@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, make_url
 
 from cityhub.config import get_settings
 from cityhub.errors import Conflict, ToolFailed, ValidationFailed
-from cityhub.outfiles import PARTIAL_SUFFIX, private_files
+from cityhub.outfiles import PARTIAL_SUFFIX, TargetRefused, private_files
 
 JOB_NAME = "db-backup"  # the job_runs row of `cityhub db backup`
 
@@ -55,7 +55,8 @@ def backup(target: Path, *, url: str | None = None) -> str:
     """Copy the database at ``url`` (default: the configured one) to ``target``; returns a short description.
 
     The copy holds citizens' personal data: it is written private (mode 0600) under ``<target>.partial`` and renamed
-    once complete (:func:`cityhub.outfiles.private_files`); a bad target is refused before anything is copied."""
+    once complete (:func:`cityhub.outfiles.private_files`); a bad target is refused before anything is copied
+    (TargetRefused)."""
     parsed = make_url(url or get_settings().database_url)
     target = Path(target)
     if parsed.get_backend_name() == "sqlite":
@@ -67,7 +68,7 @@ def backup(target: Path, *, url: str | None = None) -> str:
             raise ValidationFailed(f"database file {source_path} does not exist")
         live = [source.resolve(), *(source.resolve().with_name(source.name + s) for s in ("-wal", "-shm", "-journal"))]
         if target.resolve() in live or (target.exists() and os.path.samefile(target, source)):
-            raise ValidationFailed(f"backup target {target} is the live database; give another file")
+            raise TargetRefused(f"backup target {target} is the live database; give another file")
         with private_files([target], "backup") as (tmp,):
             # The online backup API copies every page in one step under a read transaction: writers go on meanwhile
             # (WAL). In several steps, a write by another connection between two steps would restart the copy, and
@@ -190,7 +191,8 @@ def backup_into(
     """Back the database up into a new file in ``directory`` named for the backend, the database and the district's
     local time (``cityhub-sqlite-cityhub-20261206-021500.db``, ``cityhub-postgresql-cityhub-….dump``), then, with
     ``keep``, remove this command's oldest backups of that database there beyond the newest ``keep`` (never the new
-    one, never any other file). A failed backup raises before anything is removed."""
+    one, never any other file). A failed backup raises before anything is removed; a ``directory`` that is a file,
+    or a ``keep`` below 1, is TargetRefused before anything is done."""
     from cityhub.db import utcnow
 
     settings = get_settings()
@@ -199,10 +201,10 @@ def backup_into(
     if backend not in _SUFFIXES:
         raise ValidationFailed(f"backup of {backend} databases is not supported")
     if keep is not None and keep < 1:
-        raise ValidationFailed(f"--keep {keep}: keep at least 1 backup")
+        raise TargetRefused(f"--keep {keep}: keep at least 1 backup")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise ValidationFailed(f"backup directory {directory} is not a directory")
+        raise TargetRefused(f"backup directory {directory} is not a directory")
     stamp = (now or utcnow()).astimezone(settings.tz).strftime("%Y%m%d-%H%M%S")
     label = backup_label(parsed)
     target = directory / f"cityhub-{backend}-{label}-{stamp}.{_SUFFIXES[backend]}"
@@ -290,9 +292,6 @@ def check_restore(source: Path, *, url: str | None = None) -> RestorePlan:
         if live.exists() and os.path.samefile(live, source):
             raise ValidationFailed(f"{source} is the live database itself; give a backup file")
         plan = RestorePlan("sqlite", source, _known(source, _sqlite_backup_revision(source)), str(live))
-        if live.exists():
-            with closing(_exclusive_sqlite(live)):
-                pass
     elif backend == "postgresql":
         if head == SQLITE_MAGIC:
             raise ValidationFailed(f"{source} is a SQLite database; the configured database is PostgreSQL")
@@ -300,10 +299,25 @@ def check_restore(source: Path, *, url: str | None = None) -> RestorePlan:
             raise ValidationFailed(f"{source} is not a backup: not a pg_dump archive (custom format)")
         revision = _known(source, _pg_backup_revision(source))
         plan = RestorePlan("postgresql", source, revision, f"{parsed.database} on {parsed.host or 'localhost'}")
-        _refuse_other_sessions(parsed)
     else:
         raise ValidationFailed(f"restore of {backend} databases is not supported")
+    refuse_while_in_use(url)
     return plan
+
+
+def refuse_while_in_use(url: str | None = None) -> None:
+    """Conflict, one line, while another process has the database at ``url`` (default: the configured one) open:
+    what must not change under a running server — ``db restore``, ``db downgrade``. SQLite: the exclusive lock is
+    refused (:func:`_exclusive_sqlite`; a file that is not there is nobody's); PostgreSQL: other client sessions are
+    connected (:func:`_refuse_other_sessions`)."""
+    parsed = make_url(url or get_settings().database_url)
+    if parsed.get_backend_name() == "sqlite":
+        live = Path(str(parsed.database or ""))
+        if parsed.database not in (None, "", ":memory:") and live.exists():
+            with closing(_exclusive_sqlite(live)):
+                pass
+    elif parsed.get_backend_name() == "postgresql":
+        _refuse_other_sessions(parsed)
 
 
 def _known(source: Path, revision: str) -> str:

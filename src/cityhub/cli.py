@@ -174,10 +174,12 @@ def db_downgrade(
 ) -> None:
     """Migrate the database back to an earlier revision, to roll a release back: run it with the NEWER release still
     installed (it holds the migrations' way back), then install the older one. What later migrations added — tables,
-    columns and their data — is dropped: take a backup first."""
+    columns and their data — is dropped: take a backup first. Refused, as `db restore` is, while another process
+    (serve, worker) has the database open."""
     from alembic.util import CommandError
 
     from cityhub import migrate
+    from cityhub.backup import refuse_while_in_use
 
     missing = migrate.missing_file()
     if missing is not None:
@@ -197,6 +199,7 @@ def db_downgrade(
             f"db downgrade {revision}: drops what the migrations after it added, with its data (the database is at "
             f"{now}): take a backup (cityhub db backup FILE), then run it again with --yes"
         )
+    refuse_while_in_use()  # as db restore: the server running on it would meet tables and columns gone
     try:
         migrate.downgrade(revision=revision)
     except CommandError as exc:  # a revision after the current one, or ahead of it on another branch: alembic says
@@ -261,10 +264,12 @@ def db_backup(
     ] = None,
 ) -> None:
     """Take a consistent copy of the database while the service runs (the files attached to orders are not in it:
-    copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics)."""
+    copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics); a
+    FILE or DIR refused before anything was copied (a directory given as FILE, a folder that cannot be made) is not."""
     from cityhub import migrate
     from cityhub.backup import backup, backup_into
     from cityhub.db import utcnow
+    from cityhub.outfiles import TargetRefused
     from cityhub.workorders.files import get_file_settings
 
     if (target is None) == (directory is None):
@@ -282,6 +287,8 @@ def db_backup(
         else:
             assert target is not None
             written, info = target, backup(target)
+    except TargetRefused:  # a mistyped argument, no backup attempted: /healthz is not to say backups fail
+        raise
     except CityhubError as exc:
         _record_backup(started, failure=exc.message)
         raise

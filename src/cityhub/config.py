@@ -347,6 +347,17 @@ def uvicorn_log_config() -> dict[str, Any]:
     }
 
 
+class _AlembicPreamble(logging.Filter):
+    """Drops the two INFO lines Alembic opens every migration command with — ``Context impl SQLiteImpl.``, ``Will
+    assume non-transactional DDL.`` —, which `db upgrade` with nothing to do and `db restore` printed as their only
+    log: nothing an operator acts on. Its ``Running upgrade …`` lines, its warnings and errors pass."""
+
+    PREAMBLE = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.INFO and str(record.msg).startswith(self.PREAMBLE))
+
+
 def configure_logging() -> None:
     """One log format and level for every cityhub process: the CLI, each server process ``cityhub serve`` starts
     and the dispatcher's process (a process started with ``spawn`` has no logging set up of its own).
@@ -360,6 +371,9 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     for name in ("cityhub", "alembic.runtime.migration", "uvicorn"):
         logging.getLogger(name).setLevel(log_level())
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, _AlembicPreamble) for f in migration.filters):
+        migration.addFilter(_AlembicPreamble())
 
 
 # --------------------------------------------------------------------------------------------- registry

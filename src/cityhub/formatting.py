@@ -27,6 +27,19 @@ def significant(value: float, figures: int = 2, decimals: int = 1) -> str:
     return text
 
 
+def duration(seconds: float) -> str:
+    """A span of time as an operator reads it: ``41 s``, ``2 min 41 s``, ``1 h 5 min`` (whole seconds; the seconds
+    left out past an hour)."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
 def calibration_text(cal: Mapping[str, Any]) -> str:
     """One line of :func:`cityhub.nlp.classifier.calibration`'s figures as the CLIs print them (``nlp evaluate``,
     ``dispatch thresholds``): ECE, Brier and log loss, then each bin as ``(from,to]:n,mean confidence,right``."""

@@ -25,6 +25,11 @@ PRIVATE_MODE = 0o600
 PARTIAL_SUFFIX = ".partial"
 
 
+class TargetRefused(ValidationFailed):
+    """A file to write refused before any work was done: a directory, the live database, a folder that cannot be
+    made or written — a mistyped argument. ``cityhub db backup`` does not count it as a failed backup."""
+
+
 def partial_path(target: Path) -> Path:
     """Where ``target`` is written until it is complete."""
     return target.with_name(target.name + PARTIAL_SUFFIX)
@@ -40,12 +45,13 @@ def _why(exc: OSError) -> str:
 def private_files(targets: Sequence[Path], what: str) -> Iterator[list[Path]]:
     """Yield a private, empty temporary file beside each of ``targets`` (missing directories created) for the block
     to write (by path: opening one for writing keeps its mode); move them over the targets when the block succeeds,
-    remove them when it fails. ``what`` names the files in errors ("backup", "export"): ValidationFailed, one line,
-    for a target that is a directory or cannot be created, and for an OSError while the block writes."""
+    remove them when it fails. ``what`` names the files in errors ("backup", "export"): TargetRefused, one line, for a
+    target that is a directory or cannot be created (before the block runs), ValidationFailed for an OSError while
+    the block writes."""
     paths = [Path(t) for t in targets]
     for target in paths:
         if target.is_dir():
-            raise ValidationFailed(f"{what} target {target} is a directory; give a file name")
+            raise TargetRefused(f"{what} target {target} is a directory; give a file name")
     made: list[Path] = []
     try:
         for target in paths:
@@ -55,7 +61,7 @@ def private_files(targets: Sequence[Path], what: str) -> Iterator[list[Path]]:
                 part.unlink(missing_ok=True)  # left by a killed run: created afresh, so with this mode
                 os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_MODE))
             except OSError as exc:
-                raise ValidationFailed(f"cannot write {what} {target}: {_why(exc)}") from None
+                raise TargetRefused(f"cannot write {what} {target}: {_why(exc)}") from None
             made.append(part)
         try:
             yield made

@@ -13,7 +13,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from sqlalchemy.pool import NullPool
 from app_helpers import shared_app
 from cityhub.backup import backup_label
 from cityhub.db import make_engine, reset_engine, session_scope, utcnow
+from cityhub.errors import ValidationFailed
 from cityhub.migrate import head
 from cityhub.workorders.models import JobRun
 from process_helpers import served_app, wait_until
@@ -165,10 +167,13 @@ def test_backup_runs_are_the_job_db_backup_on_healthz_and_metrics(
         page = client.get("/", headers={"Accept": "text/html"})
         assert "数据库备份" in page.text  # the status page names the job
 
-    a_file = tmp_path / "a-file"
-    a_file.write_text("x")
-    code, _, err = cli_run("db", "backup", "--dir", str(a_file))
-    assert code == 1 and err == f"error: backup directory {a_file} is not a directory\n"
+    def copy_fails(target: Path, *, url: str | None = None) -> str:  # the disk filled up while copying
+        raise ValidationFailed(f"backup to {target} failed: database or disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("cityhub.backup.backup", copy_fails)
+        code, _, err = cli_run("db", "backup", "--dir", str(tmp_path / "backups"))
+    assert code == 1 and err.startswith(f"error: backup to {tmp_path / 'backups'}") and err.count("\n") == 1
     with TestClient(shared_app(), client=("127.0.0.1", 40123)) as client:
         body = client.get("/healthz").json()
         assert body["status"] == "degraded" and body["problems"] == ["job db-backup: last 1 run(s) failed"]
@@ -176,7 +181,7 @@ def test_backup_runs_are_the_job_db_backup_on_healthz_and_metrics(
         assert _job_samples(exposition, "cityhub_job_consecutive_failures")["db-backup"] == 1
         assert _job_samples(exposition, "cityhub_job_last_failure_timestamp_seconds")["db-backup"] > 0
     code, out, _ = cli_run("jobs", "status")
-    assert f"FAILING (1 in a row): backup directory {a_file} is not a directory" in out
+    assert "FAILING (1 in a row): backup to " in out and "failed: database or disk is full" in out
 
     code, _, err = cli_run("db", "backup", str(tmp_path / "pre-upgrade.copy"))  # FILE, as before: a run too
     assert code == 0, err
@@ -187,6 +192,40 @@ def test_backup_runs_are_the_job_db_backup_on_healthz_and_metrics(
             and row.failures == 0
             and row.last_result == {"file": "pre-upgrade.copy", "bytes": row.last_result["bytes"]}
         )
+
+
+def test_a_mistyped_backup_target_is_refused_and_not_a_failed_backup(
+    app_db: str, db_backend: str, tmp_path: Path, cli_run: CliRun
+) -> None:
+    """An operator's typo — a directory given as FILE, a file as --dir, a folder that cannot be made — is refused in
+    one line before anything is copied, and is no failed backup: /healthz stays ok and the last success stands."""
+    _need_client_tools(db_backend, "pg_dump")
+    enter_holidays_ahead()
+    assert cli_run("db", "backup", str(tmp_path / "good.copy"))[0] == 0
+    with session_scope() as s:
+        before = s.get(JobRun, "db-backup")
+        assert before is not None
+        last = (before.last_finished_at, before.last_result, before.failures, before.last_failed_at)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for argv, problem in (
+        ([str(tmp_path)], f"backup target {tmp_path} is a directory; give a file name"),
+        (["--dir", str(a_file)], f"backup directory {a_file} is not a directory"),
+        ([str(a_file / "copy.db")], f"cannot write backup {a_file / 'copy.db'}: Not a directory"),
+        (["--dir", str(a_file / "backups")], f"cannot write backup {a_file / 'backups'}/cityhub-"),
+    ):
+        code, out, err = cli_run("db", "backup", *argv)
+        assert code == 1 and out == "" and err.startswith(f"error: {problem}") and err.count("\n") == 1, err
+    with session_scope() as s:
+        after = s.get(JobRun, "db-backup")
+        assert (
+            after is not None
+            and (after.last_finished_at, after.last_result, after.failures, after.last_failed_at) == last
+        )
+    with TestClient(shared_app()) as client:
+        body = client.get("/healthz").json()
+        assert body["status"] == "ok", body["problems"]
+    assert "FAILING" not in cli_run("jobs", "status")[1]
 
 
 def test_healthz_says_when_the_last_backup_is_too_old(
@@ -421,8 +460,21 @@ def test_restore_refuses_a_database_another_process_has_open(district: str, tmp_
         wait_until(lambda: _no_other_sessions(district))
 
     # Any process with the database open, one that only read once and waits too.
-    parsed = make_url(district)
-    if backend == "sqlite":
+    with _held_open(district):
+        said = _refused_as_in_use(district, copy)
+        if backend == "postgresql":
+            assert "1 other session(s) connected to" in said and "(cityhub-serve)" in said
+    assert _external_ids(district) == ["x1", "x2", "x3"]
+    _ok(_cityhub(district, "db", "restore", str(copy), "--yes"))  # nobody on it: the same restore goes through
+    assert _external_ids(district) == ["x1", "x2"]
+
+
+@contextmanager
+def _held_open(url: str) -> Iterator[None]:
+    """Another process with the database ``url`` open (it read once and waits), until the block ends; then, on
+    PostgreSQL, until its session is gone from the server."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
         script, target = HOLD_SQLITE, str(parsed.database)
     else:
         script, target = HOLD_PG, parsed.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -431,18 +483,44 @@ def test_restore_refuses_a_database_another_process_has_open(district: str, tmp_
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-        said = _refused_as_in_use(district, copy)
-        if backend == "postgresql":
-            assert "1 other session(s) connected to" in said and "(cityhub-serve)" in said
+        yield
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=60)
-    assert _external_ids(district) == ["x1", "x2", "x3"]
-    if backend == "postgresql":
-        wait_until(lambda: _no_other_sessions(district))
-    _ok(_cityhub(district, "db", "restore", str(copy), "--yes"))  # nobody on it: the same restore goes through
+    if parsed.get_backend_name() == "postgresql":
+        wait_until(lambda: _no_other_sessions(url))
+
+
+def test_downgrade_refuses_a_database_another_process_has_open(district: str) -> None:
+    """`db downgrade` would drop tables and columns from under a running server: refused as `db restore` is."""
+    earlier = "0056_user_notices"
+    with _held_open(district):
+        done = _cityhub(district, "db", "downgrade", earlier, "--yes")
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith("error: database in use: ") and done.stderr.count("\n") == 1, done.stderr
+        assert "stop every cityhub process (serve, worker) first" in done.stderr
+    assert _ok(_cityhub(district, "db", "current")).strip() == HEAD  # nothing done
     assert _external_ids(district) == ["x1", "x2"]
+    _ok(_cityhub(district, "db", "downgrade", earlier, "--yes"))  # nobody on it: the same downgrade goes through
+    assert _ok(_cityhub(district, "db", "current")).strip() == earlier
+
+
+def test_upgrade_and_restore_log_only_the_migrations_they_run(empty_db_url: str, tmp_path: Path) -> None:
+    """Alembic's opening lines ("Context impl …", "Will assume … DDL") were the only log of a `db upgrade` with
+    nothing to do and of a `db restore`: an operator sees its "Running upgrade" lines, nothing else."""
+    backend = make_url(empty_db_url).get_backend_name()
+    _need_client_tools(backend, "pg_dump", "pg_restore", "psql")
+    up = _cityhub(empty_db_url, "db", "upgrade")
+    assert up.returncode == 0 and "Running upgrade 0058_exemption_revocation -> 0059_assign_deadline" in up.stderr
+    assert "Context impl" not in up.stderr and "Will assume" not in up.stderr, up.stderr
+    again = _cityhub(empty_db_url, "db", "upgrade")
+    assert (again.returncode, again.stdout, again.stderr) == (0, f"database at revision {HEAD}\n", "")
+    copy = tmp_path / f"copy.{SUFFIX[backend]}"
+    _ok(_cityhub(empty_db_url, "db", "backup", str(copy)))
+    restored = _cityhub(empty_db_url, "db", "restore", str(copy), "--yes")
+    assert restored.returncode == 0 and restored.stderr == "", restored.stderr
+    assert restored.stdout.endswith(f"database at revision {HEAD}\n")
 
 
 def test_restore_of_an_older_backup_says_to_upgrade_or_upgrades(empty_db_url: str, tmp_path: Path) -> None:

@@ -320,6 +320,30 @@ def test_demo_passwords_only_for_users_without_one_and_only_in_demo(
     assert "password (CITYHUB_DEMO_PASSWORD)" in report.output and "env-demo-pass-77" not in report.output
 
 
+def test_the_demo_logins_name_each_users_unit_in_full_as_the_readme_does(demo_env: Path) -> None:
+    """`demo seed`'s table of logins named units by their short names (白云, 三元里) where the README's table says
+    白云区, 三元里街道: each login's unit is its full name, the README's table the same."""
+    from cityhub.demo.extras import demo_logins
+    from cityhub.demo.service import seed_demo
+
+    seed_demo(session_factory(), orders=0)  # organisation and users only
+    with session_scope() as s:
+        set_demo_passwords(s, password=DEFAULT_DEMO_PASSWORD)
+        logins, _ = demo_logins(s)
+        full = {u.username: u.unit.name if u.unit is not None else "" for u in s.scalars(select(User))}
+    shown = {login.username: login.unit for login in logins}
+    assert shown["admin"] == "白云区" and shown["street_dispatcher"] == "三元里街道"
+    assert shown == {name: full[name] for name in shown}
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    documented = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            for name in re.findall(r"`([a-z_0-9]+)`", cells[0]):
+                documented[name] = "" if cells[2] == "—" else cells[2]
+    assert {name: documented.get(name) for name in shown} == shown
+
+
 def test_a_demo_user_logs_in_and_intake_gets_suggestions_and_an_instant_answer(seeded_demo: Seeded) -> None:
     assert seeded_demo.exit_code == 0, seeded_demo.output
     client = TestClient(shared_app(), raise_server_exceptions=False)

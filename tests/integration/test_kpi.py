@@ -659,3 +659,38 @@ def test_the_ranking_command_shows_each_units_rates_and_the_costliest(app_db, db
     answer = json.loads(CliRunner().invoke(app, ["ranking", "--period", "2026-03", "--format", "json"]).stdout)
     unit = next(r for r in answer["ranked"] + answer["insufficient_sample"] if r["code"] == "K-D1")
     assert unit["kpis"]["return_rate"]["rate"] == 0.25 and "drag" in unit
+
+
+def test_the_ranking_table_and_csv_give_every_score_two_decimals(app_db, db_session, history):
+    """A unit below the minimum sample showed its score with 4 decimals (61.9792) where a ranked one showed 2: the
+    table and the CSV give every score 2, ranked or listed apart; the JSON keeps the figure as computed."""
+    import csv
+    import io
+    import json
+
+    from typer.testing import CliRunner
+
+    from cityhub.analytics.cli import app
+
+    db_session.commit()
+    runner = CliRunner()
+
+    def run(*argv: str) -> str:
+        result = runner.invoke(app, ["ranking", "--period", "2026-03", *argv])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    answer = json.loads(run("--format", "json"))  # the history's units are below the default minimum sample
+    assert answer["ranked"] == [] and answer["insufficient_sample"]
+    scores = {r["code"]: r["value"] for r in answer["insufficient_sample"]}
+    assert scores["K-D2"] == 61.9792  # the JSON's precision
+    expected = {code: f"{v:.2f}" for code, v in scores.items()}
+    assert expected["K-D2"] == "61.98"
+    for min_sample in ("0", "30"):  # all ranked; all listed apart
+        shown = {
+            r["code"]: r["value"]
+            for r in csv.DictReader(io.StringIO(run("--min-sample", min_sample, "--format", "csv")))
+        }
+        assert shown == expected, min_sample
+        table = run("--min-sample", min_sample).splitlines()
+        assert {line.split()[1]: line.split()[4] for line in table[1:]} == expected, min_sample

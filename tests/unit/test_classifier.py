@@ -7,6 +7,7 @@ import gzip
 import json
 import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -402,6 +403,35 @@ def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
     other.write_text("foo,bar\n1,2\n", encoding="utf-8")
     res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(other)])
     assert res.exit_code == 1 and "header lacks a title or content column" in res.output and "foo, bar" in res.output
+
+
+def test_cli_train_says_what_it_trains_on_and_how_long_it_took(tmp_path: Path) -> None:
+    """`nlp train` worked minutes in silence: once the data is read it says on stderr how many rows from how many
+    files and about how long, and at the end how long it took; stdout keeps the summary (with --json, JSON alone)."""
+    records = _records(20)
+    first = _write_csv(tmp_path / "a.csv", records[:50])
+    second = _write_csv(tmp_path / "b.csv", records[50:])
+    res = CliRunner().invoke(
+        app, ["train", "--data", str(first), "--data", str(second), "--out", str(tmp_path / "m"), "--cv", "2", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    said = res.stderr.splitlines()
+    assert re.fullmatch(
+        rf"training on {len(records)} rows from 2 files \(2-fold CV\): about \d+ s on 2 free cores, longer on a busy "
+        r"machine …",
+        said[0],
+    ), said
+    assert re.fullmatch(r"done in (\d+ min )?\d+ s", said[-1]) and len(said) == 2, said
+    assert json.loads(res.stdout)["training_data"]["n"] == len(records)
+    # A refusal is its one line, with nothing announced before it.
+    res = CliRunner().invoke(
+        app, ["train", "--data", str(_write_csv(tmp_path / "c.csv", _records(2))), "--out", str(tmp_path / "n")]
+    )
+    assert (
+        res.exit_code == 1
+        and res.stderr.startswith("error: need at least 2 categories")
+        and res.stderr.count("\n") == 1
+    )
 
 
 def test_a_category_too_rare_to_learn_is_left_out_and_named(tmp_path: Path) -> None:

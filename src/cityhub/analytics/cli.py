@@ -93,6 +93,8 @@ def ranking_command(
             c = r["kpis"].get(name)
             r[name] = (c["rate"] if fmt == "csv" else _pct(c["rate"])) if c and c["denominator"] else ""
         r["drag"] = r["drag"] or ""
+        if kpi_name == "score" and r["value"] is not None:  # 2 decimals, ranked or not (the JSON keeps them all)
+            r["value"] = f"{r['value']:.2f}"
     drag = ["drag"] if kpi_name == "score" else []
     _kpi_emit(rows, ["rank", "code", "name", "n", "value", *shown, *drag, "sample"], fmt)
 

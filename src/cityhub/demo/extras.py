@@ -156,7 +156,8 @@ def set_demo_passwords(session: Session, *, password: str) -> int:
 
 
 def demo_logins(session: Session) -> tuple[list[Login], int]:
-    """The named demo users (file order) and the number of per-unit handler accounts."""
+    """The named demo users (file order), each with their unit's full name (白云区, 三元里街道: the README's table of
+    demo logins), and the number of per-unit handler accounts."""
     from cityhub.org.models import Unit, User
 
     named, handlers = _demo_usernames(session)
@@ -165,7 +166,7 @@ def demo_logins(session: Session) -> tuple[list[Login], int]:
         for u in session.scalars(select(User).where(User.username.in_(named + handlers)))
         if u.password_hash is not None
     }
-    units = {uid: short or name for uid, short, name in session.execute(select(Unit.id, Unit.short_name, Unit.name))}
+    units = {uid: name for uid, name in session.execute(select(Unit.id, Unit.name))}
     logins = [
         Login(
             username=name,

@@ -1617,6 +1617,20 @@ def _fit_confidence(proba: np.ndarray, y: np.ndarray, config: ClassifierConfig) 
     raise ValidationFailed(f"unknown confidence '{config.confidence}' (known: class, none)")
 
 
+# What training took on two free cores (docs/operations.md §7, bench/README.md): 82 s for the 10,739 dev rows with
+# 3 folds, ~8 s of it whatever the rows (9 s for 334); an encoder embeds ~30 new texts a second; fine-tuning took
+# 26 min for those rows at 2 epochs.
+def rough_training_seconds(rows: int, config: ClassifierConfig) -> float:
+    """About how long :func:`train` takes on ``rows`` records with ``config`` on two free cores: what to tell the
+    operator before its silence, not a promise (a busy machine takes longer; an embedding cache, less)."""
+    seconds = (8 + 0.0069 * rows) * (config.folds + 1) / 4
+    if config.encoder:
+        seconds += rows / 30
+    if config.fine_tune:
+        seconds += 0.145 * rows * config.fine_tune_epochs / 2
+    return seconds
+
+
 def train(
     records: Sequence[LabelledOrder],
     *,
@@ -1625,12 +1639,14 @@ def train(
     sources: Sequence[CsvReport] = (),
     evaluate_cv: bool = True,
     encoder: Any | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> Model:
     """Fit a classifier on labelled orders; the label set is whatever the records carry.
 
     ``groups`` (near-duplicate group per record) is computed when not given. With ``evaluate_cv`` the
     model's metadata gets an evaluation report from grouped cross-validation of the stacked model on the
-    members' out-of-fold scores.
+    members' out-of-fold scores. ``on_start`` is called once the records and the configuration are accepted, before
+    the long work (``cityhub nlp train`` says then what it trains on: a refusal stays its one line).
     """
     config = config or ClassifierConfig()
     started = time.perf_counter()
@@ -1663,6 +1679,8 @@ def train(
             f"need at least 2 categories with {config.folds} or more distinct messages each to train; "
             f"distinct messages per category: { ({k: len(v) for k, v in sorted(distinct.items())}) }"
         )
+    if on_start is not None:
+        on_start()
     if config.title_augment:
         texts, y_labels, row_groups, original = _augment(records, groups)
     else:

@@ -101,13 +101,18 @@ def train_cmd(
         "the segmented ones lack (learned from the data).",
     ),
 ) -> None:
-    """Train the category classifier (工单分类) and save a versioned artefact."""
+    """Train the category classifier (工单分类) and save a versioned artefact. Says on stderr, once the data is read,
+    what it trains on and about how long that takes, and at the end the time it took."""
     import json
+    import time
     from typing import Any
 
     from cityhub.errors import CityhubError
+    from cityhub.formatting import duration
     from cityhub.nlp import classifier
     from cityhub.outfiles import check_directory
+
+    started = time.perf_counter()
 
     try:
         check_directory(Path(out), "--out:", "the model")  # before the training, not after it
@@ -143,10 +148,24 @@ def train_cmd(
                 text_encoder = CachedEncoder(text_encoder, embed_cache)
         elif embed_cache:
             raise _fail("--embed-cache needs --encoder")
-        model = classifier.train(records, config=config, sources=reports, encoder=text_encoder)
+
+        def announce() -> None:  # the records and settings accepted: minutes of silence follow
+            files = f"{len(data)} file{'s' if len(data) != 1 else ''}"
+            how = ", ".join(
+                [f"{cv}-fold CV", *([f"encoder {encoder}"] if encoder else []), *(["fine-tuning"] if fine_tune else [])]
+            )
+            typer.echo(
+                f"training on {len(records):,} rows from {files} ({how}): about "
+                f"{duration(_rounded(classifier.rough_training_seconds(len(records), config)))} on 2 free cores, "
+                "longer on a busy machine …",
+                err=True,
+            )
+
+        model = classifier.train(records, config=config, sources=reports, encoder=text_encoder, on_start=announce)
         target = model.save(out)
     except CityhubError as exc:
         raise fail_with(exc) from None
+    typer.echo(f"done in {duration(time.perf_counter() - started)}", err=True)
     summary: dict[str, Any] = {
         "model": str(target),
         "feature_blocks": model.meta.get("feature_blocks"),
@@ -203,6 +222,11 @@ def train_cmd(
             + " ".join(f"cov@{k}={v:.3f}" for k, v in cov.items())
             + ("" if rep["ece"] is None else f" ECE={rep['ece']:.3f}")
         )
+
+
+def _rounded(seconds: float) -> float:
+    """An estimate as precise as it is: to 10 s under two minutes, else to the minute."""
+    return round(seconds, -1) if seconds < 120 else round(seconds / 60) * 60
 
 
 @app.command(
