@@ -2053,7 +2053,12 @@ def _detail_page(
         order=order,
         read=read,
         # The point on a small map over the units' outlines (as the reader's order view gives it: masked, two decimals).
-        place_map=place_map(t, lat=read.lat, lng=read.lng) if read.lat is not None and read.lng is not None else None,
+        # A citizen's shows where in the district it lies (the district's outline, their street's and community's).
+        place_map=place_map(
+            t, lat=read.lat, lng=read.lng, around=None if staff else (read.street_id, read.community_id)
+        )
+        if read.lat is not None and read.lng is not None
+        else None,
         unit_names=support.names_of(db, Unit, ids),
         directory=_directory(db),
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),
