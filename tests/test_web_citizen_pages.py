@@ -550,3 +550,50 @@ def test_an_appeal_not_theirs_is_headed_as_not_found_for_the_citizen(org: dict[s
     # Staff read the order's own heading over its message (找不到页面 stood above 没有找到该工单 too).
     staff = login("sup").get("/orders/999999")
     assert '<h1 data-testid="error-heading">找不到该工单</h1>' in staff.text and "没有找到该工单" in staff.text
+
+
+def test_a_citizens_appeal_merged_into_another_of_theirs_is_folded_under_it_on_their_list(
+    org: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """我的诉求 showed each appeal merged into another as a card of its own: a citizen who rang twice about one street
+    light read two 路灯不亮 cards, one 已合并办理. Merged into another appeal of theirs on the page, it is now a line
+    under that one (另 1 次反映已合并到此诉求, linking to it); merged into someone else's, its card names the appeal
+    it joined. The count says how many of the list are merged; staff's list and the API are as they were."""
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")
+    get_dedupe_settings.cache_clear()
+    try:
+        citizen, op = login("cit"), login("op")
+        first, again = _appeal(citizen), _appeal(citizen)
+        manhole = {"title": "井盖破损", "content": "景泰街道飞鹅新村路口井盖破损，晚上行人容易绊倒"}
+        callers = _appeal_of(op.post("/intake", data=intake_form(op, **manhole), follow_redirects=False))
+        joined = _appeal_of(citizen.post("/intake", data=intake_form(citizen, **manhole), follow_redirects=False))
+        with session_scope() as s:
+            rows = {i: s.get(Order, i) for i in (first, again, callers, joined)}
+            assert rows[again].master_order_id == first  # type: ignore[union-attr]
+            assert rows[joined].master_order_id == callers  # type: ignore[union-attr]
+            number = {i: o.number for i, o in rows.items()}  # type: ignore[union-attr]
+        page = citizen.get("/orders").text
+        table = page.split('data-testid="order-table"')[1]
+        # the second call is a line under the first, linking to it, not a card of its own
+        assert table.count(f">{number[again]}</a>") == 1
+        here = table.split(f'href="/orders/{first}"')[1].split("</tr>")[0]
+        assert "另 1 次反映已合并到此诉求" in here and f'href="/orders/{again}" data-testid="merged-here-link"' in here
+        # merged into someone else's appeal: a card of its own naming the appeal it joined
+        card = table.split(f'href="/orders/{joined}"')[1].split("</tr>")[0]
+        assert f"已合并到诉求 {number[callers]} 一并办理" in card
+        # the count counts both merged appeals and says so
+        assert "共 3 件，其中 2 件已与同一问题的诉求合并办理" in page
+        # staff's list has the merged order as a row of its own, as before
+        staff = login("sup").get("/orders").text
+        assert 'data-testid="merged-here"' not in staff
+        api = citizen.get("/api/v1/orders").json()
+        assert again in {o["id"] for o in api["items"]}
+    finally:
+        get_dedupe_settings.cache_clear()
+
+
+def _appeal_of(response: Any) -> int:
+    assert response.status_code == 303, response.text
+    return int(response.headers["location"].rsplit("/", 1)[1])

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from cityhub.auth import service as auth
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
-from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import UserCreate
 from cityhub.web import vendor
 from cityhub.workorders.models import Order
@@ -64,8 +64,16 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         data = {"channel": "grid", "content": content, "street_code": "W-JT", "lat": POINT[0], "lng": POINT[1]}
         pointed = submit(s, data=data).order.id
         unpointed = submit(s, data={"channel": "hotline", "content": "景泰路路灯不亮", "street_code": "W-JT"}).order.id
+        # A citizen's own appeal with its point, in 景泰's 飞鹅.
+        mine = submit(s, data={**data, "channel": "web", "content": "飞鹅新村路口路灯不亮"}).order.id
+        cit = s.scalar(select(User.id).where(User.username == "cit"))
+        s.execute(
+            update(Order)
+            .where(Order.id == mine)
+            .values(citizen_user_id=cit, street_id=world.street_a, community_id=feie.id)
+        )
     with served_app(env, tmp_path / "serve.log") as base:
-        yield {"base": base, "pointed": pointed, "unpointed": unpointed}
+        yield {"base": base, "pointed": pointed, "unpointed": unpointed, "mine": mine}
 
 
 def _phone(browser: Any, base: str, viewport: dict[str, int], username: str, **context: Any) -> Any:
@@ -153,6 +161,37 @@ def test_an_orders_page_shows_its_point_on_a_map_the_page_scrolls_past(server: d
         assert page.locator('[data-testid="facts"]').is_visible()
         assert page.locator("[data-place-map]").count() == 0 and page.locator('[data-testid="position"]').count() == 0
         page.context.close()
+
+
+def test_a_citizens_appeal_map_shows_where_in_the_district_the_point_lies(server: dict[str, Any], browser: Any) -> None:
+    """A citizen's appeal page zoomed to its point: with no background tiles (none offline), a dot on grey that said
+    nothing of where it is. The view now fits the district's outline around the point, their street's and
+    community's outlines drawn stronger; a staff member's order page is zoomed to the point as before."""
+    page = _phone(browser, server["base"], {"width": 390, "height": 844}, "cit")
+    page.goto(f"{server['base']}/orders/{server['mine']}")
+    page.wait_for_selector('#order-map[data-loaded="3"]')
+    seen = page.evaluate(
+        """async () => {
+            const map = document.querySelector('#order-map').cityhubMap, view = map.getBounds();
+            const data = await (await fetch('/api/v1/places/boundaries')).json();
+            const district = L.geoJSON(data.features.filter(f => f.properties.tier === 'district')).getBounds();
+            return { district: view.contains(district), feie: view.contains([[23.17, 113.27], [23.19, 113.29]]),
+                     point: view.contains([23.1805, 113.2801]), zoom: map.getZoom() };
+        }"""
+    )
+    assert seen["district"] and seen["feie"] and seen["point"], seen
+    assert seen["zoom"] < 15, seen
+    box = page.locator("#order-map").bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] <= 844 / 2
+    page.screenshot(path="/tmp/citizen4/citizen-map.png")
+    assert not page.problems, page.problems
+    page.context.close()
+    # staff: zoomed to the point, as before
+    page = _phone(browser, server["base"], {"width": 390, "height": 844}, "sup")
+    page.goto(f"{server['base']}/orders/{server['mine']}")
+    page.wait_for_selector('#order-map[data-loaded="3"]')
+    assert page.evaluate("document.querySelector('#order-map').cityhubMap.getZoom()") == 15
+    page.context.close()
 
 
 def test_an_inspector_picks_the_place_on_the_map_and_hears_where_it_lies(server: dict[str, Any], browser: Any) -> None:

@@ -61,12 +61,16 @@ def place_map(
     lng: float | None = None,
     pick: dict[str, str] | None = None,
     citizen: bool = False,
+    around: tuple[int | None, ...] | None = None,
 ) -> dict[str, Any] | None:
     """The configuration of a small map of one place: the point (``lat``, ``lng``) over the units' outlines the one
     map draws (``GET /api/v1/places/boundaries``), in the one map's colours; ``pick``: the ids of the form's ``lat``,
     ``lng``, the line saying where the point lies (``GET /api/v1/places/at``) and the button clearing it — a tap puts
     the point there. None without Leaflet's files (the page then shows the numbers and the form its fields alone).
-    ``citizen``: its words as a citizen reads them (``t.theirs``: no outline entered is the staff's matter)."""
+    ``citizen``: its words as a citizen reads them (``t.theirs``: no outline entered is the staff's matter).
+    ``around``: the point is shown where it lies in the district rather than zoomed to — the view fits the district's
+    outline and the point, and the outlines of the units given (the order's street and community, ids; None left out)
+    are drawn stronger: without background tiles a point zoomed to is a dot on grey (a citizen's appeal page)."""
     if not map_ready():
         return None
     layers = {name: registry.layer(name) for name in ("base", "units", "orders")}
@@ -77,6 +81,7 @@ def place_map(
         "lng": lng,
         "centre": list(DISTRICT_CENTRE),
         "pick": pick,
+        "around": None if around is None else [i for i in around if i is not None],
         "layers": {name: {"name": name, "color": layer.color} for name, layer in layers.items() if layer is not None},
         "text": {key: t.theirs(f"place_map.js.{key}", citizen) for key in _PLACE_TEXT},
         "zoom": zoom_titles(t),

@@ -1260,6 +1260,36 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     return _ListQuery(OrderFilter(**criteria), scope, OrderSort(sort), errors, batch)
 
 
+@dataclass(frozen=True)
+class _CitizenMerges:
+    """A citizen's page of appeals with those merged into another of theirs folded: ``folded``, by the id of the appeal
+    on the page they were merged into, the merged ones listed under it (另 N 次反映已合并到此诉求); ``into``, by the
+    id of a merged appeal whose master is not theirs or not on the page, the number it was merged into (its card says
+    so); ``merged``, how many of the list's appeals (its filters as they are, every page) are merged ones."""
+
+    folded: dict[int, list[Any]]
+    into: dict[int, str]
+    merged: int
+
+
+def _citizen_merges(db: Session, items: list[Any], listed: _ListQuery) -> _CitizenMerges:
+    """The merged appeals of a citizen's page of their own (``items``), folded under or labelled with their master."""
+    on_page = {o.id for o in items}
+    folded: dict[int, list[Any]] = {}
+    for o in items:
+        if o.state == State.MERGED and o.master_order_id in on_page:
+            folded.setdefault(o.master_order_id, []).append(o)
+    elsewhere = [o for o in items if o.state == State.MERGED and o.master_order_id and o.master_order_id not in on_page]
+    numbers = support.names_of(db, Order, [o.master_order_id for o in elsewhere], column=Order.number)
+    into = {o.id: numbers[o.master_order_id] for o in elsewhere if o.master_order_id in numbers}
+    states = listed.filters.state
+    merged = 0
+    if states is None or State.MERGED in states:
+        only = listed.filters.model_copy(update={"state": [State.MERGED]})
+        merged = orders.count_orders(db, filters=only, scope=listed.scope, cap=LIST_COUNT_CAP)
+    return _CitizenMerges(folded, into, merged)
+
+
 @router.get("/orders", response_class=HTMLResponse)
 def order_list(request: Request, db: DbSession) -> Response:
     """Orders in the user's data scope, filtered and paginated like GET /api/v1/orders."""
@@ -1280,6 +1310,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         sort=listed.sort,
     )
     items = [read_model(o, principal) for o in rows]
+    # 我的诉求: an appeal merged into another of theirs on the page is a line under it, not a card of its own
+    merges = _citizen_merges(db, items, listed) if citizen else _CitizenMerges({}, {}, 0)
     unit_names = support.names_of(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
     category_names = support.names_of(db, Category, {o.category_id for o in rows})
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
@@ -1349,6 +1381,10 @@ def order_list(request: Request, db: DbSession) -> Response:
         shown=shown,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
+        folded=merges.folded,
+        folded_ids={m.id for ms in merges.folded.values() for m in ms},
+        merged_into=merges.into,
+        merged_total=merges.merged,
         # 只看本单位承办 narrows the list: the reader's unit does not read every order.
         held_choice=reader.own is not None,
         mine_choice="orders.view.mine" in {v.key for v in views},  # 只看我提交的, where its quick view is offered
@@ -2017,7 +2053,12 @@ def _detail_page(
         order=order,
         read=read,
         # The point on a small map over the units' outlines (as the reader's order view gives it: masked, two decimals).
-        place_map=place_map(t, lat=read.lat, lng=read.lng) if read.lat is not None and read.lng is not None else None,
+        # A citizen's shows where in the district it lies (the district's outline, their street's and community's).
+        place_map=place_map(
+            t, lat=read.lat, lng=read.lng, around=None if staff else (read.street_id, read.community_id)
+        )
+        if read.lat is not None and read.lng is not None
+        else None,
         unit_names=support.names_of(db, Unit, ids),
         directory=_directory(db),
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),

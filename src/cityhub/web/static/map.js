@@ -61,7 +61,9 @@
   // --- the small map of one place ----------------------------------------------------------------------------
   // data-place-map holds its configuration: the outlines' and the locating addresses (/api/v1/places), the layers'
   // colours, the point (lat, lng; null: none), and for picking (pick: true) the ids of the form's lat/lng fields,
-  // the line saying where the point lies and the button clearing it. Made to sit in a page read on a phone: the
+  // the line saying where the point lies and the button clearing it; around (a citizen's appeal page: the ids of its
+  // street and community), the view fitted to the district's outline around the point, not zoomed to a dot on grey
+  // (no background tiles), those units' outlines stronger. Made to sit in a page read on a phone: the
   // page scrolls past it — the wheel and one finger scroll the page, not the map (two fingers zoom it, as do its
   // buttons) — and it is one tab stop, whose arrows pan it. A tap (or click) on a picking map puts the point there.
   // JSON from the server. A 401 calls signedOut when given (the one map says the session ended); any other failure
@@ -166,13 +168,24 @@
         return f.properties.tier === "district";
       }) }, { interactive: false, style: outlineStyle(ink, cfg.layers.base) }).addTo(outlines);
       outlined = false;
+      var around = cfg.around || [];
+      var view = district.getBounds();  // cfg.around: the district's outline and the order's units around the point
       data.features.forEach(function (feature) {
         var tier = feature.properties.tier;
         if (tier === "district") { return; }
         outlined = true;
-        L.geoJSON(feature, { interactive: false, style: boundaryStyle(ink, cfg.layers.units, tier === "street") }).addTo(outlines);
+        var style = boundaryStyle(ink, cfg.layers.units, tier === "street");
+        var own = around.indexOf(feature.properties.unit_id) >= 0;
+        if (own) { style.weight += 1.5; style.fillOpacity = 0.15; }  // the order's street and community stand out
+        var drawn = L.geoJSON(feature, { interactive: false, style: style }).addTo(outlines);
+        if (own && drawn.getBounds().isValid()) { view.extend(drawn.getBounds()); }
       });
-      if (!pointOf() && !fitted && district.getBounds().isValid()) {
+      var at = pointOf();
+      if (cfg.around && at && view.isValid()) {
+        // Without background tiles a point zoomed to is a dot on grey: shown where in the district it lies.
+        map.fitBounds(view.extend(at), { padding: [8, 8], animate: false, maxZoom: 15 });
+        element.setAttribute("data-fitted", "around");
+      } else if (!at && !fitted && district.getBounds().isValid()) {
         map.fitBounds(district.getBounds(), { padding: [6, 6], animate: false });
         fitted = true;
       }
