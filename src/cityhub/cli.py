@@ -265,7 +265,8 @@ def db_backup(
 ) -> None:
     """Take a consistent copy of the database while the service runs (the files attached to orders are not in it:
     copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics); a
-    FILE or DIR refused before anything was copied (a directory given as FILE, a folder that cannot be made) is not."""
+    FILE or DIR refused before anything was copied (a directory given as FILE, a path through a file) is not; a
+    folder it may not write is a failure."""
     from cityhub import migrate
     from cityhub.backup import backup, backup_into
     from cityhub.db import utcnow

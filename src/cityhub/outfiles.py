@@ -26,8 +26,13 @@ PARTIAL_SUFFIX = ".partial"
 
 
 class TargetRefused(ValidationFailed):
-    """A file to write refused before any work was done: a directory, the live database, a folder that cannot be
-    made or written — a mistyped argument. ``cityhub db backup`` does not count it as a failed backup."""
+    """A file to write refused before any work was done: a directory, the live database, a path through a file — a
+    mistyped argument. ``cityhub db backup`` does not count it as a failed backup (a folder it may not write, a
+    read-only or full disk, is the machine's state: a failed backup)."""
+
+
+# The errors of a path that cannot name a file to write: through a file (ENOTDIR), onto a directory (EISDIR).
+_MISTYPED = frozenset({errno.ENOTDIR, errno.EISDIR})
 
 
 def partial_path(target: Path) -> Path:
@@ -46,8 +51,8 @@ def private_files(targets: Sequence[Path], what: str) -> Iterator[list[Path]]:
     """Yield a private, empty temporary file beside each of ``targets`` (missing directories created) for the block
     to write (by path: opening one for writing keeps its mode); move them over the targets when the block succeeds,
     remove them when it fails. ``what`` names the files in errors ("backup", "export"): TargetRefused, one line, for a
-    target that is a directory or cannot be created (before the block runs), ValidationFailed for an OSError while
-    the block writes."""
+    target that is a directory or a path through a file (before the block runs), ValidationFailed for one that may
+    not be written (denied, a read-only or full disk) and for an OSError while the block writes."""
     paths = [Path(t) for t in targets]
     for target in paths:
         if target.is_dir():
@@ -61,7 +66,11 @@ def private_files(targets: Sequence[Path], what: str) -> Iterator[list[Path]]:
                 part.unlink(missing_ok=True)  # left by a killed run: created afresh, so with this mode
                 os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_MODE))
             except OSError as exc:
-                raise TargetRefused(f"cannot write {what} {target}: {_why(exc)}") from None
+                if isinstance(exc, FileExistsError) or exc.errno in _MISTYPED:
+                    raise TargetRefused(f"cannot write {what} {target}: {_why(exc)}") from None
+                # Denied, a read-only or full disk: the machine's state, not a typo — a nightly backup failing so is
+                # a failed backup (/healthz says it).
+                raise ValidationFailed(f"cannot write {what} {target}: {_why(exc)}") from None
             made.append(part)
         try:
             yield made

@@ -53,3 +53,35 @@ def test_the_writer_quotes_every_cell_of_every_row() -> None:
         ["'=cmd|' /C calc'!A0", "-33.9"],
         ["路灯", "23.1"],
     ]
+
+
+def test_a_path_through_a_file_is_a_typo_and_a_folder_that_may_not_be_written_is_a_failure(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`db backup` records no failed backup for a typo (TargetRefused), but a folder it may not write — denied, a
+    read-only or full disk — is the machine's state: a nightly backup failing so must show as failed (/healthz)."""
+    import errno
+    import os
+
+    from cityhub import outfiles
+    from cityhub.errors import ValidationFailed
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with (
+        pytest.raises(outfiles.TargetRefused, match="Not a directory"),
+        outfiles.private_files([a_file / "x"], "backup"),
+    ):
+        pass
+
+    def denied(*args: object, **kwargs: object) -> int:
+        # As root (CI) a folder's mode denies nothing: the error the kernel gives an unprivileged backup user.
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(outfiles.os, "open", denied)
+    with (
+        pytest.raises(ValidationFailed, match="Permission denied") as refused,
+        outfiles.private_files([tmp_path / "copy.db"], "backup"),
+    ):
+        pass
+    assert not isinstance(refused.value, outfiles.TargetRefused)
