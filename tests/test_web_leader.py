@@ -21,7 +21,7 @@ from cityhub.intake.service import submit
 from cityhub.org.models import User
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
-from web_helpers import World, act_on, login, small_world
+from web_helpers import World, act_on, actor_of, login, small_world
 
 
 @pytest.fixture
@@ -29,17 +29,14 @@ def world(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> World
     return small_world(tmp_path, monkeypatch)
 
 
-def _actor(s: Any, username: str) -> orders.Actor:
-    user = s.scalars(select(User).where(User.username == username)).one()
-    return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
-
-
 def _dispatched(world: World, title: str = "路灯不亮") -> dict[str, Any]:
     """An appeal on 景泰街道 dispatched to the street and accepted by its handler."""
     with session_scope() as s:
         order = submit(s, data={"channel": "hotline", "title": title, "content": "小区门口路灯不亮已经一周"}).order
-        orders.act(s, order_id=order.id, action="dispatch", actor=_actor(s, "disp"), params={"unit_id": world.street_a})
-        orders.act(s, order_id=order.id, action="accept", actor=_actor(s, "hand_a"))
+        orders.act(
+            s, order_id=order.id, action="dispatch", actor=actor_of(s, "disp"), params={"unit_id": world.street_a}
+        )
+        orders.act(s, order_id=order.id, action="accept", actor=actor_of(s, "hand_a"))
         return {"id": order.id, "number": order.number}
 
 
@@ -86,7 +83,7 @@ def test_a_units_drill_down_lists_what_counts_against_it_first_with_each_orders_
     kept, returned = _dispatched(world, "路灯不亮"), _dispatched(world, "井盖缺失")
     with session_scope() as s:
         orders.act(
-            s, order_id=returned["id"], action="return", actor=_actor(s, "hand_a"), params={"reason": "非本街道"}
+            s, order_id=returned["id"], action="return", actor=actor_of(s, "hand_a"), params={"reason": "非本街道"}
         )
     lead = login("lead")
     page = lead.get(f"/assessment/{world.street_a}", params={"kpi": "return_rate"}).text
@@ -201,7 +198,7 @@ def test_a_leader_finds_the_orders_they_assigned_once_answered_in_a_tab_of_their
         "/orders?state=answered&leader_assigned=1&sort=answered"
     )
     with session_scope() as s:
-        orders.act(s, order_id=order["id"], action="reply", actor=_actor(s, "hand_a"), params={"text": "已修复路灯"})
+        orders.act(s, order_id=order["id"], action="reply", actor=actor_of(s, "hand_a"), params={"text": "已修复路灯"})
     done = lead.get("/orders", params={"state": "answered", "leader_assigned": "1", "sort": "answered"}).text
     assert order["number"] in done
     still_open = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
@@ -222,13 +219,13 @@ def test_the_ranking_shows_the_rates_the_score_is_made_of_and_the_costliest_in_b
                 s, data={"channel": "hotline", "title": f"路灯不亮{i}", "content": "小区门口路灯不亮已经一周"}
             ).order
             orders.act(
-                s, order_id=order.id, action="dispatch", actor=_actor(s, "disp"), params={"unit_id": world.street_a}
+                s, order_id=order.id, action="dispatch", actor=actor_of(s, "disp"), params={"unit_id": world.street_a}
             )
             if i % 3:
-                orders.act(s, order_id=order.id, action="accept", actor=_actor(s, "hand_a"))
+                orders.act(s, order_id=order.id, action="accept", actor=actor_of(s, "hand_a"))
             else:
                 orders.act(
-                    s, order_id=order.id, action="return", actor=_actor(s, "hand_a"), params={"reason": "非本单位"}
+                    s, order_id=order.id, action="return", actor=actor_of(s, "hand_a"), params={"reason": "非本单位"}
                 )
     period = _today().strftime("%Y-%m")
     page = login("lead").get("/dashboard", params={"period": period}).text

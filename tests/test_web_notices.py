@@ -19,12 +19,7 @@ from cityhub.notify import notices
 from cityhub.notify.models import NoticeKind, UserNotice
 from cityhub.org.models import User
 from cityhub.workorders import service as orders
-from web_helpers import login, small_world
-
-
-def _actor(s: Any, username: str) -> orders.Actor:
-    user = s.scalars(select(User).where(User.username == username)).one()
-    return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
+from web_helpers import actor_of, login, small_world
 
 
 @pytest.fixture
@@ -33,9 +28,11 @@ def urged(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[
     world = small_world(tmp_path, monkeypatch)
     with session_scope() as s:
         order = submit(s, data={"channel": "hotline", "title": "路灯不亮", "content": "小区门口路灯不亮已经一周"}).order
-        orders.act(s, order_id=order.id, action="dispatch", actor=_actor(s, "disp"), params={"unit_id": world.street_a})
-        orders.act(s, order_id=order.id, action="accept", actor=_actor(s, "hand_a"))
-        orders.act(s, order_id=order.id, action="urge", actor=_actor(s, "sup"), params={"reason": "市民再次来电"})
+        orders.act(
+            s, order_id=order.id, action="dispatch", actor=actor_of(s, "disp"), params={"unit_id": world.street_a}
+        )
+        orders.act(s, order_id=order.id, action="accept", actor=actor_of(s, "hand_a"))
+        orders.act(s, order_id=order.id, action="urge", actor=actor_of(s, "sup"), params={"reason": "市民再次来电"})
         return {"id": order.id, "number": order.number}
 
 
@@ -91,7 +88,7 @@ def test_the_bell_counts_the_page_lists_and_opening_marks_read(urged: dict[str, 
 
 def test_the_bell_says_99_plus_past_the_cap(urged: dict[str, Any]) -> None:
     with session_scope() as s:
-        hand = _actor(s, "hand_a")
+        hand = actor_of(s, "hand_a")
         for _ in range(120):
             notices.notify(
                 s, kind=NoticeKind.URGED, recipients=User.id == hand.user_id, actor_id=None, order_id=urged["id"]
@@ -123,9 +120,9 @@ def test_a_notice_of_an_order_moved_to_another_unit_says_so_instead_of_a_404(
         data = {"channel": "hotline", "title": "路灯不亮", "content": "小区门口路灯不亮已经一周", "street_code": "W-JX"}
         order = submit(s, data=data).order
         urged = {"id": order.id, "number": order.number}
-        disp, street_a = _actor(s, "disp"), small_world_street(s, "W-JT")
+        disp, street_a = actor_of(s, "disp"), small_world_street(s, "W-JT")
         orders.act(s, order_id=order.id, action="dispatch", actor=disp, params={"unit_id": street_a})
-        orders.act(s, order_id=order.id, action="urge", actor=_actor(s, "sup"), params={"reason": "市民再次来电"})
+        orders.act(s, order_id=order.id, action="urge", actor=actor_of(s, "sup"), params={"reason": "市民再次来电"})
         orders.act(
             s,
             order_id=order.id,
@@ -160,7 +157,7 @@ def test_a_bulk_urge_is_one_notice_per_reader_leading_to_the_units_urged_orders(
     """批量催办 of three orders of 景泰街道 and one of 京溪街道: 景泰街道's handler is told once, of three orders (not
     three times), and the notice leads to their unit's urged open orders; 京溪街道's of its one order, as a 催办."""
     with session_scope() as s:
-        disp = _actor(s, "disp")
+        disp = actor_of(s, "disp")
         ids = []
         for code in ("W-JT", "W-JT", "W-JX"):
             order = submit(s, data={"channel": "hotline", "title": "井盖缺失", "content": "人行道井盖缺失很危险"}).order
@@ -180,7 +177,7 @@ def test_a_bulk_urge_is_one_notice_per_reader_leading_to_the_units_urged_orders(
     with session_scope() as s:
         rows = s.scalars(select(UserNotice).order_by(UserNotice.id)).all()
         told = {(r.user_id, r.kind, r.order_id) for r in rows}
-        hand_a, hand_b = _actor(s, "hand_a").user_id, _actor(s, "hand_b").user_id
+        hand_a, hand_b = actor_of(s, "hand_a").user_id, actor_of(s, "hand_b").user_id
         bulk = next(r for r in rows if r.kind == "urged_bulk")
     assert told == {(hand_a, "urged_bulk", None), (hand_b, "urged", ids[2])}, told
     assert bulk.params == {"actor": "陈督办", "reason": "今天务必答复", "count": 3, "order_ids": picks[:3]}
@@ -207,7 +204,7 @@ def test_the_administrators_menu_counts_pending_exemption_requests(urged: dict[s
     adm = login("adm")
     assert 'data-testid="nav-count"' not in adm.get("/admin").text
     with session_scope() as s:
-        hand = _actor(s, "hand_a")
+        hand = actor_of(s, "hand_a")
         orders.act(s, order_id=urged["id"], action="reply", actor=hand, params={"text": "已修复路灯"})
         unit = hand.unit_id
         assert unit is not None

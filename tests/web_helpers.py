@@ -121,6 +121,16 @@ def select_of(page: str, select_id: str) -> str:
     return found.group(0)
 
 
+def actor_of(s: Session, username: str) -> Any:
+    """The account ``username`` as the order service's actor (``Actor.of_user``)."""
+    from sqlalchemy import select
+
+    from cityhub.org.models import User
+    from cityhub.workorders.service import Actor
+
+    return Actor.of_user(s.scalars(select(User).where(User.username == username)).one())
+
+
 def stored_order(order_id: int) -> Any:
     """The order as stored now, detached from its session (its columns read; not its relations)."""
     from cityhub.db import session_scope

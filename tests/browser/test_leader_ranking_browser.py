@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from cityhub.config import get_settings
 from cityhub.db import session_scope, utcnow
 from cityhub.intake.service import submit
-from cityhub.org.models import User
 from cityhub.workorders import service as orders
 from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
-from web_helpers import build_world, sign_in, use_world_env
+from web_helpers import actor_of, build_world, sign_in, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -32,11 +30,6 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
-
-
-def _actor(s: Any, username: str) -> orders.Actor:
-    user = s.scalars(select(User).where(User.username == username)).one()
-    return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
 
 
 @pytest.fixture
@@ -49,9 +42,9 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             order = submit(
                 s, data={"channel": "hotline", "title": f"路灯不亮{i}", "content": "小区门口路灯不亮已经一周"}
             ).order
-            orders.act(s, order_id=order.id, action="dispatch", actor=_actor(s, "disp"), params={"unit_id": street})
+            orders.act(s, order_id=order.id, action="dispatch", actor=actor_of(s, "disp"), params={"unit_id": street})
             step = ("accept", {}) if i % 3 else ("return", {"reason": "非本单位"})
-            orders.act(s, order_id=order.id, action=step[0], actor=_actor(s, "hand_a"), params=step[1])
+            orders.act(s, order_id=order.id, action=step[0], actor=actor_of(s, "hand_a"), params=step[1])
     with served_app(env, tmp_path / "serve.log") as base:
         yield base
 

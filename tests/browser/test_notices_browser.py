@@ -14,25 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
-from cityhub.org.models import User
 from cityhub.workorders import service as orders
 from process_helpers import CHROMIUM, served_app
-from web_helpers import build_world, sign_in, use_world_env
+from web_helpers import actor_of, build_world, sign_in, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only("the page's markup does not depend on the database backend: run on SQLite only"),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
-
-
-def _actor(s: Any, username: str) -> orders.Actor:
-    user = s.scalars(select(User).where(User.username == username)).one()
-    return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
 
 
 @pytest.fixture
@@ -47,11 +40,11 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
                 s, data={"channel": "hotline", "title": title, "content": f"小区门口{title}，晚上出行危险"}
             ).order
             orders.act(
-                s, order_id=order.id, action="dispatch", actor=_actor(s, "disp"), params={"unit_id": world.street_a}
+                s, order_id=order.id, action="dispatch", actor=actor_of(s, "disp"), params={"unit_id": world.street_a}
             )
             made.append((order.id, order.number))
-        orders.act(s, order_id=made[0][0], action="accept", actor=_actor(s, "hand_a"))
-        orders.act(s, order_id=made[0][0], action="urge", actor=_actor(s, "sup"), params={"reason": "市民再次来电"})
+        orders.act(s, order_id=made[0][0], action="accept", actor=actor_of(s, "hand_a"))
+        orders.act(s, order_id=made[0][0], action="urge", actor=actor_of(s, "sup"), params={"reason": "市民再次来电"})
     with served_app(env, tmp_path / "serve.log") as base:
         yield {"base": base, "urged": made[0], "other": made[1]}
 

@@ -558,8 +558,7 @@ def staff_work(session: Session, *, now: datetime | None = None) -> int:
     cal = workcal.load_calendar(session)
 
     def actor(username: str) -> orders.Actor:
-        user = users[username]
-        return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
+        return orders.Actor.of_user(users[username])
 
     made = 0
     for case in STAFF_WORK:
@@ -651,9 +650,6 @@ def demo_exemptions(session: Session, *, now: datetime | None = None) -> int:
     if named is not None and named.unit_id is not None:
         handlers[named.unit_id] = named
 
-    def actor(user: User) -> orders.Actor:
-        return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
-
     answered = (State.CALLED_BACK, State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED, State.REPLIED)
     candidates = session.execute(
         select(Order.id, Order.lead_unit_id, Order.replied_at)
@@ -685,7 +681,7 @@ def demo_exemptions(session: Session, *, now: datetime | None = None) -> int:
                 measures=[wanted],
                 reason_category=reason,
                 reason_text=words,
-                actor=actor(handlers[unit_id]),
+                actor=orders.Actor.of_user(handlers[unit_id]),
                 now=asked_at,
             )
             if decision is not None:
@@ -695,7 +691,7 @@ def demo_exemptions(session: Session, *, now: datetime | None = None) -> int:
                     exemption_id=row.id,
                     approve=decision,
                     reason=why,
-                    actor=actor(supervisor),
+                    actor=orders.Actor.of_user(supervisor),
                     now=min(now - timedelta(hours=1), asked_at + timedelta(hours=20)),
                 )
             units_used.add(unit_id)
@@ -726,9 +722,6 @@ def demo_notices(session: Session, *, now: datetime | None = None) -> int:
     before = int(session.scalar(select(func.count()).select_from(UserNotice)) or 0)
     users = {u.username: u for u in session.scalars(select(User).where(User.username.in_(DEMO_NOTICE_USERS)))}
 
-    def actor(user: User) -> orders.Actor:
-        return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
-
     supervisor, handler, dispatcher = (users.get(n) for n in DEMO_NOTICE_USERS)
     if supervisor is not None and handler is not None:
         worked = session.scalar(
@@ -747,7 +740,7 @@ def demo_notices(session: Session, *, now: datetime | None = None) -> int:
                 session,
                 order_id=worked,
                 action=Action.URGE,
-                actor=actor(supervisor),
+                actor=orders.Actor.of_user(supervisor),
                 params={"reason": reason},
                 now=now,
             )
@@ -776,7 +769,7 @@ def demo_notices(session: Session, *, now: datetime | None = None) -> int:
                     session,
                     order_id=waiting[0],
                     action=Action.RETURN,
-                    actor=actor(returner),
+                    actor=orders.Actor.of_user(returner),
                     params={"reason": reason},
                     now=now,
                 )

@@ -39,7 +39,7 @@ from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, V
 from cityhub.nlp.text import nfkc
 from cityhub.notify import notices
 from cityhub.notify import service as notify_service
-from cityhub.org.models import Role, UnitTier
+from cityhub.org.models import Role, UnitTier, User
 from cityhub.org.places import Place, PlaceSource, locate_appeal, place_of_unit
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
@@ -97,6 +97,12 @@ class Actor:
     user_id: int | None = None
     unit_id: int | None = None
     role: str | None = None
+
+    @classmethod
+    def of_user(cls, user: User) -> Actor:
+        """A user acting without a request (the demo's seed, a test), recorded as their signed-in ``Principal.actor``
+        records them: name, id, unit and role."""
+        return cls(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
 
 
 SYSTEM = Actor(name="system")
