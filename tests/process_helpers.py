@@ -17,6 +17,7 @@ CLI = Path(sys.executable).with_name("cityhub")
 # The browser tests' Chromium: Debian's (``.ci/run`` installs it), never one downloaded; the flags keep it off the
 # network it cannot reach here.
 CHROMIUM = Path("/usr/bin/chromium")
+NO_PLAYWRIGHT = "browser tests need playwright (pip install -e '.[dev]')"
 # The reason of a browser test marked ``sqlite_only``: its subject is what the browser does, which does not depend
 # on the database backend — the API it calls is tested on both backends, and the first test of each browser module
 # (the order workbench end to end, the map) runs on both.

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from browser_helpers import sync_api
 from cityhub.db import session_scope, utcnow
 from cityhub.intake.service import submit
 from cityhub.monitoring import service as monitoring
@@ -29,16 +30,14 @@ from cityhub.monitoring.schemas import RuleCreate, SensorCreate
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import categories
 from cityhub.workorders.service import act
-from process_helpers import CHROMIUM, served_app
+from process_helpers import served_app
 from web_helpers import PASSWORD, build_world, use_world_env
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = [
     pytest.mark.sqlite_only("the pages' markup does not depend on the database backend: run on SQLite only"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(not AXE.exists(), reason="axe-core is missing from node_modules (npm ci)"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 # Below serious, but fixed here and kept fixed: every navigation landmark named, headings in order, every table
 # header named.

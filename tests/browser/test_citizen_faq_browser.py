@@ -19,14 +19,10 @@ from cityhub.db import session_scope
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
+from process_helpers import BROWSER_SIDE, PHONES, served_app
 from web_helpers import build_world, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 PUBLIC_ANSWER = (
     "社保卡丢失后请先挂失：拨打12333或通过手机银行办理临时挂失。"

@@ -16,14 +16,10 @@ import pytest
 
 from cityhub.db import session_scope
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
+from process_helpers import BROWSER_SIDE, PHONES, served_app
 from web_helpers import build_world, jpeg_photo, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 
 @pytest.fixture

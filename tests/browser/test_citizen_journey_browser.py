@@ -17,18 +17,15 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from browser_helpers import sync_api
 from cityhub.db import session_scope
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, served_app
 from web_helpers import build_world, jpeg_photo, sign_in, square, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 POINT = (23.1805, 113.2801)  # in 景泰街道's 飞鹅社区
 PHONE = "13800005555"

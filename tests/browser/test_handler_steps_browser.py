@@ -15,17 +15,14 @@ from typing import Any
 
 import pytest
 
+from browser_helpers import sync_api
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders import service as orders
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, served_app
 from web_helpers import build_world, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 
 @pytest.fixture

@@ -14,18 +14,15 @@ from typing import Any
 
 import pytest
 
+from browser_helpers import sync_api
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, served_app
 from web_helpers import build_world, sign_in, train_classifier, use_world_env, world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 DESK = {"width": 1920, "height": 1080}
 QUESTIONS = ("离职后住房公积金怎么提取", "住房公积金怎么贷款")

@@ -16,18 +16,15 @@ from typing import Any
 
 import pytest
 
+from browser_helpers import sync_api
 from cityhub.config import get_settings
 from cityhub.db import session_scope, utcnow
 from cityhub.intake.service import submit
 from cityhub.workorders import service as orders
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, served_app
 from web_helpers import actor_of, build_world, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from browser_helpers import sync_api
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
@@ -25,17 +26,15 @@ from cityhub.monitoring.schemas import SensorCreate
 from cityhub.org.models import Unit
 from cityhub.web import vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app, wait_in_page
+from process_helpers import BROWSER_SIDE, served_app, wait_in_page
 from web_helpers import PASSWORD, build_world, world_env
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(
         bool(vendor.missing()),
         reason="the map needs Leaflet in web/static/vendor (npm ci; python -m cityhub.web.vendor)",
     ),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 NAME = "李雪梅"
 # (lat, lng) of the open orders, all in 景泰 (W-JT): two apart and a cluster of four in the middle of one grid cell at
 # zoom 11 and at zoom 12 (cells of 0.033° and 0.016°), the zoom the district opens at.

@@ -18,14 +18,10 @@ import pytest
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders import service as orders
-from process_helpers import CHROMIUM, served_app
+from process_helpers import served_app
 from web_helpers import actor_of, build_world, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only("the page's markup does not depend on the database backend: run on SQLite only"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only("the page's markup does not depend on the database backend: run on SQLite only")
 
 
 @pytest.fixture

@@ -16,20 +16,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from test_phone_pages import _PLACEHOLDER_ROOM
 
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
+from process_helpers import BROWSER_SIDE, PHONES, served_app
+from test_phone_pages import _PLACEHOLDER_ROOM
 from web_helpers import build_world, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 DESK = {"width": 1440, "height": 900}
 URGED = "景泰路人行道井盖破损，行人容易绊倒"

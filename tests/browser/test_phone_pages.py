@@ -39,16 +39,12 @@ from cityhub.workorders import categories
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
+from process_helpers import BROWSER_SIDE, PHONES, served_app
 from test_web_brain import PERIOD
 from test_web_brain import world as brain_world  # noqa: F401  (a fixture: June's recurring problems)
 from web_helpers import PASSWORD, build_world, sign_in, use_world_env, world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 DEPARTMENT = "广州市白云区人力资源和社会保障局"
 COMMUNITY = "广州市白云区景泰街道云苑社区居民委员会"

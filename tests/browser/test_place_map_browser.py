@@ -24,18 +24,16 @@ from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import UserCreate
 from cityhub.web import vendor
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app, wait_in_page
+from process_helpers import BROWSER_SIDE, PHONES, served_app, wait_in_page
 from web_helpers import PASSWORD, build_world, sign_in, square, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(
         bool(vendor.missing()),
         reason="the map needs Leaflet in web/static/vendor (npm ci; python -m cityhub.web.vendor)",
     ),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 
 JINGTAI = square(113.26, 23.16, 113.30, 23.20)

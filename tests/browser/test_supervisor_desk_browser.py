@@ -20,14 +20,10 @@ from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order, OrderEvent, SlaStatus
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, served_app
 from web_helpers import build_world, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only(BROWSER_SIDE),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 WIDE = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}

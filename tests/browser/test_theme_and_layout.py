@@ -23,14 +23,10 @@ from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.web import vendor
 from cityhub.workorders import service as orders
-from process_helpers import CHROMIUM, served_app
+from process_helpers import served_app
 from web_helpers import build_world, sign_in, use_world_env
 
-pytestmark = [
-    pytest.mark.sqlite_only("the pages do not depend on the database backend: run on SQLite only"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+pytestmark = pytest.mark.sqlite_only("the pages do not depend on the database backend: run on SQLite only")
 
 REPORT = "/api/v1/kpi/report?period=2026-Q4&format=html"
 

@@ -20,16 +20,14 @@ from cityhub.intake.service import submit
 from cityhub.notify import service
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription
 from cityhub.workorders.service import act
-from process_helpers import CHROMIUM, served_app
+from process_helpers import served_app
 from web_helpers import build_world, sign_in, use_world_env
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = [
     pytest.mark.sqlite_only("the page's markup does not depend on the database backend: run on SQLite only"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(not AXE.exists(), reason="axe-core is missing from node_modules (npm ci)"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 
 @pytest.fixture

@@ -17,17 +17,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from browser_helpers import sync_api
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, served_app
 from web_helpers import PASSWORD, STREETS, build_world, sign_in, train_classifier, world_env
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 
 @pytest.fixture(scope="module")
