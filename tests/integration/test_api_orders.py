@@ -611,6 +611,52 @@ def test_malformed_json_is_said_so_without_a_field(client):
     assert response.json()["message"] == f"invalid request: (body): {error['message']}"
 
 
+def test_a_body_sent_with_the_wrong_type_or_encoding_is_said_so(client):
+    """The integrator's first mistakes: JSON posted with curl's -d (a form's Content-Type) or with no Content-Type
+    was answered "Input should be a valid dictionary or object", JSON posted to a file upload "files: Field
+    required", and JSON written in GBK a 400 "http_error", "There was an error parsing the body". Each now says
+    what is wrong with the body, a 422 naming (body), after who may call has answered."""
+    sent = b'{"channel": "web", "content": "\xe8\xb7\xaf\xe7\x81\xaf\xe4\xb8\x8d\xe4\xba\xae"}'
+    for headers, shown in (
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type application/x-www-form-urlencoded"),
+        ({"Content-Type": "text/plain; charset=utf-8"}, "Content-Type text/plain"),
+        ({}, "no Content-Type"),
+    ):
+        refused = client.post("/api/v1/orders", content=sent, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["details"]["errors"] == [
+            {
+                "field": "(body)",
+                "message": f"the body must be JSON sent with Content-Type: application/json; the request sent {shown}",
+            }
+        ]
+    order = client.post("/api/v1/orders", content=sent, headers={"Content-Type": "application/json"})
+    assert order.status_code == 201, order.text
+    upload = client.post(f"/api/v1/orders/{order.json()['id']}/attachments", json={"files": []})
+    assert upload.status_code == 422
+    [error] = upload.json()["details"]["errors"]
+    assert error["field"] == "(body)" and "multipart/form-data" in error["message"], error
+    gbk = '{"channel": "web", "content": "路灯不亮"}'.encode("gbk")
+    with pytest.raises(UnicodeDecodeError) as decoding:
+        gbk.decode()
+    wrong = f"byte 0x{gbk[decoding.value.start]:02X} at byte {decoding.value.start}"  # 路 is C2 B7, UTF-8's '·'
+    for charset in ("", "; charset=gbk"):
+        refused = client.post("/api/v1/orders", content=gbk, headers={"Content-Type": f"application/json{charset}"})
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_failed"), refused.text
+        [error] = refused.json()["details"]["errors"]
+        assert error["field"] == "(body)" and error["message"].startswith(f"the body is not UTF-8 ({wrong})")
+    # Who may call answers first, as for a malformed body.
+    token = client.headers.pop("Authorization")
+    try:
+        anonymous = client.post("/api/v1/orders", content=gbk, headers={"Content-Type": "application/json"})
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
+    finally:
+        client.headers["Authorization"] = token
+    # A body sent as its route reads it is answered by its schema, as before.
+    missing = client.post("/api/v1/orders", json={"channel": "web"})
+    assert missing.json()["details"]["errors"] == [{"field": "content", "message": "Field required"}]
+
+
 def _street_dispatcher(client, code: str) -> tuple[int, dict[str, str]]:
     """A street of the district (``code``) and the bearer headers of a dispatcher of it."""
     return _unit_staff(client, code, UnitTier.STREET, Role.DISPATCHER)
