@@ -233,6 +233,27 @@ def test_actions_move_the_order_and_versions_guard_updates(client):
     assert {e["actor_name"] for e in trail} == {"管理员"} and all(e["actor_id"] for e in trail)
 
 
+def test_an_if_match_that_names_no_version_is_refused_not_ignored(client):
+    """An If-Match header that was not a plain number was ignored — the action taken whatever the order had become,
+    the lost update the header is sent to prevent — and one of a Latin-1 digit (²) was a 500. Each is now a 422
+    naming the header, nothing done; a version as a number, quoted or weak, and ``*`` are taken as before."""
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    assert client.post(f"{url}/comment", json={"text": "先看一下"}).json()["version"] == 2
+    for value in ("abc", '"1", "2"', "0", "v2", b"\xb2", '"-1"'):
+        refused = client.post(f"{url}/comment", json={"text": "过时的副本"}, headers={"If-Match": value})
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_failed"), (value, refused.text)
+        assert refused.json()["details"]["field"] == "If-Match" and "If-Match must be" in refused.json()["message"]
+        # checked when the body says the version too
+        both = client.post(f"{url}/comment", json={"text": "x", "version": 2}, headers={"If-Match": value})
+        assert both.status_code == 422, (value, both.text)
+    trail = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    assert [e["action"] for e in trail] == ["create", "comment"]
+    assert client.post(f"{url}/comment", json={"text": "x"}, headers={"If-Match": 'W/"1"'}).status_code == 409
+    for value in ('W/"2"', '"3"', "4", "*"):
+        assert client.post(f"{url}/comment", json={"text": "x"}, headers={"If-Match": value}).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "code"),
     [

@@ -452,14 +452,19 @@ def order_action(
     body: ActionRequest,
     db: DbSession,
     principal: CurrentPrincipal,
-    if_match: Annotated[str | None, Header(description="the order's version, as returned in `version`")] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='the order\'s version, as returned in `version` (`3`, `"3"` or `W/"3"`; `*`: any); '
+            "another value is a 422"
+        ),
+    ] = None,
 ) -> OrderRead:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, urge, …). ``instant_answer``
     with ``kb_entry_id`` answers from that knowledge entry: refused if it is retired, expired or not yet valid; its
     answer unless ``answer`` is given; its category if the order has none."""
-    version = body.version
-    if version is None and if_match:
-        version = int(if_match.strip('W/"')) if if_match.strip('W/"').isdigit() else None
+    matched = _version_matched(if_match)  # checked even when the body says the version: a bad header is refused
+    version = body.version if body.version is not None else matched
     if not permissions.allows(principal.role, permissions.act(action)):
         raise PermissionDenied(
             f"role {principal.role.value} may not {action.value}", details={"permission": permissions.act(action)}
@@ -494,6 +499,22 @@ def order_action(
         )
     db.commit()  # in the worker thread that wrote, as in create_order
     return _read(order, principal)
+
+
+def _version_matched(if_match: str | None) -> int | None:
+    """The order's version an ``If-Match`` header names — ``3``, ``"3"`` or ``W/"3"`` — or None without one (or
+    ``*``, any version). Anything else is refused naming the header (it was ignored, and the action taken whatever
+    the order had become: the very update the header is sent to prevent)."""
+    value = (if_match or "").strip()
+    if value in ("", "*"):
+        return None
+    number = value.removeprefix("W/").strip('"')
+    if number.isascii() and number.isdigit() and int(number) >= 1:
+        return int(number)
+    raise ValidationFailed(
+        f'If-Match must be the order\'s version as read in its `version` (e.g. "3"), not {value[:40]!r}',
+        details={"field": "If-Match"},
+    )
 
 
 @router.post("/urge", response_model=BulkUrgeRead)
