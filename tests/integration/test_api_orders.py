@@ -853,7 +853,25 @@ def test_import_a_spreadsheet_through_the_api(client, monkeypatch):
     broken = 'id,title,content\nb1,主题,内容\nb2,主题,"' + "长" * 140_000 + '"\n'
     stopped = client.post("/api/v1/orders/import", files={"file": ("broken.csv", broken.encode(), "text/csv")})
     assert stopped.status_code == 422 and stopped.json()["message"].startswith("broken.csv: malformed CSV")
-    assert stopped.json()["details"]["report"]["imported"] == 1
+    assert stopped.json()["details"]["report"]["imported"] == 1 and stopped.json()["details"]["field"] == "file"
+
+
+def test_every_refusal_of_an_import_names_the_field_it_is_about(client):
+    """An import refused whole said what was wrong but named no field — a column choice mistyped, a column chosen
+    that the header lacks (``unreadable_file`` with ``details`` {}), a file that is no table, one unreadable midway —
+    where every other ``validation_failed`` names the one field a rule refused (docs/api.md, *Errors*): a client
+    showing its form's errors by field had none to show. ``column`` for the choices, ``file`` for the file."""
+    upload = {"file": ("list.csv", "编号,反映内容\nx1,人民路井盖缺失\n".encode(), "text/csv")}
+    for choice in ("body=反映内容", "content"):
+        refused = client.post("/api/v1/orders/import", data={"column": choice}, files=upload)
+        assert (refused.status_code, refused.json()["details"].get("field")) == (422, "column"), refused.text
+    absent = client.post("/api/v1/orders/import", data={"column": "content=来信内容"}, files=upload)
+    assert absent.status_code == 422 and absent.json()["code"] == "unreadable_file", absent.text
+    assert absent.json()["details"] == {"field": "column"} and "来信内容" in absent.json()["message"]
+    for name, data in (("a.csv", b"\x00\x01binary"), ("b.csv", b"foo,bar\n1,2\n")):  # no table, no text
+        unreadable = client.post("/api/v1/orders/import", files={"file": (name, data, "text/csv")})
+        assert unreadable.status_code == 422 and unreadable.json()["code"] == "unreadable_file", unreadable.text
+        assert unreadable.json()["details"] == {"field": "file"}, unreadable.text
 
 
 def test_the_orders_one_import_created_are_listed_by_its_batch_within_the_readers_scope(client):
