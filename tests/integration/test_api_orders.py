@@ -34,6 +34,9 @@ def client(admin_client):
     return admin_client
 
 
+REPLAY, DIFFERS = "x-cityhub-replay", "x-cityhub-replay-differs"
+
+
 def _create(client, status=201, **extra):
     body = {
         "channel": "web",
@@ -75,6 +78,46 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     other = client.post("/api/v1/orders", json={"channel": "web", "external_id": "web-1", "content": "井盖丢了"})
     assert other.status_code == 409 and order["number"] in other.json()["message"]
     assert other.json()["details"]["field"] == "external_id"
+
+
+def test_a_replay_names_the_fields_it_gave_otherwise_than_the_order_holds_them(client):
+    """A platform that corrected an appeal's address or phone and re-sent it under the same external_id got 200 and
+    the order back — the correction silently not applied (a replay changes nothing), where the client believed it
+    kept. The replay now names those fields in X-Cityhub-Replay-Differs; a replay saying the same has no such header."""
+    order = _create(client, external_id="city-77", address="白云区三元里大道100号", lat=23.16, lng=113.26)
+    same = client.post(
+        "/api/v1/orders",
+        json={
+            "channel": "web",
+            "external_id": "city-77",
+            "content": "小区路灯不亮已经一周",
+            "citizen_phone": "138 1234 5678",
+            "lat": 23.16,
+            "lng": 113.26,
+        },
+    )
+    assert same.status_code == 200 and same.headers[REPLAY] == "true" and DIFFERS not in same.headers
+    corrected = client.post(
+        "/api/v1/orders",
+        json={
+            "channel": "web",
+            "external_id": "city-77",
+            "content": "小区路灯不亮已经一周",
+            "citizen_name": "王五",
+            "citizen_phone": "13900000000",
+            "address": "白云区三元里大道102号",
+            "urgency": "urgent",
+        },
+    )
+    assert corrected.status_code == 200 and corrected.headers[REPLAY] == "true"
+    assert corrected.headers[DIFFERS] == "citizen_phone, address, urgency"
+    kept = client.get(f"/api/v1/orders/{order['id']}").json()
+    assert (kept["citizen_phone"], kept["address"], kept["urgency"]) == (
+        "13812345678",
+        "白云区三元里大道100号",
+        "normal",
+    )
+    assert corrected.json() == kept
 
 
 def test_an_empty_external_id_is_no_id_on_every_intake_path(client, cli_run):

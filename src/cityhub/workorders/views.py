@@ -173,6 +173,19 @@ MINE_DESCRIPTION = (
     "are and whoever holds them now — read by their registrant beyond their data scope"
 )
 REPLAY_HEADER = "X-Cityhub-Replay"
+REPLAY_DIFFERS_HEADER = "X-Cityhub-Replay-Differs"
+# What a replay may say otherwise than the order it repeats without being another message (title and content are):
+# the fields a client may have corrected before re-sending, which a replay does not apply.
+_REPLAY_FIELDS = ("citizen_name", "citizen_phone", "address", "lat", "lng", "urgency", "category_id")
+
+
+def replay_differences(order: Order, sent: OrderCreate) -> list[str]:
+    """The fields ``sent`` gives (:data:`_REPLAY_FIELDS`, those the request named) whose value is not the order's: a
+    replay changes nothing, so a client that corrected an address or a phone before re-sending learns it was not
+    applied (``X-Cityhub-Replay-Differs``) rather than believing it was."""
+    return [
+        name for name in _REPLAY_FIELDS if name in sent.model_fields_set and getattr(sent, name) != getattr(order, name)
+    ]
 
 
 @router.post(
@@ -183,7 +196,17 @@ REPLAY_HEADER = "X-Cityhub-Replay"
         200: {
             "model": OrderRead,
             "description": f"A replay: the appeal's (channel, external_id) was received before, saying the same; "
-            f"the body is that order as it is now, `{REPLAY_HEADER}: true`",
+            f"the body is that order as it is now, `{REPLAY_HEADER}: true`; nothing of the replay is applied, and "
+            f"`{REPLAY_DIFFERS_HEADER}` names the fields it gave otherwise than the order holds them (e.g. `address, "
+            f"citizen_phone`)",
+            "headers": {
+                REPLAY_HEADER: {"description": "`true`: nothing was created", "schema": {"type": "string"}},
+                REPLAY_DIFFERS_HEADER: {
+                    "description": "the fields of the replay not applied because the order holds them otherwise "
+                    "(absent: none)",
+                    "schema": {"type": "string"},
+                },
+            },
         },
     },
 )
@@ -199,6 +222,7 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
     it into an earlier duplicate or, with automatic dispatch, decides where it goes, usually within a second
     (``GET`` it again).
     """
+    sent = data  # as the client sent it, before intake fills in the citizen's or inspector's own
     if principal.role == Role.CITIZEN:
         data = filed_by_citizen(db, data, principal.user_id)
     elif data.citizen_user_id is not None:
@@ -218,6 +242,8 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
     answer.headers["Location"] = f"/api/v1/orders/{result.order.id}"
     if not result.created:
         answer.headers[REPLAY_HEADER] = "true"
+        if differs := replay_differences(result.order, sent):
+            answer.headers[REPLAY_DIFFERS_HEADER] = ", ".join(differs)
     return answer
 
 
