@@ -419,6 +419,12 @@ def _json_media(media: str) -> bool:
 _FORM_MEDIA = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
+def _empty_body(request: Request) -> bool:
+    """Whether the request came without a body: no length or a length of 0, and not sent in chunks."""
+    headers = request.headers
+    return headers.get("content-length", "0").strip() == "0" and "transfer-encoding" not in headers
+
+
 def _body_type_problem(request: Request) -> str | None:
     """What is wrong with how an ``/api/`` request's body was sent, when its route's body could not be read for it:
     JSON sent without ``Content-Type: application/json`` (curl's ``-d`` sends a form's type; FastAPI then reads no
@@ -435,6 +441,8 @@ def _body_type_problem(request: Request) -> str | None:
         if media in _FORM_MEDIA:
             return None
         return f"this route takes a multipart/form-data body (a form with its files), not {shown}"
+    if _empty_body(request):  # curl -X POST without -d: an action needing nothing still takes an object
+        return "the body is empty: this route takes a JSON object ({} when there is nothing to give)"
     if _json_media(media):
         return None
     return f"the body must be JSON sent with Content-Type: application/json; the request sent {shown}"

@@ -677,9 +677,10 @@ def test_malformed_json_is_said_so_without_a_field(client):
 
 def test_a_body_sent_with_the_wrong_type_or_encoding_is_said_so(client):
     """The integrator's first mistakes: JSON posted with curl's -d (a form's Content-Type) or with no Content-Type
-    was answered "Input should be a valid dictionary or object", JSON posted to a file upload "files: Field
-    required", and JSON written in GBK a 400 "http_error", "There was an error parsing the body". Each now says
-    what is wrong with the body, a 422 naming (body), after who may call has answered."""
+    was answered "Input should be a valid dictionary or object", no body at all "(body): Field required", JSON
+    posted to a file upload "files: Field required", and JSON written in GBK a 400 "http_error", "There was an
+    error parsing the body". Each now says what is wrong with the body, a 422 naming (body), after who may call has
+    answered."""
     sent = b'{"channel": "web", "content": "\xe8\xb7\xaf\xe7\x81\xaf\xe4\xb8\x8d\xe4\xba\xae"}'
     for headers, shown in (
         ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type application/x-www-form-urlencoded"),
@@ -696,6 +697,11 @@ def test_a_body_sent_with_the_wrong_type_or_encoding_is_said_so(client):
         ]
     order = client.post("/api/v1/orders", content=sent, headers={"Content-Type": "application/json"})
     assert order.status_code == 201, order.text
+    # curl -X POST without -d, on an action that needs nothing: "(body): Field required" read as a missing field.
+    empty = "the body is empty: this route takes a JSON object ({} when there is nothing to give)"
+    for headers in ({}, {"Content-Type": "application/json"}):
+        bare = client.post(f"/api/v1/orders/{order.json()['id']}/actions/comment", headers=headers)
+        assert bare.status_code == 422 and bare.json()["details"]["errors"] == [{"field": "(body)", "message": empty}]
     upload = client.post(f"/api/v1/orders/{order.json()['id']}/attachments", json={"files": []})
     assert upload.status_code == 422
     [error] = upload.json()["details"]["errors"]
