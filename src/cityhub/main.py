@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
@@ -407,6 +407,60 @@ def _malformed_json(error: Mapping[str, Any], body: Any) -> str:
     return f"malformed JSON at {where}: {problem}"
 
 
+def _media_type(request: Request) -> str:
+    """The request's media type as sent, lower-case without parameters ("" when it sent no Content-Type)."""
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def _json_media(media: str) -> bool:
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+_FORM_MEDIA = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _empty_body(request: Request) -> bool:
+    """Whether the request came without a body: no length or a length of 0, and not sent in chunks."""
+    headers = request.headers
+    return headers.get("content-length", "0").strip() == "0" and "transfer-encoding" not in headers
+
+
+def _body_type_problem(request: Request) -> str | None:
+    """What is wrong with how an ``/api/`` request's body was sent, when its route's body could not be read for it:
+    JSON sent without ``Content-Type: application/json`` (curl's ``-d`` sends a form's type; FastAPI then reads no
+    JSON and answers as if the body were not an object), an empty body where the route takes a JSON object, or JSON
+    sent to a route taking a multipart form (a file upload). None when the body was sent as its route reads it: then
+    the schema's own errors say what is wrong."""
+    route = request.scope.get("route")
+    body_field = getattr(route, "body_field", None)
+    if body_field is None or not request.url.path.startswith("/api/"):
+        return None
+    media = _media_type(request)
+    shown = f"Content-Type {media}" if media else "no Content-Type"
+    if isinstance(body_field.field_info, params.Form):  # File is a Form: an upload, an import's file
+        if media in _FORM_MEDIA:
+            return None
+        return f"this route takes a multipart/form-data body (a form with its files), not {shown}"
+    if _empty_body(request):  # curl -X POST without -d: an action needing nothing still takes an object
+        return "the body is empty: this route takes a JSON object ({} when there is nothing to give)"
+    if _json_media(media):
+        return None
+    return f"the body must be JSON sent with Content-Type: application/json; the request sent {shown}"
+
+
+def _body_encoding_problem(exc: StarletteHTTPException) -> str | None:
+    """What FastAPI's bare "There was an error parsing the body" (400) was, when it was a body not in UTF-8 — JSON
+    written in GBK, as older systems of the district write it: the byte that is not UTF-8 and where."""
+    cause = exc.__cause__
+    if not isinstance(cause, UnicodeDecodeError):
+        return None
+    byte = cause.object[cause.start : cause.start + 1]
+    return (
+        f"the body is not UTF-8 (byte 0x{byte.hex().upper()} at byte {cause.start}): JSON is read in UTF-8 "
+        f"(RFC 8259); send it encoded so, whatever charset the Content-Type names"
+    )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(request: Request, exc: CityhubError) -> Response:
@@ -435,6 +489,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
+        if (problem := _body_type_problem(request)) and any(e["loc"][:1] == ("body",) for e in exc.errors()):
+            # Every error of a body sent as the route does not read it is that one: the request's body, sent wrong.
+            kept = [e for e, raw in zip(errors, exc.errors(), strict=True) if raw["loc"][:1] != ("body",)]
+            errors = [{"field": "(body)", "message": problem}, *kept]
         if _browser_page(request):
             # A page address with a malformed part (/orders/abc) is no page; a malformed query is a bad link.
             in_path = any(e["loc"][:1] == ("path",) for e in exc.errors())
@@ -446,6 +504,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code in (404, 405) and _browser_page(request):
             return _error_page(request, 404, "err.page_not_found")
+        if request.url.path.startswith("/api/") and (problem := _body_encoding_problem(exc)):
+            # A body that is not UTF-8 is not valid JSON: the 422 of a malformed body, once who may call answered.
+            try:
+                await access_answers_first(request)
+            except CityhubError as refused:
+                return await _domain_error(request, refused)
+            error = {"field": "(body)", "message": problem}
+            return _error(422, "validation_failed", f"invalid request: (body): {problem}", {"errors": [error]})
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(StaleDataError)

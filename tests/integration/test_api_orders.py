@@ -34,6 +34,9 @@ def client(admin_client):
     return admin_client
 
 
+REPLAY, DIFFERS = "x-cityhub-replay", "x-cityhub-replay-differs"
+
+
 def _create(client, status=201, **extra):
     body = {
         "channel": "web",
@@ -75,6 +78,46 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     other = client.post("/api/v1/orders", json={"channel": "web", "external_id": "web-1", "content": "井盖丢了"})
     assert other.status_code == 409 and order["number"] in other.json()["message"]
     assert other.json()["details"]["field"] == "external_id"
+
+
+def test_a_replay_names_the_fields_it_gave_otherwise_than_the_order_holds_them(client):
+    """A platform that corrected an appeal's address or phone and re-sent it under the same external_id got 200 and
+    the order back — the correction silently not applied (a replay changes nothing), where the client believed it
+    kept. The replay now names those fields in X-Cityhub-Replay-Differs; a replay saying the same has no such header."""
+    order = _create(client, external_id="city-77", address="白云区三元里大道100号", lat=23.16, lng=113.26)
+    same = client.post(
+        "/api/v1/orders",
+        json={
+            "channel": "web",
+            "external_id": "city-77",
+            "content": "小区路灯不亮已经一周",
+            "citizen_phone": "138 1234 5678",
+            "lat": 23.16,
+            "lng": 113.26,
+        },
+    )
+    assert same.status_code == 200 and same.headers[REPLAY] == "true" and DIFFERS not in same.headers
+    corrected = client.post(
+        "/api/v1/orders",
+        json={
+            "channel": "web",
+            "external_id": "city-77",
+            "content": "小区路灯不亮已经一周",
+            "citizen_name": "王五",
+            "citizen_phone": "13900000000",
+            "address": "白云区三元里大道102号",
+            "urgency": "urgent",
+        },
+    )
+    assert corrected.status_code == 200 and corrected.headers[REPLAY] == "true"
+    assert corrected.headers[DIFFERS] == "citizen_phone, address, urgency"
+    kept = client.get(f"/api/v1/orders/{order['id']}").json()
+    assert (kept["citizen_phone"], kept["address"], kept["urgency"]) == (
+        "13812345678",
+        "白云区三元里大道100号",
+        "normal",
+    )
+    assert corrected.json() == kept
 
 
 def test_an_empty_external_id_is_no_id_on_every_intake_path(client, cli_run):
@@ -231,6 +274,27 @@ def test_actions_move_the_order_and_versions_guard_updates(client):
     trail = client.get(f"/api/v1/orders/{order['id']}/events").json()
     assert [e["action"] for e in trail] == ["create", "dispatch", "accept"]
     assert {e["actor_name"] for e in trail} == {"管理员"} and all(e["actor_id"] for e in trail)
+
+
+def test_an_if_match_that_names_no_version_is_refused_not_ignored(client):
+    """An If-Match header that was not a plain number was ignored — the action taken whatever the order had become,
+    the lost update the header is sent to prevent — and one of a Latin-1 digit (²) was a 500. Each is now a 422
+    naming the header, nothing done; a version as a number, quoted or weak, and ``*`` are taken as before."""
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    assert client.post(f"{url}/comment", json={"text": "先看一下"}).json()["version"] == 2
+    for value in ("abc", '"1", "2"', "0", "v2", b"\xb2", '"-1"'):
+        refused = client.post(f"{url}/comment", json={"text": "过时的副本"}, headers={"If-Match": value})
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_failed"), (value, refused.text)
+        assert refused.json()["details"]["field"] == "If-Match" and "If-Match must be" in refused.json()["message"]
+        # checked when the body says the version too
+        both = client.post(f"{url}/comment", json={"text": "x", "version": 2}, headers={"If-Match": value})
+        assert both.status_code == 422, (value, both.text)
+    trail = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    assert [e["action"] for e in trail] == ["create", "comment"]
+    assert client.post(f"{url}/comment", json={"text": "x"}, headers={"If-Match": 'W/"1"'}).status_code == 409
+    for value in ('W/"2"', '"3"', "4", "*"):
+        assert client.post(f"{url}/comment", json={"text": "x"}, headers={"If-Match": value}).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -611,6 +675,58 @@ def test_malformed_json_is_said_so_without_a_field(client):
     assert response.json()["message"] == f"invalid request: (body): {error['message']}"
 
 
+def test_a_body_sent_with_the_wrong_type_or_encoding_is_said_so(client):
+    """The integrator's first mistakes: JSON posted with curl's -d (a form's Content-Type) or with no Content-Type
+    was answered "Input should be a valid dictionary or object", no body at all "(body): Field required", JSON
+    posted to a file upload "files: Field required", and JSON written in GBK a 400 "http_error", "There was an
+    error parsing the body". Each now says what is wrong with the body, a 422 naming (body), after who may call has
+    answered."""
+    sent = b'{"channel": "web", "content": "\xe8\xb7\xaf\xe7\x81\xaf\xe4\xb8\x8d\xe4\xba\xae"}'
+    for headers, shown in (
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type application/x-www-form-urlencoded"),
+        ({"Content-Type": "text/plain; charset=utf-8"}, "Content-Type text/plain"),
+        ({}, "no Content-Type"),
+    ):
+        refused = client.post("/api/v1/orders", content=sent, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["details"]["errors"] == [
+            {
+                "field": "(body)",
+                "message": f"the body must be JSON sent with Content-Type: application/json; the request sent {shown}",
+            }
+        ]
+    order = client.post("/api/v1/orders", content=sent, headers={"Content-Type": "application/json"})
+    assert order.status_code == 201, order.text
+    # curl -X POST without -d, on an action that needs nothing: "(body): Field required" read as a missing field.
+    empty = "the body is empty: this route takes a JSON object ({} when there is nothing to give)"
+    for headers in ({}, {"Content-Type": "application/json"}):
+        bare = client.post(f"/api/v1/orders/{order.json()['id']}/actions/comment", headers=headers)
+        assert bare.status_code == 422 and bare.json()["details"]["errors"] == [{"field": "(body)", "message": empty}]
+    upload = client.post(f"/api/v1/orders/{order.json()['id']}/attachments", json={"files": []})
+    assert upload.status_code == 422
+    [error] = upload.json()["details"]["errors"]
+    assert error["field"] == "(body)" and "multipart/form-data" in error["message"], error
+    gbk = '{"channel": "web", "content": "路灯不亮"}'.encode("gbk")
+    with pytest.raises(UnicodeDecodeError) as decoding:
+        gbk.decode()
+    wrong = f"byte 0x{gbk[decoding.value.start]:02X} at byte {decoding.value.start}"  # 路 is C2 B7, UTF-8's '·'
+    for charset in ("", "; charset=gbk"):
+        refused = client.post("/api/v1/orders", content=gbk, headers={"Content-Type": f"application/json{charset}"})
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_failed"), refused.text
+        [error] = refused.json()["details"]["errors"]
+        assert error["field"] == "(body)" and error["message"].startswith(f"the body is not UTF-8 ({wrong})")
+    # Who may call answers first, as for a malformed body.
+    token = client.headers.pop("Authorization")
+    try:
+        anonymous = client.post("/api/v1/orders", content=gbk, headers={"Content-Type": "application/json"})
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
+    finally:
+        client.headers["Authorization"] = token
+    # A body sent as its route reads it is answered by its schema, as before.
+    missing = client.post("/api/v1/orders", json={"channel": "web"})
+    assert missing.json()["details"]["errors"] == [{"field": "content", "message": "Field required"}]
+
+
 def _street_dispatcher(client, code: str) -> tuple[int, dict[str, str]]:
     """A street of the district (``code``) and the bearer headers of a dispatcher of it."""
     return _unit_staff(client, code, UnitTier.STREET, Role.DISPATCHER)
@@ -786,7 +902,25 @@ def test_import_a_spreadsheet_through_the_api(client, monkeypatch):
     broken = 'id,title,content\nb1,主题,内容\nb2,主题,"' + "长" * 140_000 + '"\n'
     stopped = client.post("/api/v1/orders/import", files={"file": ("broken.csv", broken.encode(), "text/csv")})
     assert stopped.status_code == 422 and stopped.json()["message"].startswith("broken.csv: malformed CSV")
-    assert stopped.json()["details"]["report"]["imported"] == 1
+    assert stopped.json()["details"]["report"]["imported"] == 1 and stopped.json()["details"]["field"] == "file"
+
+
+def test_every_refusal_of_an_import_names_the_field_it_is_about(client):
+    """An import refused whole said what was wrong but named no field — a column choice mistyped, a column chosen
+    that the header lacks (``unreadable_file`` with ``details`` {}), a file that is no table, one unreadable midway —
+    where every other ``validation_failed`` names the one field a rule refused (docs/api.md, *Errors*): a client
+    showing its form's errors by field had none to show. ``column`` for the choices, ``file`` for the file."""
+    upload = {"file": ("list.csv", "编号,反映内容\nx1,人民路井盖缺失\n".encode(), "text/csv")}
+    for choice in ("body=反映内容", "content"):
+        refused = client.post("/api/v1/orders/import", data={"column": choice}, files=upload)
+        assert (refused.status_code, refused.json()["details"].get("field")) == (422, "column"), refused.text
+    absent = client.post("/api/v1/orders/import", data={"column": "content=来信内容"}, files=upload)
+    assert absent.status_code == 422 and absent.json()["code"] == "unreadable_file", absent.text
+    assert absent.json()["details"] == {"field": "column"} and "来信内容" in absent.json()["message"]
+    for name, data in (("a.csv", b"\x00\x01binary"), ("b.csv", b"foo,bar\n1,2\n")):  # no table, no text
+        unreadable = client.post("/api/v1/orders/import", files={"file": (name, data, "text/csv")})
+        assert unreadable.status_code == 422 and unreadable.json()["code"] == "unreadable_file", unreadable.text
+        assert unreadable.json()["details"] == {"field": "file"}, unreadable.text
 
 
 def test_the_orders_one_import_created_are_listed_by_its_batch_within_the_readers_scope(client):

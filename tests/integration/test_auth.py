@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -144,6 +144,39 @@ def test_api_tokens_are_shown_once_stored_hashed_and_revocable(client):
     _error(bearer.delete(f"/api/v1/auth/tokens/{token_id + 1000}"), 404, "not_found")
     assert bearer.delete(f"/api/v1/auth/tokens/{token_id}").status_code == 204
     _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
+
+
+def test_a_refused_api_token_says_whether_it_was_unknown_revoked_or_expired(client, monkeypatch):
+    """An integration whose token stopped working read "invalid, expired or revoked API token" whatever the cause,
+    where an expired API key says when it expired: it could not tell a token past its 90 days (make the next one)
+    from one revoked (ask why) or a mistyped one. Each now says which, the code staying ``unauthenticated``."""
+    monkeypatch.setenv("CITYHUB_TOKEN_CACHE_SECONDS", "0")  # each request reads the token's row
+    csrf = _login(client).json()["csrf_token"]
+    made = [
+        client.post("/api/v1/auth/tokens", json={"name": f"city-{n}"}, headers={"X-CSRF-Token": csrf}).json()
+        for n in range(2)
+    ]
+    bearer = TestClient(client.app, raise_server_exceptions=False)
+
+    def me(token: str):
+        return bearer.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+
+    unknown = _error(me("chub_" + "x" * 40), 401, "unauthenticated")
+    assert unknown["details"] == {"reason": "unknown"} and "no token has this value" in unknown["message"]
+    assert client.delete(f"/api/v1/auth/tokens/{made[0]['id']}", headers={"X-CSRF-Token": csrf}).status_code == 204
+    revoked = _error(me(made[0]["token"]), 401, "unauthenticated")
+    assert revoked["details"] == {"reason": "revoked"}
+    assert (
+        revoked["message"]
+        == f"API token {made[0]['prefix']}… was revoked; sign in and make a new one (POST /api/v1/auth/tokens)"
+    )
+    with session_scope() as s:
+        s.execute(update(ApiToken).where(ApiToken.id == made[1]["id"]).values(expires_at=utcnow() - timedelta(days=1)))
+        expired_at = s.scalar(select(ApiToken.expires_at).where(ApiToken.id == made[1]["id"]))
+    expired = _error(me(made[1]["token"]), 401, "unauthenticated")
+    at = expired_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert expired["details"] == {"reason": "expired", "expired_at": at}
+    assert expired["message"].startswith(f"API token {made[1]['prefix']}… expired at {at}; sign in and make")
 
 
 def test_an_api_token_makes_no_token_without_the_accounts_password(client):

@@ -277,6 +277,50 @@ def test_a_duplicate_merged_into_an_order_is_notified_to_the_units_working_it(db
     assert _messages(db_session) == []  # written with the merge, gone with it
 
 
+def test_the_end_of_an_orders_handling_is_notified_under_close(db_session, units):
+    """A system following results (the city's 12345 platform) heard of the reply and the callback but never that an
+    order was closed, cancelled or merged away — no topic said it, and an order closed without a callback (or a
+    consultation answered at once) ended unheard. ``close`` now tells each end once: the step, whether it was
+    resolved (null when cancelled or merged) and, for a merge, the order it joined."""
+    closing, _ = _subscribe(db_session, "http://127.0.0.1:9/close", topics="close")
+    _subscribe(db_session, "http://127.0.0.1:9/other")  # dispatch, reply, callback …: no close
+    done = _order(db_session)
+    for action, params in (
+        ("dispatch", {"unit_id": units["dept"].id}),
+        ("accept", {}),
+        ("start", {}),
+        ("reply", {"text": "已修复"}),
+        ("callback", {"satisfied": True}),
+        ("close", {}),
+    ):
+        _act(db_session, done, action, **params)
+    unresolved = _order(db_session)
+    _act(db_session, unresolved, "dispatch", unit_id=units["dept"].id)
+    _act(db_session, unresolved, "accept")
+    _act(db_session, unresolved, "reply", text="无法处理")
+    _act(db_session, unresolved, "close", resolved=False, reason="市民未接电话")
+    cancelled = _order(db_session)
+    _act(db_session, cancelled, "cancel", reason="重复来电，误建")
+    master = _order(db_session, content="另一处路灯不亮")
+    merged = _order(db_session, content="路灯一直不亮")
+    _act(db_session, merged, "merge", master_id=master.id)
+    answered = _order(db_session, content="社保卡怎么补办", appeal_type="consultation")
+    _act(db_session, answered, "instant_answer", answer="携带身份证到社保窗口办理")
+    told = [m for m in _messages(db_session) if m.topic == Topic.CLOSE]
+    assert all(m.subscription_id == closing.id for m in told)
+    assert [(m.order_id, m.payload["action"], m.payload["to_state"], m.payload["resolved"]) for m in told] == [
+        (done.id, "close", "closed_resolved", True),
+        (unresolved.id, "close", "closed_unresolved", False),
+        (cancelled.id, "cancel", "cancelled", None),
+        (merged.id, "merge", "merged", None),
+        (answered.id, "instant_answer", "closed_resolved", True),
+    ]
+    assert told[1].payload["reason"] == "市民未接电话" and told[2].payload["reason"] == "重复来电，误建"
+    assert told[3].payload["master_id"] == master.id and "master_id" not in told[0].payload
+    body = json.loads(service.render_body(db_session, told[0]))
+    assert body["topic"] == "close" and body["order"]["state"] == "closed_resolved" and body["event"]["resolved"]
+
+
 def test_leader_assignment_notifies_only_when_it_dispatches(db_session, units):
     _subscribe(db_session, "http://127.0.0.1:9/hook", topics="dispatch")
     order = _order(db_session)

@@ -306,6 +306,14 @@ def post_request(
     return render(fmt, "service_requests", [receipt], status=201)
 
 
+# The date window of the lists, as georeport.list_requests and list_updates read it (GeoReport's 90-day default span).
+WINDOW_START = (
+    "W3C date-time with its offset: the window's start; given alone, the window is the 90 days after it (not up to "
+    "now: give end_date too for a longer one)"
+)
+WINDOW_END = "the window's end; given alone, the 90 days before it; neither given: the last 90 days"
+
+
 @router.get("/requests.{fmt}", summary="GET Service Requests")
 def get_requests(
     fmt: str,
@@ -314,8 +322,8 @@ def get_requests(
     caller: OptionalCaller,
     service_request_id: str | None = None,
     service_code: str | None = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
+    start_date: Annotated[str | None, Query(description=WINDOW_START)] = None,
+    end_date: Annotated[str | None, Query(description=WINDOW_END)] = None,
     status: str | None = None,
     jurisdiction_id: str | None = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000, description="extension: the page, from 1")] = None,
@@ -406,8 +414,8 @@ def get_updates(
     fmt: str,
     db: MeteredDb,
     caller: OptionalCaller,
-    start_date: str | None = None,
-    end_date: str | None = None,
+    start_date: Annotated[str | None, Query(description=WINDOW_START)] = None,
+    end_date: Annotated[str | None, Query(description=WINDOW_END)] = None,
     service_request_id: str | None = None,
     jurisdiction_id: str | None = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000, description="extension: the page, from 1")] = None,

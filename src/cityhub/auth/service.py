@@ -33,6 +33,7 @@ from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org import service as org
 from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
+from cityhub.timerange import answer_time
 
 TOKEN_PREFIX = "chub_"
 # Writing last_used_at on every call would make each API request a write; once in a while is enough.
@@ -449,7 +450,11 @@ def end_sessions(session: Session, *, user_id: int) -> int:
 def _caller_query(credential: type[ApiToken] | type[AuthSession]) -> Any:
     """A credential with its user and the user's unit tier, by the credential's hash: one statement, built once and
     read as plain rows (this runs before every authenticated request; loading ORM objects cost more than the query)."""
-    extra = [ApiToken.revoked, ApiToken.last_used_at] if credential is ApiToken else [AuthSession.csrf_token]
+    extra = (
+        [ApiToken.revoked, ApiToken.last_used_at, ApiToken.prefix]
+        if credential is ApiToken
+        else [AuthSession.csrf_token]
+    )
     return (
         select(
             credential.id.label("credential_id"),
@@ -494,6 +499,28 @@ def authenticate_session(session: Session, *, token: str, now: datetime | None =
     return _caller(row, now, method="session", csrf_token=row.csrf_token)
 
 
+MAKE_TOKEN = "sign in and make a new one (POST /api/v1/auth/tokens)"
+
+
+def token_refusal(row: Any) -> Unauthenticated:
+    """Why a bearer token is refused — no row holds it (``row`` None), revoked, or expired — said to its holder, whose
+    integration stopped, as an API key's expiry is (``details.reason``: ``unknown``, ``revoked``, ``expired`` with
+    ``expired_at``); the code stays ``unauthenticated`` (until December 2026: "invalid, expired or revoked API
+    token" for all three)."""
+    if row is None:
+        return Unauthenticated(
+            "invalid API token: no token has this value (mistyped, cut short, or made by another cityhub)",
+            details={"reason": "unknown"},
+        )
+    if row.revoked:
+        return Unauthenticated(f"API token {row.prefix}… was revoked; {MAKE_TOKEN}", details={"reason": "revoked"})
+    expired = answer_time(row.expires_at)
+    return Unauthenticated(
+        f"API token {row.prefix}… expired at {expired}; {MAKE_TOKEN}",
+        details={"reason": "expired", "expired_at": expired},
+    )
+
+
 def authenticate_token(session: Session, *, token: str, now: datetime | None = None) -> Principal:
     """The token's owner. Token, user and unit tier come in one query: this runs before every bearer request whose
     token was not verified a moment ago (:func:`recent_token_owner`)."""
@@ -501,7 +528,7 @@ def authenticate_token(session: Session, *, token: str, now: datetime | None = N
     token_hash = digest(token)
     row = session.connection().execute(_caller_query(ApiToken), {"token_hash": token_hash}).one_or_none()
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
-        raise Unauthenticated("invalid, expired or revoked API token")
+        raise token_refusal(row)
     principal = _caller(row, now, method="token")
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         _touch_token(session, token_id=row.credential_id, now=now)

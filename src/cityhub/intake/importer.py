@@ -226,7 +226,8 @@ class ColumnMap:
             if normalize_header(wanted) not in names:
                 raise UnreadableFile(
                     f"column '{wanted}' chosen for {field_name} {CHOSEN_NOT_IN_HEADER} "
-                    f"(header was: {', '.join(str(h) for h in header)})"
+                    f"(header was: {', '.join(str(h) for h in header)})",
+                    details={"field": "column"},
                 )
             fields[field_name] = names.index(normalize_header(wanted))
             ranks[field_name] = -1
@@ -272,10 +273,14 @@ def parse_column_choices(values: Iterable[str]) -> dict[str, str]:
     for value in values:
         field_name, sep, header = (part.strip() for part in value.partition("="))
         if not sep or not field_name or not header:
-            raise ValidationFailed(f"column choice '{value}' is not FIELD=HEADER (e.g. content=来信内容)")
+            raise ValidationFailed(
+                f"column choice '{value}' is not FIELD=HEADER (e.g. content=来信内容)", details={"field": "column"}
+            )
         if field_name not in _FIELD_ALIASES:
             known = ", ".join(_FIELD_ALIASES)
-            raise ValidationFailed(f"unknown field '{field_name}' in column choice '{value}' (known: {known})")
+            raise ValidationFailed(
+                f"unknown field '{field_name}' in column choice '{value}' (known: {known})", details={"field": "column"}
+            )
         chosen[field_name] = header
     return chosen
 
@@ -1156,7 +1161,9 @@ def import_upload(session: Session, *, filename: str, data: bytes, **options: An
             exc.report.file = name
             raise ImportStopped(exc.message.replace(str(path), name), exc.report) from None
         except UnreadableFile as exc:
-            raise UnreadableFile(exc.message.replace(str(path), name)) from None
+            # The file is what could not be read, unless the refusal named a field of its own (a column chosen).
+            where = {"field": "file", **exc.details}
+            raise UnreadableFile(exc.message.replace(str(path), name), details=where) from None
     report.file = name
     return report
 

@@ -99,5 +99,7 @@ def import_orders(
     try:
         report = importer.import_upload(db, filename=upload.filename or "", data=data, **options)
     except importer.ImportStopped as exc:
-        raise ValidationFailed(exc.message, details={"report": import_read(exc.report).model_dump()}) from None
+        raise ValidationFailed(
+            exc.message, details={"field": "file", "report": import_read(exc.report).model_dump()}
+        ) from None
     return import_read(report)

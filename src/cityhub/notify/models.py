@@ -34,6 +34,9 @@ class Topic(enum.StrEnum):
     # 市民通知: the citizen who appealed is told their appeal was answered or closed, in a text message's words, with
     # their phone — for the district's SMS relay (``notify.service.on_citizen_step``)
     CITIZEN = "citizen"
+    # 办结: the order's handling ended — closed (办结, resolved or not; a consultation answered at once, 秒回, too),
+    # cancelled (作废) or merged into another (合并) — for a system following results (since 7 December 2026)
+    CLOSE = "close"
 
 
 class OutboxStatus(enum.StrEnum):

@@ -45,7 +45,7 @@ from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_
 from cityhub.org.models import Unit
 from cityhub.timerange import answer_time, answer_times
 from cityhub.workorders import sms
-from cityhub.workorders.lifecycle import Action, Outcome, SlaEffect, State
+from cityhub.workorders.lifecycle import TERMINAL_STATES, Action, Outcome, SlaEffect, State
 from cityhub.workorders.models import MACHINE_CHANNELS, MERGED_IN, Category, Order, OrderEvent
 from cityhub.workorders.schemas import MEDIA_URL_MAX, NotWebAddress, web_address
 
@@ -415,6 +415,8 @@ def topic_for(outcome: Outcome) -> Topic | None:
         return Topic.CALLBACK
     if outcome.sla == SlaEffect.TIGHTEN:  # an urgency raise: only when it brought a deadline forward (below)
         return Topic.DEADLINE
+    if outcome.to_state in TERMINAL_STATES and outcome.from_state != outcome.to_state:
+        return Topic.CLOSE  # closed, answered at once, cancelled or merged: its handling is over
     return None
 
 
@@ -446,6 +448,10 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     }
     if event.reason:
         payload["reason"] = scrub_text(event.reason, known=(order.citizen_name, order.citizen_phone))
+    if topic == Topic.CLOSE:  # how it ended: resolved or not (null: cancelled, merged), and into which order
+        payload["resolved"] = order.resolved
+        if order.state == State.MERGED:
+            payload["master_id"] = order.master_order_id
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
         if rating := outcome.payload.get("rating"):  # a text message's rating (短信回访): 基本满意 said apart

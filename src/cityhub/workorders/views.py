@@ -173,6 +173,19 @@ MINE_DESCRIPTION = (
     "are and whoever holds them now — read by their registrant beyond their data scope"
 )
 REPLAY_HEADER = "X-Cityhub-Replay"
+REPLAY_DIFFERS_HEADER = "X-Cityhub-Replay-Differs"
+# What a replay may say otherwise than the order it repeats without being another message (title and content are):
+# the fields a client may have corrected before re-sending, which a replay does not apply.
+_REPLAY_FIELDS = ("citizen_name", "citizen_phone", "address", "lat", "lng", "urgency", "category_id")
+
+
+def replay_differences(order: Order, sent: OrderCreate) -> list[str]:
+    """The fields ``sent`` gives (:data:`_REPLAY_FIELDS`, those the request named) whose value is not the order's: a
+    replay changes nothing, so a client that corrected an address or a phone before re-sending learns it was not
+    applied (``X-Cityhub-Replay-Differs``) rather than believing it was."""
+    return [
+        name for name in _REPLAY_FIELDS if name in sent.model_fields_set and getattr(sent, name) != getattr(order, name)
+    ]
 
 
 @router.post(
@@ -183,7 +196,17 @@ REPLAY_HEADER = "X-Cityhub-Replay"
         200: {
             "model": OrderRead,
             "description": f"A replay: the appeal's (channel, external_id) was received before, saying the same; "
-            f"the body is that order as it is now, `{REPLAY_HEADER}: true`",
+            f"the body is that order as it is now, `{REPLAY_HEADER}: true`; nothing of the replay is applied, and "
+            f"`{REPLAY_DIFFERS_HEADER}` names the fields it gave otherwise than the order holds them (e.g. `address, "
+            f"citizen_phone`)",
+            "headers": {
+                REPLAY_HEADER: {"description": "`true`: nothing was created", "schema": {"type": "string"}},
+                REPLAY_DIFFERS_HEADER: {
+                    "description": "the fields of the replay not applied because the order holds them otherwise "
+                    "(absent: none)",
+                    "schema": {"type": "string"},
+                },
+            },
         },
     },
 )
@@ -199,6 +222,7 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
     it into an earlier duplicate or, with automatic dispatch, decides where it goes, usually within a second
     (``GET`` it again).
     """
+    sent = data  # as the client sent it, before intake fills in the citizen's or inspector's own
     if principal.role == Role.CITIZEN:
         data = filed_by_citizen(db, data, principal.user_id)
     elif data.citizen_user_id is not None:
@@ -218,6 +242,8 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
     answer.headers["Location"] = f"/api/v1/orders/{result.order.id}"
     if not result.created:
         answer.headers[REPLAY_HEADER] = "true"
+        if differs := replay_differences(result.order, sent):
+            answer.headers[REPLAY_DIFFERS_HEADER] = ", ".join(differs)
     return answer
 
 
@@ -452,14 +478,19 @@ def order_action(
     body: ActionRequest,
     db: DbSession,
     principal: CurrentPrincipal,
-    if_match: Annotated[str | None, Header(description="the order's version, as returned in `version`")] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='the order\'s version, as returned in `version` (`3`, `"3"` or `W/"3"`; `*`: any); '
+            "another value is a 422"
+        ),
+    ] = None,
 ) -> OrderRead:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, urge, …). ``instant_answer``
     with ``kb_entry_id`` answers from that knowledge entry: refused if it is retired, expired or not yet valid; its
     answer unless ``answer`` is given; its category if the order has none."""
-    version = body.version
-    if version is None and if_match:
-        version = int(if_match.strip('W/"')) if if_match.strip('W/"').isdigit() else None
+    matched = _version_matched(if_match)  # checked even when the body says the version: a bad header is refused
+    version = body.version if body.version is not None else matched
     if not permissions.allows(principal.role, permissions.act(action)):
         raise PermissionDenied(
             f"role {principal.role.value} may not {action.value}", details={"permission": permissions.act(action)}
@@ -494,6 +525,22 @@ def order_action(
         )
     db.commit()  # in the worker thread that wrote, as in create_order
     return _read(order, principal)
+
+
+def _version_matched(if_match: str | None) -> int | None:
+    """The order's version an ``If-Match`` header names — ``3``, ``"3"`` or ``W/"3"`` — or None without one (or
+    ``*``, any version). Anything else is refused naming the header (it was ignored, and the action taken whatever
+    the order had become: the very update the header is sent to prevent)."""
+    value = (if_match or "").strip()
+    if value in ("", "*"):
+        return None
+    number = value.removeprefix("W/").strip('"')
+    if number.isascii() and number.isdigit() and int(number) >= 1:
+        return int(number)
+    raise ValidationFailed(
+        f'If-Match must be the order\'s version as read in its `version` (e.g. "3"), not {value[:40]!r}',
+        details={"field": "If-Match"},
+    )
 
 
 @router.post("/urge", response_model=BulkUrgeRead)
