@@ -4,17 +4,19 @@ leader, and the leader's 交办已答复 list of the orders they assigned that w
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from test_notices import Org, _order, _org, _told
 
 from cityhub.config import get_settings
 from cityhub.errors import BadParameter, UnexpectedParameter, ValidationFailed
-from cityhub.notify.models import UserNotice
+from cityhub.notify import service as notify
+from cityhub.notify.models import OutboxMessage, UserNotice
 from cityhub.workorders import service
 from cityhub.workorders.models import Order, OrderEvent
 from cityhub.workorders.scheduled import sla_sweep
@@ -115,6 +117,8 @@ def test_the_sweep_marks_a_passed_deadline_once_and_tells_the_unit_and_the_leade
         )
     service.act(s, order_id=answered, action="accept", actor=org.actor("h_dept"), now=NOW)
     service.act(s, order_id=answered, action="reply", actor=org.actor("h_dept"), params={"text": "已修复"}, now=NOW)
+    told, _ = notify.add_subscription(s, target="http://127.0.0.1:9/a", topics=["assign_overdue"])
+    overdue_only, _ = notify.add_subscription(s, target="http://127.0.0.1:9/o", topics=["overdue"])
     s.commit()
     s.execute(UserNotice.__table__.delete())
     still_today = NOW + timedelta(hours=12)  # 22:00 the same day: the day is not over
@@ -134,6 +138,14 @@ def test_the_sweep_marks_a_passed_deadline_once_and_tells_the_unit_and_the_leade
     }
     notice = s.scalars(select(UserNotice).where(UserNotice.kind == "assigned_overdue")).one()
     assert notice.params == {"day": "2026-12-07"}
+    # The integrators' topic: one message to its subscriber, none to a subscriber of the order's own time limit.
+    message = s.scalars(select(OutboxMessage).where(OutboxMessage.topic == "assign_overdue")).one()
+    assert (message.subscription_id, message.order_id) == (told.id, late)
+    body = json.loads(notify.render_body(s, message))
+    assert body["topic"] == "assign_overdue"
+    assert body["event"] == {"mark": "assign_overdue", "deadline": "2026-12-07", "at": "2026-12-08T02:00:00Z"}
+    assert body["order"]["number"] == order.number
+    assert s.scalar(select(func.count()).where(OutboxMessage.subscription_id == overdue_only.id)) == 0
     assert sla_sweep(s, now=next_day + timedelta(hours=1))["assign_overdue"] == 0  # once
     # A new day clears the mark; once that passes too, it is marked again.
     service.act(

@@ -37,6 +37,9 @@ class Topic(enum.StrEnum):
     # 办结: the order's handling ended — closed (办结, resolved or not; a consultation answered at once, 秒回, too),
     # cancelled (作废) or merged into another (合并) — for a system following results (since 7 December 2026)
     CLOSE = "close"
+    # 交办逾期: the 限期办结 a leader gave with 交办 passed with the order open (the SLA sweep's ``assign_overdue``
+    # mark, since December 2026; its own topic, so ``overdue``'s subscribers hear no more than before)
+    ASSIGN_OVERDUE = "assign_overdue"
 
 
 class OutboxStatus(enum.StrEnum):

@@ -114,7 +114,8 @@ ASSIGN_OVERDUE = "assign_overdue"
 def _mark_assign_overdue(session: Session, now: datetime) -> int:
     """领导交办's 限期办结 passed (:func:`cityhub.workorders.service.assign_deadline_passed`: the day over, the order
     open): each such order not marked yet gets an ``assign_overdue`` event (the day in its payload) and
-    ``assign_overdue_at``, and its unit and the leaders who assigned it a notice; idempotent — a new day given by a
+    ``assign_overdue_at``, its unit and the leaders who assigned it a notice, and the subscribers of the webhook topic
+    ``assign_overdue`` a message; idempotent — a new day given by a
     later 交办 clears the mark. Few orders (a leader's), read through the partial index of 领导交办."""
     from cityhub.notify import notices
 
@@ -132,6 +133,7 @@ def _mark_assign_overdue(session: Session, now: datetime) -> int:
     for order in found:
         if order.assign_deadline is None or not assign_deadline_passed(order, now):  # pragma: no cover - as asked
             continue
+        mark = {"mark": ASSIGN_OVERDUE, "deadline": order.assign_deadline.isoformat()}
         event = OrderEvent(
             order_id=order.id,
             action=ASSIGN_OVERDUE,
@@ -139,11 +141,14 @@ def _mark_assign_overdue(session: Session, now: datetime) -> int:
             to_state=order.state.value,
             actor_name="system",
             at=now,
-            payload={"mark": ASSIGN_OVERDUE, "deadline": order.assign_deadline.isoformat()},
+            payload=mark,
         )
         session.add(event)
         order.assign_overdue_at = now
         order.updated_at = now
         session.flush()
         notices.on_assign_overdue(session, order=order, event=event)
+        notify_service.enqueue(
+            session, topic=Topic.ASSIGN_OVERDUE, order=order, payload={**mark, "at": now.isoformat()}, now=now
+        )
     return len(found)
