@@ -885,6 +885,17 @@ class CallerHistory:
     phone: str
     earlier: Sequence[Order]
     total: int
+    # The listed orders' lead units' names (id → name): who has the caller's case now, what a caller asking after it
+    # is told at once.
+    units: dict[int, str] = field(default_factory=dict)
+
+    @staticmethod
+    def running_limit(order: Order) -> datetime | None:
+        """The time limit an earlier appeal runs on now, said beside it: an open order held by a unit (received or
+        returned, waiting for dispatch, its old limit stopped; closed, none)."""
+        if order.state not in OPEN_STATES or order.state in AWAITING_DISPATCH:
+            return None
+        return order.due_at
 
 
 def _caller_history(
@@ -903,7 +914,8 @@ def _caller_history(
     total = len(earlier)
     if total == CALLER_HISTORY:  # as many as listed: there may be more
         total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
-    return CallerHistory(min(spelled, key=len), earlier, total)
+    units = support.names_of(db, Unit, {o.lead_unit_id for o in earlier})
+    return CallerHistory(min(spelled, key=len), earlier, total, units)
 
 
 def _callers_again(db: Session, principal: Principal, listed: Sequence[Order]) -> dict[int, int]:
@@ -939,7 +951,9 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     if not spelled:  # still being typed, or shortened: no list, and no count said
         return render(request, "_caller.html", phone=None, earlier=[], total=0)
     history = _caller_history(db, principal, spelled)
-    return render(request, "_caller.html", phone=history.phone, earlier=history.earlier, total=history.total)
+    return render(
+        request, "_caller.html", phone=history.phone, earlier=history.earlier, total=history.total, history=history
+    )
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -2039,8 +2053,6 @@ def _detail_page(
     reads_phones = unmasked and principal.role in permissions.UNMASKED_ROLES
     spelled = tracking.phone_spellings(order.citizen_phone) if reads_phones else set()
     caller = _caller_history(db, principal, spelled, besides=order.id) if spelled else None
-    if caller is not None:
-        ids |= {o.lead_unit_id for o in caller.earlier}
     unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
     below_only = {Action.TRANSFER.value} if unit_staff else set()
     fields = [(a, _form_fields(order, a, unit_staff)) for a in actions]
