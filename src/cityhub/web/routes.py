@@ -862,6 +862,8 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         fragment=True,
         principal=principal,
         citizen=principal.role == Role.CITIZEN,
+        # the hotline's desk (the form's channel choice): its address field says where the appeal lies (intake.html)
+        desk=principal.role not in (Role.CITIZEN, Role.INSPECTOR),
         assistance=_assistance(db, principal, form),
     )
 
