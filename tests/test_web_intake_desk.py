@@ -226,7 +226,8 @@ def test_a_callers_earlier_appeals_say_which_unit_has_them_and_by_when(org: dict
     """A caller asking after their case (进度查询) is told at once who has it and by when it is due: 来电历史 beside
     the intake form names each earlier appeal's lead unit and, while a unit holds it, the time limit it runs on, marked
     超期 once it is over — the operator opened each order in a new tab to read them while the caller waited. One not
-    dispatched yet runs on no limit and says none; the order page's list says the same."""
+    dispatched yet runs on no limit and says none; the order page's list says the same, and the time each came in is
+    labelled, not a second bare time beside the limit."""
     from datetime import UTC, datetime, timedelta
 
     from cityhub.workorders import service as orders
@@ -263,6 +264,8 @@ def test_a_callers_earlier_appeals_say_which_unit_has_them_and_by_when(org: dict
     assert limit.search(items[numbers[held]]) and "超期" not in items[numbers[held]], items
     assert limit.search(items[numbers[late]]) and "超期" in items[numbers[late]], items
     assert "办结时限" not in items[numbers[waiting]] and "景泰街道" not in items[numbers[waiting]], items
+    # beside the limit, the time each came in says what it is: two bare times side by side read alike
+    assert all(re.search(r"· 受理于 \d{4}-\d\d-\d\d \d\d:\d\d$", item.strip()) for item in items.values()), items
     # The order page's 来电历史 lists them alike.
     page = client.get(f"/orders/{waiting}").text
     lines = [_text(li) for li in re.findall(r'<li data-testid="order-caller-earlier">(.*?)</li>', page, flags=re.S)]
