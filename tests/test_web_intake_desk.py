@@ -270,3 +270,25 @@ def test_a_callers_earlier_appeals_say_which_unit_has_them_and_by_when(org: dict
     page = client.get(f"/orders/{waiting}").text
     lines = [_text(li) for li in re.findall(r'<li data-testid="order-caller-earlier">(.*?)</li>', page, flags=re.S)]
     assert any(numbers[late] in line and limit.search(line) and "超期" in line for line in lines), lines
+
+
+def test_a_safety_matter_is_pointed_out_with_the_urgency_to_take_it_at(org: dict[str, Any]) -> None:
+    """A caller smelling gas on their stairs: the desk points out the words that make it a danger to people or
+    property under the caller's words, with 特急 one button away, while the urgency is still 一般 — such calls were
+    registered 一般 unless the operator remembered the urgency field at the form's end. Chosen, or for an ordinary
+    complaint, nothing is said; a citizen, who chooses no urgency, is told nothing of it either."""
+    gas = {"appeal_type": "help", "content": "楼道里很大煤气味，怀疑燃气泄漏，老人在家", "address": "景泰街道云景路1号"}
+    client = login("op")
+    panel = client.post("/intake/assist", data=intake_form(client, **gas)).text
+    note = re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">(.*?)</div>', panel, flags=re.S)
+    assert note is not None and "燃气泄漏、煤气味" in _text(note.group(1)), panel
+    assert 'data-pick-urgency="critical"' in note.group(1) and "紧急程度设为特急" in note.group(1)
+    for calm in ({**gas, "urgency": "critical"}, {**gas, "content": "小区门口的路灯坏了一个多月了"}):
+        quiet = client.post("/intake/assist", data=intake_form(client, **calm)).text
+        assert re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">\s*</div>', quiet), calm
+    # A form posted back (查询建议) says it under the caller's words too.
+    page = client.post("/intake", data=intake_form(client, preview="1", **gas)).text
+    assert 'data-testid="safety"' in page and page.index('id="intake-safety"') < page.index('id="f-address"')
+    citizen = login("cit")
+    theirs = citizen.post("/intake/assist", data=intake_form(citizen, **gas)).text
+    assert 'data-testid="safety"' not in theirs and "intake-safety" not in theirs

@@ -590,6 +590,9 @@ class Assistance:
     # 常见问题解答: to a citizen (``faq_shown``), the public entries that may answer their question, in their words.
     faq: list[FaqAnswer] = field(default_factory=list)
     faq_shown: bool = False
+    # 涉及人身财产安全: the safety words the caller's account holds (``intake.service.safety_words``) while the urgency
+    # is still 一般 — 特急 suggested, to whoever chooses the urgency (not a citizen).
+    safety: list[str] = field(default_factory=list)
 
 
 # An answer much longer than this is folded after its first sentences up to here (a phone shows three answers one
@@ -706,6 +709,7 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     Read-only: it never creates an order; orders outside the user's scope are left out, as in the API.
     """
     from cityhub.intake import dedupe
+    from cityhub.intake.service import safety_words
     from cityhub.knowledge import service as kb
 
     title, content = form.get("title").strip(), form.get("content").strip()
@@ -748,6 +752,8 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names, same_caller=callers)
     assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
     assistance.faq, assistance.faq_shown = faq, faq_shown
+    if principal.role != Role.CITIZEN and data.urgency == Urgency.NORMAL:
+        assistance.safety = safety_words(title, content)
     if permissions.allows(principal.role, permissions.INTAKE_MERGE):
         bar = dedupe.get_dedupe_settings().merge_offer_min_score
         assistance.merge_targets = {d.order_id for d in duplicates if d.state in OPEN_STATES} | {
