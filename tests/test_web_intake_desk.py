@@ -220,3 +220,75 @@ def test_a_similar_case_sharing_a_word_or_two_is_listed_but_not_offered_for_merg
     assert f'name="merge_into" value="{first_id}"' not in panel
     same_caller = client.post("/intake/assist", data={**lamp, "citizen_phone": "13911113333"}).text
     assert f'name="merge_into" value="{first_id}"' in same_caller
+
+
+def test_a_callers_earlier_appeals_say_which_unit_has_them_and_by_when(org: dict[str, Any]) -> None:
+    """A caller asking after their case (进度查询) is told at once who has it and by when it is due: 来电历史 beside
+    the intake form names each earlier appeal's lead unit and, while a unit holds it, the time limit it runs on, marked
+    超期 once it is over — the operator opened each order in a new tab to read them while the caller waited. One not
+    dispatched yet runs on no limit and says none; the order page's list says the same, and the time each came in is
+    labelled, not a second bare time beside the limit."""
+    from datetime import UTC, datetime, timedelta
+
+    from cityhub.workorders import service as orders
+    from cityhub.workorders.lifecycle import Action
+    from cityhub.workorders.models import Order, SlaStatus
+
+    phone = "13911117777"
+    with session_scope() as s:
+
+        def appeal(text: str) -> int:
+            data = {"channel": "hotline", "appeal_type": "complaint", "content": text, "citizen_phone": phone}
+            return submit(s, data=data).order.id
+
+        waiting = appeal("小区门口路灯不亮")
+        held = appeal("楼下餐馆油烟很大")
+        late = appeal("河道有污水排放")
+        for order_id in (held, late):
+            orders.act(s, order_id=order_id, action=Action.DISPATCH, params={"unit_id": org["streets"]["W-JT"]})
+        overdue = s.get(Order, late)
+        assert overdue is not None
+        overdue.due_at, overdue.sla_status = datetime.now(UTC) - timedelta(hours=2), SlaStatus.OVERDUE
+        s.flush()
+        numbers = {i: s.get(Order, i).number for i in (waiting, held, late)}  # type: ignore[union-attr]
+    client = login("op")
+    history = client.post("/intake/caller", data=intake_form(client, citizen_phone=phone)).text
+    items = {
+        number: _text(item)
+        for item in re.findall(r'<li data-testid="caller-earlier">(.*?)</li>', history, flags=re.S)
+        for number in numbers.values()
+        if number in item
+    }
+    assert set(items) == set(numbers.values()), history
+    limit = re.compile(r"· 景泰街道 · 办结时限 \d{4}-\d\d-\d\d \d\d:\d\d")
+    assert limit.search(items[numbers[held]]) and "超期" not in items[numbers[held]], items
+    assert limit.search(items[numbers[late]]) and "超期" in items[numbers[late]], items
+    assert "办结时限" not in items[numbers[waiting]] and "景泰街道" not in items[numbers[waiting]], items
+    # beside the limit, the time each came in says what it is: two bare times side by side read alike
+    assert all(re.search(r"· 受理于 \d{4}-\d\d-\d\d \d\d:\d\d$", item.strip()) for item in items.values()), items
+    # The order page's 来电历史 lists them alike.
+    page = client.get(f"/orders/{waiting}").text
+    lines = [_text(li) for li in re.findall(r'<li data-testid="order-caller-earlier">(.*?)</li>', page, flags=re.S)]
+    assert any(numbers[late] in line and limit.search(line) and "超期" in line for line in lines), lines
+
+
+def test_a_safety_matter_is_pointed_out_with_the_urgency_to_take_it_at(org: dict[str, Any]) -> None:
+    """A caller smelling gas on their stairs: the desk points out the words that make it a danger to people or
+    property under the caller's words, with 特急 one button away, while the urgency is still 一般 — such calls were
+    registered 一般 unless the operator remembered the urgency field at the form's end. Chosen, or for an ordinary
+    complaint, nothing is said; a citizen, who chooses no urgency, is told nothing of it either."""
+    gas = {"appeal_type": "help", "content": "楼道里很大煤气味，怀疑燃气泄漏，老人在家", "address": "景泰街道云景路1号"}
+    client = login("op")
+    panel = client.post("/intake/assist", data=intake_form(client, **gas)).text
+    note = re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">(.*?)</div>', panel, flags=re.S)
+    assert note is not None and "燃气泄漏、煤气味" in _text(note.group(1)), panel
+    assert 'data-pick-urgency="critical"' in note.group(1) and "紧急程度设为特急" in note.group(1)
+    for calm in ({**gas, "urgency": "critical"}, {**gas, "content": "小区门口的路灯坏了一个多月了"}):
+        quiet = client.post("/intake/assist", data=intake_form(client, **calm)).text
+        assert re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">\s*</div>', quiet), calm
+    # A form posted back (查询建议) says it under the caller's words too.
+    page = client.post("/intake", data=intake_form(client, preview="1", **gas)).text
+    assert 'data-testid="safety"' in page and page.index('id="intake-safety"') < page.index('id="f-address"')
+    citizen = login("cit")
+    theirs = citizen.post("/intake/assist", data=intake_form(citizen, **gas)).text
+    assert 'data-testid="safety"' not in theirs and "intake-safety" not in theirs

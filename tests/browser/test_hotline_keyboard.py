@@ -416,3 +416,44 @@ def test_registering_a_repeat_call_into_its_open_order_asks_first(server: str, b
         repeat = s.scalars(select(Order).order_by(Order.id.desc())).first()
         assert repeat is not None and repeat.master_order_id == first_id
     page.context.close()
+
+
+def test_the_street_an_address_resolves_to_is_said_under_it_on_a_small_monitor(server: str, browser: Any) -> None:
+    """属地识别 where the operator looks while the caller spells the address: the street it resolves to is said under
+    the address field, in view on the desk's 1280 × 720 monitors — the suggestions' line lay below five similar cases,
+    past the screen's bottom, and the operator scrolled for it mid-call. A form posted back says it there too."""
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 720}).new_page()
+    page.set_default_timeout(30_000)  # the first suggestion loads the classifier
+    sign_in(page, f"{server}/login", "op")
+    page.goto(f"{server}/intake")
+    page.select_option("#f-appeal_type", "complaint")
+    page.fill("#f-content", "小区门口的路灯坏了一个多月了，晚上很黑")
+    page.locator("#f-address").press_sequentially("景泰街道云景路1号")
+    line = page.locator("[data-testid=address-place]")
+    sync_api.expect(line).to_contain_text("景泰街道", timeout=60_000)  # the first suggestion loads the classifier
+    box = line.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+    page.get_by_test_id("intake-preview").click()
+    sync_api.expect(line).to_contain_text("景泰街道", timeout=30_000)
+    page.context.close()
+
+
+def test_a_safety_matter_is_taken_as_critical_with_one_key_after_the_callers_words(server: str, browser: Any) -> None:
+    """A fire with someone trapped: under the caller's words the desk says it may endanger people, and the next Tab
+    is its button — Enter sets the urgency to 特急 (the field at the form's end, where the focus then is) and the note,
+    said, goes away; the call is registered 特急 with Ctrl+Enter."""
+    page = _operator(browser, server)
+    page.select_option("#f-appeal_type", "help")
+    page.locator("#f-content").focus()
+    page.keyboard.type("庆丰村一户人家着火了，冒黑烟，里面可能有人被困")
+    note = page.locator("[data-testid=safety]")
+    sync_api.expect(note).to_contain_text("着火、被困", timeout=60_000)  # the first suggestion loads the classifier
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.testid") == "safety-urgent"
+    page.keyboard.press("Enter")
+    assert page.locator("#f-urgency").input_value() == "critical" and _focused(page) == "f-urgency"
+    sync_api.expect(note).to_have_count(0, timeout=30_000)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/orders/*")
+    assert "求助 · 特急" in page.locator("main").inner_text()
+    page.context.close()

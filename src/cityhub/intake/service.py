@@ -60,6 +60,45 @@ def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -
         log.warning("auto-dispatch of order %s failed: %s", order.number, exc.message)
 
 
+# 涉及人身财产安全: words of a caller's account that make an appeal urgent whatever its matter — a gas leak, a fire,
+# someone trapped or hurt, a live wire, a collapse. The intake desk points them out while the urgency is still 一般
+# (a gas leak was registered 一般 unless the operator remembered the field at the form's end); it is a suggestion, the
+# operator judges (没有煤气味 holds one too).
+SAFETY_WORDS = (
+    "燃气泄漏",
+    "煤气泄漏",
+    "漏气",
+    "煤气味",
+    "燃气味",
+    "天然气味",
+    "着火",
+    "起火",
+    "失火",
+    "火灾",
+    "爆炸",
+    "触电",
+    "漏电",
+    "电线掉落",
+    "坍塌",
+    "倒塌",
+    "塌陷",
+    "被困",
+    "困在电梯",
+    "溺水",
+    "落水",
+    "井盖缺失",
+    "危险化学品",
+    "有人受伤",
+    "晕倒",
+)
+
+
+def safety_words(*texts: str | None) -> list[str]:
+    """The :data:`SAFETY_WORDS` the appeal's texts hold, in the list's order: what makes it look urgent."""
+    said = " ".join(text for text in texts if text)
+    return [word for word in SAFETY_WORDS if word in said]
+
+
 # The channels a citizen (or an enterprise's staff: 企业呼) files through themselves (the hotline, grid, sensors … are
 # staff's and machines').
 CITIZEN_CHANNELS = frozenset({Channel.WEB, Channel.APP, Channel.MAILBOX, Channel.ENTERPRISE})

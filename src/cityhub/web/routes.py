@@ -590,6 +590,9 @@ class Assistance:
     # 常见问题解答: to a citizen (``faq_shown``), the public entries that may answer their question, in their words.
     faq: list[FaqAnswer] = field(default_factory=list)
     faq_shown: bool = False
+    # 涉及人身财产安全: the safety words the caller's account holds (``intake.service.safety_words``) while the urgency
+    # is still 一般 — 特急 suggested, to whoever chooses the urgency (not a citizen).
+    safety: list[str] = field(default_factory=list)
 
 
 # An answer much longer than this is folded after its first sentences up to here (a phone shows three answers one
@@ -706,6 +709,7 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     Read-only: it never creates an order; orders outside the user's scope are left out, as in the API.
     """
     from cityhub.intake import dedupe
+    from cityhub.intake.service import safety_words
     from cityhub.knowledge import service as kb
 
     title, content = form.get("title").strip(), form.get("content").strip()
@@ -748,6 +752,8 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names, same_caller=callers)
     assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
     assistance.faq, assistance.faq_shown = faq, faq_shown
+    if principal.role != Role.CITIZEN and data.urgency == Urgency.NORMAL:
+        assistance.safety = safety_words(title, content)
     if permissions.allows(principal.role, permissions.INTAKE_MERGE):
         bar = dedupe.get_dedupe_settings().merge_offer_min_score
         assistance.merge_targets = {d.order_id for d in duplicates if d.state in OPEN_STATES} | {
@@ -862,6 +868,8 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         fragment=True,
         principal=principal,
         citizen=principal.role == Role.CITIZEN,
+        # the hotline's desk (the form's channel choice): its address field says where the appeal lies (intake.html)
+        desk=principal.role not in (Role.CITIZEN, Role.INSPECTOR),
         assistance=_assistance(db, principal, form),
     )
 
@@ -885,6 +893,17 @@ class CallerHistory:
     phone: str
     earlier: Sequence[Order]
     total: int
+    # The listed orders' lead units' names (id → name): who has the caller's case now, what a caller asking after it
+    # is told at once.
+    units: dict[int, str] = field(default_factory=dict)
+
+    @staticmethod
+    def running_limit(order: Order) -> datetime | None:
+        """The time limit an earlier appeal runs on now, said beside it: an open order held by a unit (received or
+        returned, waiting for dispatch, its old limit stopped; closed, none)."""
+        if order.state not in OPEN_STATES or order.state in AWAITING_DISPATCH:
+            return None
+        return order.due_at
 
 
 def _caller_history(
@@ -903,7 +922,8 @@ def _caller_history(
     total = len(earlier)
     if total == CALLER_HISTORY:  # as many as listed: there may be more
         total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
-    return CallerHistory(min(spelled, key=len), earlier, total)
+    units = support.names_of(db, Unit, {o.lead_unit_id for o in earlier})
+    return CallerHistory(min(spelled, key=len), earlier, total, units)
 
 
 def _callers_again(db: Session, principal: Principal, listed: Sequence[Order]) -> dict[int, int]:
@@ -939,7 +959,9 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     if not spelled:  # still being typed, or shortened: no list, and no count said
         return render(request, "_caller.html", phone=None, earlier=[], total=0)
     history = _caller_history(db, principal, spelled)
-    return render(request, "_caller.html", phone=history.phone, earlier=history.earlier, total=history.total)
+    return render(
+        request, "_caller.html", phone=history.phone, earlier=history.earlier, total=history.total, history=history
+    )
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -2039,8 +2061,6 @@ def _detail_page(
     reads_phones = unmasked and principal.role in permissions.UNMASKED_ROLES
     spelled = tracking.phone_spellings(order.citizen_phone) if reads_phones else set()
     caller = _caller_history(db, principal, spelled, besides=order.id) if spelled else None
-    if caller is not None:
-        ids |= {o.lead_unit_id for o in caller.earlier}
     unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
     below_only = {Action.TRANSFER.value} if unit_staff else set()
     fields = [(a, _form_fields(order, a, unit_staff)) for a in actions]

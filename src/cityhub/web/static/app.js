@@ -15,15 +15,18 @@
   // "Use" beside a suggested category fills the intake form's category select, and the focus goes with it: the
   // change refreshes the suggestions, whose swap would take the focused button away and drop a keyboard user's focus
   // to the top of the page (the operator Tabbed back from the menu to submit).
+  // So does 特急 suggested for a safety matter (data-pick-urgency) in the urgency select.
+  var picks = { "data-pick-category": "f-category_id", "data-pick-urgency": "f-urgency" };
   document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-pick-category]");
-    if (!button) { return; }
-    var select = document.getElementById("f-category_id");
-    if (select) {
-      select.value = button.getAttribute("data-pick-category");
-      select.focus();
-      select.dispatchEvent(new Event("change", { bubbles: true }));
-    }
+    Object.keys(picks).forEach(function (attribute) {
+      var button = event.target.closest("[" + attribute + "]");
+      var select = button && document.getElementById(picks[attribute]);
+      if (select) {
+        select.value = button.getAttribute(attribute);
+        select.focus();
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+    });
   });
   // Folded filters (data-open-wide) stay open where the screen has room for them.
   if (window.matchMedia && window.matchMedia("(min-width: 701px)").matches) {
