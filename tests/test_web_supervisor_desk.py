@@ -346,3 +346,32 @@ def test_the_unsatisfied_callbacks_list_says_what_the_citizen_said_and_the_reply
     assert "答复：已派人更换灯泡，路灯恢复照明。" in said.group(1)
     masked = unescape(login("lead").get("/orders?state=called_back&satisfied=false").text)
     assert "路灯还是不亮" in masked and "13912345678" not in masked
+
+
+def _tabs(html: str) -> dict[str, tuple[str, str]]:
+    """The order list's 常用视图: each tab's name → (its address, its count)."""
+    return {
+        unescape(name): (unescape(href), count)
+        for href, name, count in re.findall(
+            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<span[^>]*data-testid="view-count"[^>]*>([^<]*)<',
+            html,
+        )
+    }
+
+
+def test_a_satisfied_callback_waits_for_its_closing_on_a_tab_of_its_own(org: dict[str, Any]) -> None:
+    """A callback that found the citizen satisfied leaves the order 已回访 until it is closed: 待办结（回访满意）
+    lists those (oldest first, counted on the tab), not the unsatisfied ones (回访不满意's) nor a reply still to call
+    back — they were on no tab, left open until somebody went looking with the filters."""
+    satisfied = _sent_to(org["street_a"], replied=True)
+    unsatisfied = _called_back_unsatisfied(org["street_a"])
+    waiting = _sent_to(org["street_a"], replied=True)
+    with session_scope() as s:
+        orders.act(s, order_id=satisfied.id, action="callback", params={"satisfied": True, "reason": "市民满意"})
+    sup = login("sup")
+    tabs = _tabs(sup.get("/orders").text)
+    assert tabs["待办结（回访满意）"] == ("/orders?state=called_back&satisfied=true&sort=oldest", "1")
+    listed = sup.get(tabs["待办结（回访满意）"][0]).text
+    assert satisfied.number in listed
+    assert unsatisfied.number not in listed and waiting.number not in listed
+    assert "待办结（回访满意）" not in login("hand_a").get("/orders").text  # a unit's handler closes nothing

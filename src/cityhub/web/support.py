@@ -329,6 +329,13 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     # alone (待办结（无需回访）).
     ("orders.view.callback", "/orders?state=replied&no_citizen=false&sort=oldest", permissions.act(Action.CALLBACK)),
     ("orders.view.to_close", "/orders?state=replied&no_citizen=true&sort=oldest", permissions.act(Action.CLOSE)),
+    # 待办结（回访满意）: a callback that found the citizen satisfied leaves the order 已回访 until somebody closes it —
+    # no tab listed those, so they stayed open (and on 在办) until a supervisor went looking with the filters.
+    (
+        "orders.view.satisfied_to_close",
+        "/orders?state=called_back&satisfied=true&sort=oldest",
+        permissions.act(Action.CLOSE),
+    ),
     # The unsatisfied callbacks: each waits for a supervisor's 重办 (reopen) or 办结 as not resolved.
     (
         "orders.view.unsatisfied",
@@ -361,6 +368,9 @@ _CENTRE_VIEWS = frozenset({"orders.view.assists"})
 # Views of the leaders' own desk: the outcome of what they assigned. The centre follows 交办 open (领导交办); an
 # eleventh tab wrapped an administrator's bar to two lines at 1440 px and put their first order below the fold.
 _LEADER_VIEWS = frozenset({"orders.view.assigned_done"})
+# Views of the callback desk (the supervisors'), not an administrator's: a twelfth tab wrapped their English bar at
+# 1440 px — who closes the satisfied callbacks is who called back.
+_CALLBACK_DESK_VIEWS = frozenset({"orders.view.satisfied_to_close"})
 
 
 def list_heading(t: Translator, principal: Principal, tab: NavItem | None) -> str:
@@ -405,6 +415,7 @@ def quick_views(principal: Principal) -> list[NavItem]:
         and (unit_staff or key not in _UNIT_VIEWS)
         and (centre or key not in _CENTRE_VIEWS)
         and (principal.role == Role.LEADER or key not in _LEADER_VIEWS)
+        and (principal.role != Role.ADMIN or key not in _CALLBACK_DESK_VIEWS)
     ]
 
 
