@@ -375,3 +375,49 @@ def test_a_satisfied_callback_waits_for_its_closing_on_a_tab_of_its_own(org: dic
     assert satisfied.number in listed
     assert unsatisfied.number not in listed and waiting.number not in listed
     assert "待办结（回访满意）" not in login("hand_a").get("/orders").text  # a unit's handler closes nothing
+
+
+def test_the_callback_desk_records_a_satisfied_callback_and_closes_it_in_one_step(org: dict[str, Any]) -> None:
+    """回访并办结 beside 回访 on the order page: a satisfied callback closed as resolved, both steps in the trail by
+    the supervisor; an unsatisfied one posted the same way is recorded, not closed, and the flash says so (it waits in
+    回访不满意). It took 回访, then 办结's form again, for every satisfied call."""
+    happy, unhappy = _sent_to(org["street_a"], replied=True), _sent_to(org["street_a"], replied=True)
+    sup = login("sup")
+    page = sup.get(f"/orders/{happy.id}").text
+    form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
+    assert form is not None and 'name="and_close" value="1" data-testid="callback-and-close"' in form.group(1)
+    sent = sup.post(
+        f"/orders/{happy.id}/act/callback",
+        data={
+            "csrf_token": hidden(page),
+            "version": hidden(form.group(1), "version"),
+            "satisfied": "basically_satisfied",
+            "reason": "市民表示路灯已修好",
+            "and_close": "1",
+        },
+    )
+    assert sent.status_code == 200 and "已完成：回访并办结" in unescape(sent.text)
+    page = sup.get(f"/orders/{unhappy.id}").text
+    form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
+    assert form is not None
+    kept = sup.post(
+        f"/orders/{unhappy.id}/act/callback",
+        data={
+            "csrf_token": hidden(page),
+            "version": hidden(form.group(1), "version"),
+            "satisfied": "false",
+            "reason": "灯还是不亮",
+            "and_close": "1",
+        },
+    )
+    assert "回访（市民不满意，未办结，请重办或办结）" in unescape(kept.text)
+    with session_scope() as s:
+        assert s.get(Order, happy.id).state == "closed_resolved"  # type: ignore[union-attr]
+        assert s.get(Order, unhappy.id).state == "called_back"  # type: ignore[union-attr]
+        trail = [
+            (e.action, e.actor_name)
+            for e in s.query(OrderEvent).filter_by(order_id=happy.id).order_by(OrderEvent.id)
+            if e.action in ("callback", "close")
+        ]
+    assert [a for a, _ in trail] == ["callback", "close"] and trail[0][1] == trail[1][1]
+    assert 'data-testid="callback-and-close"' not in login("lead").get(f"/orders/{unhappy.id}").text
