@@ -421,3 +421,32 @@ def test_the_callback_desk_records_a_satisfied_callback_and_closes_it_in_one_ste
         ]
     assert [a for a, _ in trail] == ["callback", "close"] and trail[0][1] == trail[1][1]
     assert 'data-testid="callback-and-close"' not in login("lead").get(f"/orders/{unhappy.id}").text
+
+
+def _menu_count(html: str, href: str) -> str | None:
+    """The count the menu's entry leading to ``href`` shows, or None."""
+    found = re.search(
+        rf'<a href="{re.escape(href)}"[^>]*>[^<]*(?:<span class="count" data-testid="nav-count"[^>]*>([^<]*)<)?', html
+    )
+    assert found is not None, href
+    return found.group(1)
+
+
+def test_the_menus_reply_review_says_how_many_weak_replies_wait(org: dict[str, Any]) -> None:
+    """答复审核 in the menu counts the weak replies of the reader's scope waiting for review, as 核减审核 counts its
+    requests — a supervisor opened the page to learn whether anything was there; none when none waits, and one sent
+    back leaves the count."""
+    from cityhub.knowledge import service as kb
+
+    sup = login("sup")
+    assert _menu_count(sup.get("/orders").text, "/reviews") is None
+    weak = [_sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。") for _ in range(2)]
+    with session_scope() as s:
+        for order in weak:
+            assert kb.check_reply(s, order=s.get(Order, order.id)).weak
+    page = sup.get("/orders").text
+    assert _menu_count(page, "/reviews") == "2" and "2 件待审核" in unescape(page)
+    with session_scope() as s:
+        orders.act(s, order_id=weak[0].id, action="reject_reply", params={"reason": "请补充处理结果"})
+    assert _menu_count(sup.get("/dashboard").text, "/reviews") == "1"
+    assert _menu_count(login("lead").get("/orders").text, "/reviews") is None  # reads the list, sends none back

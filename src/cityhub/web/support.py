@@ -440,7 +440,11 @@ def navigation(principal: Principal | None, db: Session | None = None) -> list[N
         # the page was reached only from the leaders' ranking, so a unit's staff never found their own figures.
         items.append(NavItem("nav.unit_assessment", f"/assessment/{principal.unit_id}"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
-        items.append(NavItem("nav.reviews", "/reviews"))
+        # 答复审核 says how many weak replies of the reader's scope wait (as 核减审核 its requests) to who sends them
+        # back: without it a supervisor opened the page to learn whether anything was there. Not to a leader, who
+        # reads the list and acts on none, nor an administrator (its count wrapped their English menu at 1440 px).
+        reviews = permissions.allows(role, permissions.act(Action.REJECT_REPLY)) and not admin_pages(principal)
+        items.append(NavItem("nav.reviews", "/reviews", weak_replies_waiting(db, principal) if reviews else None))
     if permissions.allows(role, permissions.EXEMPTION_DECIDE) and not admin_pages(principal):
         # 核减审核: the units' requests that an order not count against them in the assessment, to decide — the
         # supervisors' desk; an administrator finds it on 系统管理 (a thirteenth entry wrapped their menu at 1440 px).
@@ -484,6 +488,22 @@ def pending_exemptions(db: Session | None, principal: Principal) -> int | None:
     try:
         seen = exemptions.units_seen(db, principal)
         return exemptions.count(db, state=exemptions.PENDING, unit_ids=seen, cap=nav_count_cap())
+    except SQLAlchemyError:
+        return None
+
+
+def weak_replies_waiting(db: Session | None, principal: Principal) -> int | None:
+    """The weak replies of ``principal``'s scope waiting for review (答复审核's list), counted up to the cap; None
+    without ``db`` or when the page's transaction can no longer read (an error page after a failed write)."""
+    if db is None:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cityhub.auth.scope import scope_of
+    from cityhub.knowledge import service as kb
+
+    try:
+        return kb.count_weak_replies(db, scope=scope_of(db, principal).clause(), cap=nav_count_cap())
     except SQLAlchemyError:
         return None
 
