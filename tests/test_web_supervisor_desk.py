@@ -450,3 +450,50 @@ def test_the_menus_reply_review_says_how_many_weak_replies_wait(org: dict[str, A
         orders.act(s, order_id=weak[0].id, action="reject_reply", params={"reason": "请补充处理结果"})
     assert _menu_count(sup.get("/dashboard").text, "/reviews") == "1"
     assert _menu_count(login("lead").get("/orders").text, "/reviews") is None  # reads the list, sends none back
+
+
+def _choices(html: str, action: str) -> list[str]:
+    """The common reasons a page offers for ``action`` (its datalist's options)."""
+    found = re.search(rf'<datalist id="reason-choices-{action}"[^>]*>(.*?)</datalist>', html, re.S)
+    return [unescape(v) for v in re.findall(r'<option value="([^"]*)">', found.group(1))] if found else []
+
+
+def test_the_reasons_a_supervisor_writes_over_and_over_are_offered_to_choose(org: dict[str, Any]) -> None:
+    """常用理由: the urge's box (the order page's and 批量催办's), 退回答复's on 答复审核 and 重办's on 回访不满意
+    point at a list of the common reasons of their action, once a page — chosen and sent as they are, or edited; they
+    were typed anew for every order."""
+    from cityhub.knowledge import service as kb
+
+    order = _sent_to(org["street_a"])
+    sup = login("sup")
+    page = sup.get(f"/orders/{order.id}").text
+    assert 'id="urge-reason" name="reason"' in page and 'list="reason-choices-urge"' in page
+    assert (
+        "即将超时，请抓紧办理并按时答复市民" in _choices(page, "urge")
+        and page.count('<datalist id="reason-choices-urge"') == 1
+    )
+    listed = sup.get("/orders").text
+    assert re.search(r'data-testid="bulk-urge-reason" list="reason-choices-urge"', listed)
+    assert "已超期，请尽快办结并说明超期原因" in _choices(listed, "urge")
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")
+    with session_scope() as s:
+        assert kb.check_reply(s, order=s.get(Order, weak.id)).weak
+    reviews = sup.get("/reviews").text
+    form = re.search(rf'<form[^>]*data-testid="review-return-{weak.number}">(.*?)</form>', reviews, re.S)
+    assert form is not None and 'list="reason-choices-reject_reply"' in form.group(1)
+    assert "答复仅为转办说明，请说明实际处理情况" in _choices(reviews, "reject_reply")
+    unhappy = _called_back_unsatisfied(org["street_a"])
+    decide = sup.get("/orders?state=called_back&satisfied=false&sort=oldest").text
+    form = re.search(rf'<form[^>]*data-testid="reopen-{unhappy.number}">(.*?)</form>', decide, re.S)
+    assert form is not None and 'list="reason-choices-reopen"' in form.group(1)
+    assert "市民反映问题仍未解决，请重新核查处理" in _choices(decide, "reopen")
+    sent = sup.post(  # a chosen reason is an ordinary one
+        f"/orders/{order.id}/act/urge",
+        data={"csrf_token": hidden(page), "version": "2", "reason": _choices(page, "urge")[0]},
+    )
+    assert sent.status_code == 200 and _urges(order.id) == ["即将超时，请抓紧办理并按时答复市民"]
+    assert "reason-choices-" not in login("hand_a").get("/orders").text  # nothing to urge or reopen there
+    sup.cookies.set("cityhub_lang", "en")
+    assert _choices(sup.get(f"/orders/{order.id}").text, "urge")[0] == (
+        "Due soon: please finish it and answer the citizen in time"
+    )

@@ -174,6 +174,15 @@ _env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
 _env.globals["monitoring_note_max"] = MONITORING_NOTE_MAX_CHARS
 _env.globals["batch_orders"] = batch_orders_path  # the order list of one import's orders
 _env.globals["answered_states"] = ANSWERED_STATES  # where an order's reply stands (_macros.answered_row)
+# 常用理由: the reasons the supervisors write over and over — a 催办, a reply sent back, a 重办, an extension refused —
+# offered under the reason's box (a datalist: chosen, then edited or sent as it is; anything may still be typed).
+# The catalogue keys of each action's phrases; _macros.reason_lists writes them once a page, each reason box of that
+# action pointing at its list.
+REASON_CHOICES: dict[str, tuple[str, ...]] = {
+    action: tuple(f"reason_choice.{action}.{n}" for n in range(1, count + 1))
+    for action, count in (("urge", 4), ("reject_reply", 4), ("reopen", 3), ("reject_extension", 2))
+}
+_env.globals["reason_choices"] = REASON_CHOICES
 
 
 def _validity_bound(value: object, *, end: bool = False) -> Markup | str:
