@@ -497,3 +497,23 @@ def test_the_reasons_a_supervisor_writes_over_and_over_are_offered_to_choose(org
     assert _choices(sup.get(f"/orders/{order.id}").text, "urge")[0] == (
         "Due soon: please finish it and answer the citizen in time"
     )
+
+
+def test_the_callback_list_marks_a_reply_the_check_found_weak(org: dict[str, Any]) -> None:
+    """待回访 marks 答复偏弱 on a reply the reply check found weak — reviewed (and sent back if need be) before the
+    citizen is called on it; the desk called citizens back on replies 答复审核 was about to send back. A sound reply
+    is not marked, nor is the mark shown to a unit's handler (who does not review replies)."""
+    from cityhub.knowledge import service as kb
+
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")
+    sound = _sent_to(org["street_a"], replied=True)
+    with session_scope() as s:
+        assert kb.check_reply(s, order=s.get(Order, weak.id)).weak
+        assert not kb.check_reply(s, order=s.get(Order, sound.id)).weak
+    listed = login("sup").get("/orders?state=replied&no_citizen=false&sort=oldest").text
+    rows = {
+        n: row for row in re.findall(r"<tr>(.*?)</tr>", listed, re.S) for n in (weak.number, sound.number) if n in row
+    }
+    assert 'data-testid="weak-reply"' in rows[weak.number] and "答复偏弱" in rows[weak.number]
+    assert 'data-testid="weak-reply"' not in rows[sound.number]
+    assert 'data-testid="weak-reply"' not in login("hand_a").get("/orders?state=replied").text

@@ -1323,6 +1323,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     extension_asks = {} if citizen else _extension_asks(db, rows)
     unsatisfied = {} if citizen else _unsatisfied_callbacks(db, principal, rows)
+    weak_replied = _weak_replied(db, principal, rows)
     assisting = _assisting(db, reader.own, rows)
     sign_for = _sign_for(principal, reader.own, rows, assisting)
     units = [] if citizen else support.unit_groups(db)
@@ -1334,6 +1335,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         supplemented=supplemented,
         extension_asks=extension_asks,
         unsatisfied=unsatisfied,
+        weak_replied=weak_replied,
         assisting=assisting,
         sign_for=sign_for,
         # 批量签收 on 待签收: the rows sent to the reader's unit (not an assist: 协办签收 stays on its row) — not on
@@ -1461,6 +1463,16 @@ def _unsatisfied_callbacks(
         return {}
     said = _newest_reasons(db, [o.id for o in waiting], Action.CALLBACK)
     return {o.id: (shown_text(principal, o, said.get(o.id)), shown_text(principal, o, o.reply_text)) for o in waiting}
+
+
+def _weak_replied(db: Session, principal: Principal, rows: Sequence[Order]) -> set[int]:
+    """The listed replies (已答复) the reply check found weak, for who reviews replies: 待回访 marks them 答复偏弱 —
+    the callback desk called citizens back on a reply 答复审核 was about to send back."""
+    waiting = [o.id for o in rows if o.state == State.REPLIED]
+    if not waiting or not permissions.allows(principal.role, permissions.REPLY_REVIEW):
+        return set()
+    found = select(ReplyCheck.order_id).where(ReplyCheck.order_id.in_(waiting), ReplyCheck.weak.is_(True))
+    return set(db.scalars(found))
 
 
 def _callback_decisions(
