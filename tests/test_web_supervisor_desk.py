@@ -383,33 +383,19 @@ def test_the_callback_desk_records_a_satisfied_callback_and_closes_it_in_one_ste
     回访不满意). It took 回访, then 办结's form again, for every satisfied call."""
     happy, unhappy = _sent_to(org["street_a"], replied=True), _sent_to(org["street_a"], replied=True)
     sup = login("sup")
-    page = sup.get(f"/orders/{happy.id}").text
-    form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
-    assert form is not None and 'name="and_close" value="1" data-testid="callback-and-close"' in form.group(1)
-    sent = sup.post(
-        f"/orders/{happy.id}/act/callback",
-        data={
-            "csrf_token": hidden(page),
-            "version": hidden(form.group(1), "version"),
-            "satisfied": "basically_satisfied",
-            "reason": "市民表示路灯已修好",
-            "and_close": "1",
-        },
-    )
+
+    def call_back_and_close(order: Order, satisfied: str, said: str) -> Any:
+        page = sup.get(f"/orders/{order.id}").text
+        form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
+        assert form is not None and 'name="and_close" value="1" data-testid="callback-and-close"' in form.group(1)
+        data = {"csrf_token": hidden(page), "version": hidden(form.group(1), "version")}
+        return sup.post(
+            f"/orders/{order.id}/act/callback", data={**data, "satisfied": satisfied, "reason": said, "and_close": "1"}
+        )
+
+    sent = call_back_and_close(happy, "basically_satisfied", "市民表示路灯已修好")
     assert sent.status_code == 200 and "已完成：回访并办结" in unescape(sent.text)
-    page = sup.get(f"/orders/{unhappy.id}").text
-    form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
-    assert form is not None
-    kept = sup.post(
-        f"/orders/{unhappy.id}/act/callback",
-        data={
-            "csrf_token": hidden(page),
-            "version": hidden(form.group(1), "version"),
-            "satisfied": "false",
-            "reason": "灯还是不亮",
-            "and_close": "1",
-        },
-    )
+    kept = call_back_and_close(unhappy, "false", "灯还是不亮")
     assert "回访（市民不满意，未办结，请重办或办结）" in unescape(kept.text)
     with session_scope() as s:
         assert s.get(Order, happy.id).state == "closed_resolved"  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """A supervisor's 超期 list at 1440 × 900, in a real browser: the overdue orders ticked at once (全选本页), one message,
 one click — each urged, the flash naming each order and the unit it went to; a blank message refused with the ticks
-kept; 答复审核's 退回答复 on its row; and 回访不满意's 重办 on its row on a 390 × 844 phone; the callback desk's 回访并办结.
+kept; 答复审核's 退回答复 on its row; and 回访不满意's 重办 on its row on a 390 × 844 phone; the callback
+desk's 回访并办结.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. SQLite only.
