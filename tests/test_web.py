@@ -3147,7 +3147,16 @@ def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None
     assert list(handler) == ["在办", "待签收", "预警", "超期", "协办"]
     supervisor = login("sup")
     offered = views(supervisor.get("/orders").text)
-    assert list(offered) == ["预警", "超期", "协办", "待审批延期", "待回访", "待办结（无需回访）", "回访不满意"]
+    assert list(offered) == [
+        "预警",
+        "超期",
+        "协办",
+        "待审批延期",
+        "待回访",
+        "待办结（无需回访）",
+        "待办结（回访满意）",
+        "回访不满意",
+    ]
     assert offered["预警"] == "/orders?state=open&sla_status=warning&sort=due"
     callback = supervisor.get(offered["待回访"])
     assert (

@@ -346,3 +346,160 @@ def test_the_unsatisfied_callbacks_list_says_what_the_citizen_said_and_the_reply
     assert "答复：已派人更换灯泡，路灯恢复照明。" in said.group(1)
     masked = unescape(login("lead").get("/orders?state=called_back&satisfied=false").text)
     assert "路灯还是不亮" in masked and "13912345678" not in masked
+
+
+def _tabs(html: str) -> dict[str, tuple[str, str]]:
+    """The order list's 常用视图: each tab's name → (its address, its count)."""
+    return {
+        unescape(name): (unescape(href), count)
+        for href, name, count in re.findall(
+            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<span[^>]*data-testid="view-count"[^>]*>([^<]*)<',
+            html,
+        )
+    }
+
+
+def test_a_satisfied_callback_waits_for_its_closing_on_a_tab_of_its_own(org: dict[str, Any]) -> None:
+    """A callback that found the citizen satisfied leaves the order 已回访 until it is closed: 待办结（回访满意）
+    lists those (oldest first, counted on the tab), not the unsatisfied ones (回访不满意's) nor a reply still to call
+    back — they were on no tab, left open until somebody went looking with the filters."""
+    satisfied = _sent_to(org["street_a"], replied=True)
+    unsatisfied = _called_back_unsatisfied(org["street_a"])
+    waiting = _sent_to(org["street_a"], replied=True)
+    with session_scope() as s:
+        orders.act(s, order_id=satisfied.id, action="callback", params={"satisfied": True, "reason": "市民满意"})
+    sup = login("sup")
+    tabs = _tabs(sup.get("/orders").text)
+    assert tabs["待办结（回访满意）"] == ("/orders?state=called_back&satisfied=true&sort=oldest", "1")
+    listed = sup.get(tabs["待办结（回访满意）"][0]).text
+    assert satisfied.number in listed
+    assert unsatisfied.number not in listed and waiting.number not in listed
+    assert "待办结（回访满意）" not in login("hand_a").get("/orders").text  # a unit's handler closes nothing
+
+
+def test_the_callback_desk_records_a_satisfied_callback_and_closes_it_in_one_step(org: dict[str, Any]) -> None:
+    """回访并办结 beside 回访 on the order page: a satisfied callback closed as resolved, both steps in the trail by
+    the supervisor; an unsatisfied one posted the same way is recorded, not closed, and the flash says so (it waits in
+    回访不满意). It took 回访, then 办结's form again, for every satisfied call."""
+    happy, unhappy = _sent_to(org["street_a"], replied=True), _sent_to(org["street_a"], replied=True)
+    sup = login("sup")
+
+    def call_back_and_close(order: Order, satisfied: str, said: str) -> Any:
+        page = sup.get(f"/orders/{order.id}").text
+        form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
+        assert form is not None and 'name="and_close" value="1" data-testid="callback-and-close"' in form.group(1)
+        data = {"csrf_token": hidden(page), "version": hidden(form.group(1), "version")}
+        return sup.post(
+            f"/orders/{order.id}/act/callback", data={**data, "satisfied": satisfied, "reason": said, "and_close": "1"}
+        )
+
+    sent = call_back_and_close(happy, "basically_satisfied", "市民表示路灯已修好")
+    assert sent.status_code == 200 and "已完成：回访并办结" in unescape(sent.text)
+    kept = call_back_and_close(unhappy, "false", "灯还是不亮")
+    assert "回访（市民不满意，未办结，请重办或办结）" in unescape(kept.text)
+    with session_scope() as s:
+        assert s.get(Order, happy.id).state == "closed_resolved"  # type: ignore[union-attr]
+        assert s.get(Order, unhappy.id).state == "called_back"  # type: ignore[union-attr]
+        trail = [
+            (e.action, e.actor_name)
+            for e in s.query(OrderEvent).filter_by(order_id=happy.id).order_by(OrderEvent.id)
+            if e.action in ("callback", "close")
+        ]
+    assert [a for a, _ in trail] == ["callback", "close"] and trail[0][1] == trail[1][1]
+    assert 'data-testid="callback-and-close"' not in login("lead").get(f"/orders/{unhappy.id}").text
+
+
+def _menu_count(html: str, href: str) -> str | None:
+    """The count the menu's entry leading to ``href`` shows, or None."""
+    found = re.search(
+        rf'<a href="{re.escape(href)}"[^>]*>[^<]*(?:<span class="count" data-testid="nav-count"[^>]*>([^<]*)<)?', html
+    )
+    assert found is not None, href
+    return found.group(1)
+
+
+def test_the_menus_reply_review_says_how_many_weak_replies_wait(org: dict[str, Any]) -> None:
+    """答复审核 in the menu counts the weak replies of the reader's scope waiting for review, as 核减审核 counts its
+    requests — a supervisor opened the page to learn whether anything was there; none when none waits, and one sent
+    back leaves the count."""
+    from cityhub.knowledge import service as kb
+
+    sup = login("sup")
+    assert _menu_count(sup.get("/orders").text, "/reviews") is None
+    weak = [_sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。") for _ in range(2)]
+    with session_scope() as s:
+        for order in weak:
+            assert kb.check_reply(s, order=s.get(Order, order.id)).weak
+    page = sup.get("/orders").text
+    assert _menu_count(page, "/reviews") == "2" and "2 件待审核" in unescape(page)
+    with session_scope() as s:
+        orders.act(s, order_id=weak[0].id, action="reject_reply", params={"reason": "请补充处理结果"})
+    assert _menu_count(sup.get("/dashboard").text, "/reviews") == "1"
+    assert _menu_count(login("lead").get("/orders").text, "/reviews") is None  # reads the list, sends none back
+
+
+def _choices(html: str, action: str) -> list[str]:
+    """The common reasons a page offers for ``action`` (its datalist's options)."""
+    found = re.search(rf'<datalist id="reason-choices-{action}"[^>]*>(.*?)</datalist>', html, re.S)
+    return [unescape(v) for v in re.findall(r'<option value="([^"]*)">', found.group(1))] if found else []
+
+
+def test_the_reasons_a_supervisor_writes_over_and_over_are_offered_to_choose(org: dict[str, Any]) -> None:
+    """常用理由: the urge's box (the order page's and 批量催办's), 退回答复's on 答复审核 and 重办's on 回访不满意
+    point at a list of the common reasons of their action, once a page — chosen and sent as they are, or edited; they
+    were typed anew for every order."""
+    from cityhub.knowledge import service as kb
+
+    order = _sent_to(org["street_a"])
+    sup = login("sup")
+    page = sup.get(f"/orders/{order.id}").text
+    assert 'id="urge-reason" name="reason"' in page and 'list="reason-choices-urge"' in page
+    assert (
+        "即将超时，请抓紧办理并按时答复市民" in _choices(page, "urge")
+        and page.count('<datalist id="reason-choices-urge"') == 1
+    )
+    listed = sup.get("/orders").text
+    assert re.search(r'data-testid="bulk-urge-reason" list="reason-choices-urge"', listed)
+    assert "已超期，请尽快办结并说明超期原因" in _choices(listed, "urge")
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")
+    with session_scope() as s:
+        assert kb.check_reply(s, order=s.get(Order, weak.id)).weak
+    reviews = sup.get("/reviews").text
+    form = re.search(rf'<form[^>]*data-testid="review-return-{weak.number}">(.*?)</form>', reviews, re.S)
+    assert form is not None and 'list="reason-choices-reject_reply"' in form.group(1)
+    assert "答复仅为转办说明，请说明实际处理情况" in _choices(reviews, "reject_reply")
+    unhappy = _called_back_unsatisfied(org["street_a"])
+    decide = sup.get("/orders?state=called_back&satisfied=false&sort=oldest").text
+    form = re.search(rf'<form[^>]*data-testid="reopen-{unhappy.number}">(.*?)</form>', decide, re.S)
+    assert form is not None and 'list="reason-choices-reopen"' in form.group(1)
+    assert "市民反映问题仍未解决，请重新核查处理" in _choices(decide, "reopen")
+    sent = sup.post(  # a chosen reason is an ordinary one
+        f"/orders/{order.id}/act/urge",
+        data={"csrf_token": hidden(page), "version": "2", "reason": _choices(page, "urge")[0]},
+    )
+    assert sent.status_code == 200 and _urges(order.id) == ["即将超时，请抓紧办理并按时答复市民"]
+    assert "reason-choices-" not in login("hand_a").get("/orders").text  # nothing to urge or reopen there
+    sup.cookies.set("cityhub_lang", "en")
+    assert _choices(sup.get(f"/orders/{order.id}").text, "urge")[0] == (
+        "Due soon: please finish it and answer the citizen in time"
+    )
+
+
+def test_the_callback_list_marks_a_reply_the_check_found_weak(org: dict[str, Any]) -> None:
+    """待回访 marks 答复偏弱 on a reply the reply check found weak — reviewed (and sent back if need be) before the
+    citizen is called on it; the desk called citizens back on replies 答复审核 was about to send back. A sound reply
+    is not marked, nor is the mark shown to a unit's handler (who does not review replies)."""
+    from cityhub.knowledge import service as kb
+
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")
+    sound = _sent_to(org["street_a"], replied=True)
+    with session_scope() as s:
+        assert kb.check_reply(s, order=s.get(Order, weak.id)).weak
+        assert not kb.check_reply(s, order=s.get(Order, sound.id)).weak
+    listed = login("sup").get("/orders?state=replied&no_citizen=false&sort=oldest").text
+    rows = {
+        n: row for row in re.findall(r"<tr>(.*?)</tr>", listed, re.S) for n in (weak.number, sound.number) if n in row
+    }
+    assert 'data-testid="weak-reply"' in rows[weak.number] and "答复偏弱" in rows[weak.number]
+    assert 'data-testid="weak-reply"' not in rows[sound.number]
+    assert 'data-testid="weak-reply"' not in login("hand_a").get("/orders?state=replied").text

@@ -1,6 +1,7 @@
 """A supervisor's 超期 list at 1440 × 900, in a real browser: the overdue orders ticked at once (全选本页), one message,
 one click — each urged, the flash naming each order and the unit it went to; a blank message refused with the ticks
-kept; 答复审核's 退回答复 on its row; and 回访不满意's 重办 on its row on a 390 × 844 phone.
+kept; 答复审核's 退回答复 on its row; and 回访不满意's 重办 on its row on a 390 × 844 phone; the callback
+desk's 回访并办结.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. SQLite only.
@@ -131,3 +132,53 @@ def test_an_unsatisfied_callback_is_reopened_from_its_row_on_a_phone(server: str
         reopened = s.query(OrderEvent).filter_by(action="reopen").one()
         assert reopened.reason == "市民反映仍有积水，请重新处理"
         assert s.get(Order, reopened.order_id).state == "dispatched"  # type: ignore[union-attr]
+
+
+def test_the_callback_desk_calls_back_and_closes_a_satisfied_order_in_one_step(server: str, browser: Any) -> None:
+    """At 1440 × 900: 答复审核 in the menu says the weak reply waiting; 待回访 marks it 答复偏弱; a sound reply is
+    called back 满意 and closed with one button, 回访并办结 — the order closed, both steps in its trail; the review's
+    reason box offers the common reasons to choose."""
+    with session_scope() as s:
+        sound = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "content": "楼下路灯不亮",
+                "street_code": "W-JT",
+                "citizen_name": "李先生",
+                "citizen_phone": "13800138000",
+            },
+        ).order
+        held = s.query(Order).filter(Order.state == "dispatched").first()  # a street of the world's
+        assert held is not None
+        orders.act(s, order_id=sound.id, action="dispatch", params={"unit_id": held.lead_unit_id})
+        for action in ("accept", "start"):
+            orders.act(s, order_id=sound.id, action=action)
+        orders.act(s, order_id=sound.id, action="reply", params={"text": "已派人更换灯泡，路灯已恢复照明。"})
+        weak = s.query(Order).filter(Order.reply_text == "您好，收悉，谢谢。").one()
+        number, sound_id, weak_number = sound.number, sound.id, weak.number
+    page = browser.new_context(locale="zh-CN", viewport=WIDE).new_page()
+    sign_in(page, f"{server}/login", "sup").goto(server + "/orders?state=replied&no_citizen=false&sort=oldest")
+    reviews = page.locator('header a[href="/reviews"]')
+    assert reviews.get_by_test_id("nav-count").inner_text() == "1"
+    weak_row = page.locator("table.orders tbody tr", has_text=weak_number)
+    assert weak_row.get_by_test_id("weak-reply").inner_text() == "答复偏弱"
+    assert page.locator("table.orders tbody tr", has_text=number).get_by_test_id("weak-reply").count() == 0
+
+    page.get_by_role("link", name=number).click()
+    page.get_by_test_id("action-callback").locator("summary").click()
+    page.locator("#callback-satisfied").select_option("true")
+    page.locator("#callback-reason").fill("市民表示路灯已修好")
+    page.get_by_test_id("callback-and-close").click()
+    page.wait_for_load_state()
+    assert page.get_by_test_id("flash").inner_text() == "已完成：回访并办结。"
+    with session_scope() as s:
+        assert s.get(Order, sound_id).state == "closed_resolved"  # type: ignore[union-attr]
+        trail = [e.action for e in s.query(OrderEvent).filter_by(order_id=sound_id).order_by(OrderEvent.id)]
+    assert trail[-2:] == ["callback", "close"]
+
+    reviews.click()
+    box = page.locator(f'[data-testid="review-return-{weak_number}"] input[name="reason"]')
+    assert box.get_attribute("list") == "reason-choices-reject_reply"
+    offered = page.locator("#reason-choices-reject_reply option")
+    assert offered.count() == 4 and offered.first.get_attribute("value") == "答复未回应诉求要点，请针对诉求补充处理结果"

@@ -736,3 +736,51 @@ def test_the_command_line_urges_several_orders_and_names_each_one_it_did_not(app
     with session_scope() as s:
         counts = dict(s.execute(select(Order.number, Order.urge_count).where(Order.number.in_(numbers))).all())
         assert counts == {numbers[0]: 1, numbers[1]: 1, numbers[2]: 0}
+
+
+def _replied(db_session, units):
+    order = _new(db_session)
+    for action, params in (("dispatch", {"unit_id": units["dept"].id}), ("accept", {}), ("start", {})):
+        _act(db_session, order, action, MONDAY, **params)
+    _act(db_session, order, "reply", MONDAY + timedelta(hours=3), text="已安排清运，现场已清理干净")
+    return order
+
+
+def test_a_satisfied_callback_is_closed_in_the_same_step_each_audited(db_session, units):
+    """回访并办结: a satisfied (or basically satisfied) callback closed as resolved right after it, two events by the
+    same person; an unsatisfied one is recorded and left for 重办 or 办结; who may not close is refused, nothing
+    recorded."""
+    desk = service.Actor(name="回访员", role="supervisor")
+    for rating in ({}, {"rating": "basically_satisfied"}):  # 基本满意 as the order page posts it
+        order = _replied(db_session, units)
+        done = service.callback(
+            db_session,
+            order_id=order.id,
+            actor=desk,
+            close=True,
+            params={"satisfied": True, "reason": "市民满意", **rating},
+        )
+        assert done.state == State.CLOSED_RESOLVED and done.resolved is True
+        trail = [(e.action, e.actor_name, e.reason) for e in service.history(db_session, order_id=order.id)]
+        assert trail[-2:] == [("callback", "回访员", "市民满意"), ("close", "回访员", None)]
+    unhappy = _replied(db_session, units)
+    kept = service.callback(
+        db_session, order_id=unhappy.id, actor=desk, close=True, params={"satisfied": False, "reason": "还有垃圾"}
+    )
+    assert kept.state == State.CALLED_BACK and kept.satisfied is False
+    assert [e.action for e in service.history(db_session, order_id=unhappy.id)][-1] == "callback"
+    plain = _replied(db_session, units)
+    assert service.callback(db_session, order_id=plain.id, actor=desk, params={"satisfied": True}).state == (
+        State.CALLED_BACK
+    )
+    citizen = _replied(db_session, units)
+    with pytest.raises(PermissionDenied):
+        service.callback(
+            db_session,
+            order_id=citizen.id,
+            actor=service.Actor(name="张三", role="citizen"),
+            close=True,
+            params={"satisfied": True},
+        )
+    assert citizen.state == State.REPLIED
+    assert [e.action for e in service.history(db_session, order_id=citizen.id)][-1] == "reply"

@@ -957,10 +957,18 @@ def _weak_replies(stmt: Any, states: Sequence[State] | None, scope: Any) -> Any:
 
 
 def count_weak_replies(
-    session: Session, *, states: Sequence[State] | None = (State.REPLIED,), scope: Any = None
+    session: Session,
+    *,
+    states: Sequence[State] | None = (State.REPLIED,),
+    scope: Any = None,
+    cap: int | None = None,
 ) -> int:
-    """How many orders :func:`weak_replies` lists in all: the review list says how many wait for review."""
-    return int(session.scalar(_weak_replies(select(func.count()).select_from(Order), states, scope)) or 0)
+    """How many orders :func:`weak_replies` lists in all: the review list says how many wait for review; with
+    ``cap``, counted up to it (at most that many rows read: the menu's 答复审核 count, on every page)."""
+    if cap is None:
+        return int(session.scalar(_weak_replies(select(func.count()).select_from(Order), states, scope)) or 0)
+    found = _weak_replies(select(Order.id), states, scope).limit(cap)
+    return int(session.scalar(select(func.count()).select_from(found.subquery())) or 0)
 
 
 def weak_replies(

@@ -1345,6 +1345,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     extension_asks = {} if citizen else _extension_asks(db, rows)
     unsatisfied = {} if citizen else _unsatisfied_callbacks(db, principal, rows)
+    weak_replied = _weak_replied(db, principal, rows)
     assisting = _assisting(db, reader.own, rows)
     sign_for = _sign_for(principal, reader.own, rows, assisting)
     units = [] if citizen else support.unit_groups(db)
@@ -1356,6 +1357,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         supplemented=supplemented,
         extension_asks=extension_asks,
         unsatisfied=unsatisfied,
+        weak_replied=weak_replied,
         assisting=assisting,
         sign_for=sign_for,
         # 批量签收 on 待签收: the rows sent to the reader's unit (not an assist: 协办签收 stays on its row) — not on
@@ -1483,6 +1485,16 @@ def _unsatisfied_callbacks(
         return {}
     said = _newest_reasons(db, [o.id for o in waiting], Action.CALLBACK)
     return {o.id: (shown_text(principal, o, said.get(o.id)), shown_text(principal, o, o.reply_text)) for o in waiting}
+
+
+def _weak_replied(db: Session, principal: Principal, rows: Sequence[Order]) -> set[int]:
+    """The listed replies (已答复) the reply check found weak, for who reviews replies: 待回访 marks them 答复偏弱 —
+    the callback desk called citizens back on a reply 答复审核 was about to send back."""
+    waiting = [o.id for o in rows if o.state == State.REPLIED]
+    if not waiting or not permissions.allows(principal.role, permissions.REPLY_REVIEW):
+        return set()
+    found = select(ReplyCheck.order_id).where(ReplyCheck.order_id.in_(waiting), ReplyCheck.weak.is_(True))
+    return set(db.scalars(found))
 
 
 def _callback_decisions(
@@ -2112,6 +2124,10 @@ def _detail_page(
         preset=_dispatch_preset(returned_by),
         # 签收并开始办理: one step for who may take both (each audited).
         accept_and_start=Action.ACCEPT in actions and permissions.allows(principal.role, permissions.act(Action.START)),
+        # 回访并办结: a satisfied callback closed in the same step by who may close (the callback desk; each audited).
+        callback_and_close=Action.CALLBACK in actions
+        and principal.role != Role.CITIZEN
+        and permissions.allows(principal.role, permissions.act(Action.CLOSE)),
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
         awaited=[
             {"name": a.unit.name, "status": a.status, "since": a.updated_at, "contacts": _contact_lines(a.unit)}
@@ -2491,6 +2507,13 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             order = orders.accept(
                 db, order_id=order_id, actor=principal.actor, start=start, params=params, expected_version=version
             )
+        elif action == Action.CALLBACK:
+            # 回访并办结: a satisfied callback closed right after it, each step its own event (one service function);
+            # an unsatisfied one is recorded and left for 重办 or 办结.
+            close = bool(form.get("and_close")) and permissions.allows(principal.role, permissions.act(Action.CLOSE))
+            order = orders.callback(
+                db, order_id=order_id, actor=principal.actor, close=close, params=params, expected_version=version
+            )
         else:
             order = kb.act_on_order(
                 db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
@@ -2526,6 +2549,10 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     done = t(staff_name) if staff_name else t.label("action", action)  # as its button said: 申请协办, 下派
     if action == Action.ACCEPT and order.state == State.IN_PROGRESS:
         done = t("order.accept_and_start")  # 签收并开始办理, from the order page or a 待签收 row
+    if action == Action.CALLBACK and order.state in CLOSED_STATES:
+        done = t("order.callback_and_close")  # 回访并办结
+    elif action == Action.CALLBACK and form.get("and_close") and principal.role != Role.CITIZEN:
+        done = t("order.callback_not_closed")  # 回访（不满意，未办结）: it waits in 回访不满意
     if back.partition("?")[0] == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})

@@ -174,6 +174,15 @@ _env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
 _env.globals["monitoring_note_max"] = MONITORING_NOTE_MAX_CHARS
 _env.globals["batch_orders"] = batch_orders_path  # the order list of one import's orders
 _env.globals["answered_states"] = ANSWERED_STATES  # where an order's reply stands (_macros.answered_row)
+# 常用理由: the reasons the supervisors write over and over — a 催办, a reply sent back, a 重办, an extension refused —
+# offered under the reason's box (a datalist: chosen, then edited or sent as it is; anything may still be typed).
+# The catalogue keys of each action's phrases; _macros.reason_lists writes them once a page, each reason box of that
+# action pointing at its list.
+REASON_CHOICES: dict[str, tuple[str, ...]] = {
+    action: tuple(f"reason_choice.{action}.{n}" for n in range(1, count + 1))
+    for action, count in (("urge", 4), ("reject_reply", 4), ("reopen", 3), ("reject_extension", 2))
+}
+_env.globals["reason_choices"] = REASON_CHOICES
 
 
 def _validity_bound(value: object, *, end: bool = False) -> Markup | str:
@@ -329,6 +338,13 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     # alone (待办结（无需回访）).
     ("orders.view.callback", "/orders?state=replied&no_citizen=false&sort=oldest", permissions.act(Action.CALLBACK)),
     ("orders.view.to_close", "/orders?state=replied&no_citizen=true&sort=oldest", permissions.act(Action.CLOSE)),
+    # 待办结（回访满意）: a callback that found the citizen satisfied leaves the order 已回访 until somebody closes it —
+    # no tab listed those, so they stayed open (and on 在办) until a supervisor went looking with the filters.
+    (
+        "orders.view.satisfied_to_close",
+        "/orders?state=called_back&satisfied=true&sort=oldest",
+        permissions.act(Action.CLOSE),
+    ),
     # The unsatisfied callbacks: each waits for a supervisor's 重办 (reopen) or 办结 as not resolved.
     (
         "orders.view.unsatisfied",
@@ -361,6 +377,9 @@ _CENTRE_VIEWS = frozenset({"orders.view.assists"})
 # Views of the leaders' own desk: the outcome of what they assigned. The centre follows 交办 open (领导交办); an
 # eleventh tab wrapped an administrator's bar to two lines at 1440 px and put their first order below the fold.
 _LEADER_VIEWS = frozenset({"orders.view.assigned_done"})
+# Views of the callback desk (the supervisors'), not an administrator's: a twelfth tab wrapped their English bar at
+# 1440 px — who closes the satisfied callbacks is who called back.
+_CALLBACK_DESK_VIEWS = frozenset({"orders.view.satisfied_to_close"})
 
 
 def list_heading(t: Translator, principal: Principal, tab: NavItem | None) -> str:
@@ -405,6 +424,7 @@ def quick_views(principal: Principal) -> list[NavItem]:
         and (unit_staff or key not in _UNIT_VIEWS)
         and (centre or key not in _CENTRE_VIEWS)
         and (principal.role == Role.LEADER or key not in _LEADER_VIEWS)
+        and (principal.role != Role.ADMIN or key not in _CALLBACK_DESK_VIEWS)
     ]
 
 
@@ -429,7 +449,11 @@ def navigation(principal: Principal | None, db: Session | None = None) -> list[N
         # the page was reached only from the leaders' ranking, so a unit's staff never found their own figures.
         items.append(NavItem("nav.unit_assessment", f"/assessment/{principal.unit_id}"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
-        items.append(NavItem("nav.reviews", "/reviews"))
+        # 答复审核 says how many weak replies of the reader's scope wait (as 核减审核 its requests) to who sends them
+        # back: without it a supervisor opened the page to learn whether anything was there. Not to a leader, who
+        # reads the list and acts on none, nor an administrator (its count wrapped their English menu at 1440 px).
+        reviews = permissions.allows(role, permissions.act(Action.REJECT_REPLY)) and not admin_pages(principal)
+        items.append(NavItem("nav.reviews", "/reviews", weak_replies_waiting(db, principal) if reviews else None))
     if permissions.allows(role, permissions.EXEMPTION_DECIDE) and not admin_pages(principal):
         # 核减审核: the units' requests that an order not count against them in the assessment, to decide — the
         # supervisors' desk; an administrator finds it on 系统管理 (a thirteenth entry wrapped their menu at 1440 px).
@@ -473,6 +497,22 @@ def pending_exemptions(db: Session | None, principal: Principal) -> int | None:
     try:
         seen = exemptions.units_seen(db, principal)
         return exemptions.count(db, state=exemptions.PENDING, unit_ids=seen, cap=nav_count_cap())
+    except SQLAlchemyError:
+        return None
+
+
+def weak_replies_waiting(db: Session | None, principal: Principal) -> int | None:
+    """The weak replies of ``principal``'s scope waiting for review (答复审核's list), counted up to the cap; None
+    without ``db`` or when the page's transaction can no longer read (an error page after a failed write)."""
+    if db is None:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cityhub.auth.scope import scope_of
+    from cityhub.knowledge import service as kb
+
+    try:
+        return kb.count_weak_replies(db, scope=scope_of(db, principal).clause(), cap=nav_count_cap())
     except SQLAlchemyError:
         return None
 

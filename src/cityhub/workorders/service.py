@@ -545,6 +545,36 @@ def accept(
     return order
 
 
+def callback(
+    session: Session,
+    *,
+    order_id: int,
+    actor: Actor = SYSTEM,
+    close: bool = False,
+    params: Mapping[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> Order:
+    """回访 (callback), and with ``close`` 办结 right after it in the same transaction when the citizen was satisfied
+    (满意 or 基本满意, closed as resolved) — 回访并办结, each step audited as its own event: the callback desk called,
+    recorded and then closed every satisfied order again from the same page. An unsatisfied callback is recorded and
+    not closed: it waits in 回访不满意 for 重办 or 办结. ``close`` is refused (403) to a role that may not close."""
+    if close and actor.role is not None and not permissions.allows(Role(actor.role), permissions.act(Action.CLOSE)):
+        raise PermissionDenied(
+            f"role {actor.role} may not close orders", details={"permission": permissions.act(Action.CLOSE)}
+        )
+    order = act(
+        session,
+        order_id=order_id,
+        action=Action.CALLBACK,
+        actor=actor,
+        params=params,
+        expected_version=expected_version,
+    )
+    if close and order.satisfied:
+        order = act(session, order_id=order_id, action=Action.CLOSE, actor=actor)
+    return order
+
+
 # 批量催办 and its kind: at most this many orders in one request (a list's page holds 20).
 ACT_EACH_MAX = 100
 
