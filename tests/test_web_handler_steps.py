@@ -300,3 +300,30 @@ def test_a_single_units_handler_reads_its_own_work_without_the_lead_unit_column(
         assert 'data-testid="lead-limit">牵头单位时限（京溪街道）' in _rows(page)[helped]
     assert header in _page(community, "/orders")
     assert header in _page(login("hand_a"), "/orders?state=open&held=1&sort=due")
+
+
+def test_a_handler_working_an_order_reads_how_the_same_problem_was_answered_before(org) -> None:
+    """The unit doing an order reads, on its page, the earlier orders on the same problem it may read and how each
+    was answered — shown only while the order waited for dispatch, a handler had to search for them; one of another
+    street's, outside its scope, stays out."""
+    content = "景泰街道云景路88号门口流动摊贩占道经营，晚上堆满杂物，行人只能走机动车道"
+    with session_scope() as s:
+        before = submit(s, data={"channel": "hotline", "content": content, "street_code": "W-JT"}).order
+        for action, params in (("dispatch", {"unit_id": org["street_a"]}), ("accept", {}), ("start", {})):
+            orders.act(s, order_id=before.id, action=action, params=params)
+        orders.act(s, order_id=before.id, action="reply", params={"text": "已联合城管中队清理摊档，设置劝导员值守"})
+        there = "京溪街道云景路口流动摊贩占道经营，晚上堆满杂物"
+        elsewhere = submit(s, data={"channel": "hotline", "content": there, "street_code": "W-JX"}).order
+        orders.act(s, order_id=elsewhere.id, action="dispatch", params={"unit_id": org["street_b"]})
+        now = submit(s, data={"channel": "app", "content": "云景路88号门口又有流动摊贩占道经营", "street_code": "W-JT"})
+        orders.act(s, order_id=now.order.id, action="dispatch", params={"unit_id": org["street_a"]})
+        earlier, theirs, order_id = before.number, elsewhere.number, now.order.id
+    hand_a = login("hand_a")
+    for step in (None, "accept"):  # dispatched to the unit, then being worked
+        if step:
+            assert _act(hand_a, order_id, step).status_code == 303
+        page = hand_a.get(f"/orders/{order_id}").text
+        found = re.search(r'data-testid="similar">.*?</section>', page, flags=re.S)
+        assert found is not None, step
+        assert earlier in found.group(0) and "已联合城管中队清理摊档" in found.group(0)
+        assert theirs not in found.group(0)

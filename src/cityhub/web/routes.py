@@ -1991,27 +1991,31 @@ def _detail_page(
     routing = staff and principal.role not in permissions.UNIT_STAFF_ROLES
     similar = decision = answers = None
     dispatch_pending = False
-    if staff and order.state in dispatch.QUEUE_STATES:
-        dispatch_pending = routing and order.id in background.waiting(db, [order.id])
+    queued = order.state in dispatch.QUEUE_STATES
+    # Past dispatch, while it is being worked, the unit doing it reads them too: how the same problem, at the same
+    # place or elsewhere, was answered before, and an open order on it that the reply should answer as well (the
+    # page showed them only while the order waited for dispatch; a handler had to search for them).
+    if staff and (queued or order.state in OPEN_STATES):
+        dispatch_pending = queued and routing and order.id in background.waiting(db, [order.id])
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
         kin = {k.id for k in family}
-        found.duplicates = [
-            d for d in found.duplicates if d.order_id not in kin and order_in_scope(db, scope, d.order_id)
-        ]
+        # Before dispatch a possible duplicate is one to merge into (in the acting scope); after it, one to read.
+        listed_dup = (lambda i: order_in_scope(db, scope, i)) if queued else (lambda i: readable(db, reading, i))
+        found.duplicates = [d for d in found.duplicates if d.order_id not in kin and listed_dup(d.order_id)]
         # A possible duplicate is listed once, among the duplicates (with its 合并到此单), not again as a similar case.
         listed = kin | {d.order_id for d in found.duplicates}
         found.similar = [c for c in found.similar if c.order_id not in listed and readable(db, reading, c.order_id)]
         found.similar = found.similar[:5]
         similar = found
-        if routing:
+        if routing and queued:
             stored = dispatch.latest_decision(db, order_id=order.id)
             decision = (
                 stored
                 if stored is not None and dispatch.decision_is_current(db, order=order, decision=stored)
                 else dispatch.suggest(db, order=order, store=False)
             )
-        if Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
+        if queued and Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
             from cityhub.nlp.text import order_text
 
             text = order_text(order.title, order.content)
