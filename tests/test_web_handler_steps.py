@@ -327,3 +327,25 @@ def test_a_handler_working_an_order_reads_how_the_same_problem_was_answered_befo
         assert found is not None, step
         assert earlier in found.group(0) and "已联合城管中队清理摊档" in found.group(0)
         assert theirs not in found.group(0)
+
+
+def test_a_reply_sent_back_comes_back_first_on_the_page_and_in_the_reply_form_to_be_improved(org) -> None:
+    """答复退回完善: the unit reads why its reply was sent back under the order's heading, and its 答复 form opens
+    holding the reply sent back — it had to find the reason among the facts and copy its words out of the trail."""
+    order_id = _sent_to(org["street_a"])
+    with session_scope() as s:
+        for action, params in (("accept", {}), ("reply", {"text": "已安排维修，路灯已修好。"})):
+            orders.act(s, order_id=order_id, action=action, params=params)
+        orders.act(s, order_id=order_id, action="reject_reply", params={"reason": "请写明哪几盏路灯、何时修复"})
+    page = login("hand_a").get(f"/orders/{order_id}").text
+    notice = re.search(r'data-testid="sent-back">(.*?)</div>', page, flags=re.S)
+    assert notice is not None and "请写明哪几盏路灯、何时修复" in notice.group(1)
+    assert page.index('data-testid="sent-back"') < page.index('data-testid="facts"')
+    form = re.search(r'<details open data-testid="action-reply">.*?</details>', page, flags=re.S)
+    assert form is not None
+    assert re.search(r'<textarea id="reply-text"[^>]*>已安排维修，路灯已修好。</textarea>', form.group(0))
+    # Replied again, the order reads as any replied one: nothing sent back, nothing held in a form.
+    hand_a = login("hand_a")
+    assert _act(hand_a, order_id, "reply", text="已修复云景路3盏路灯，12月7日完成").status_code == 303
+    again = hand_a.get(f"/orders/{order_id}").text
+    assert 'data-testid="sent-back"' not in again

@@ -1688,6 +1688,17 @@ def _sent_back(rows: list[dict[str, Any]]) -> Any:
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
 
 
+def _reply_sent_back(rows: list[dict[str, Any]], sent_back: Any) -> str | None:
+    """The text of the reply a 退回答复 (``sent_back``, the trail's event) sent back: the newest 答复 before it. The
+    unit improving it (答复退回完善) starts its new reply from it — it had to copy it out of the trail, or type it
+    again."""
+    if sent_back is None:
+        return None
+    before = rows[: next(i for i, row in enumerate(rows) if row["event"] is sent_back)]
+    reply = _newest(before, Action.REPLY)
+    return reply["text"] if reply is not None and reply["text"] else None
+
+
 def _newest(rows: list[dict[str, Any]], action: Action) -> Any:
     """The trail's newest row of ``action`` (None: there is none)."""
     return next((row for row in reversed(rows) if row["event"].action == action.value), None)
@@ -2032,6 +2043,8 @@ def _detail_page(
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, reading)
     sent_back = _sent_back(events) if staff else None
+    # 答复退回完善: for who replies, the reply sent back and why, first on the page, and their 答复 starting from it.
+    resend = _reply_sent_back(events, sent_back) if Action.REPLY in actions else None
     # 退单: who sent it back and why, which the dispatcher chooses the next unit by, as the queue says it.
     routed_back = decision is not None and order.state == State.RETURNED
     returned_by = dispatch.last_returns(db, [order.id]).get(order.id) if routed_back else None
@@ -2093,7 +2106,8 @@ def _detail_page(
         renamed=_STAFF_NAMES if unit_staff else {},
         below_only=below_only,
         # 派单 after a 退单 starts from the unit its returner suggested (建议改派至), as the returned line names it.
-        preset=_dispatch_preset(returned_by),
+        preset=_dispatch_preset(returned_by) | ({Action.REPLY.value: {"text": resend}} if resend else {}),
+        resend=resend,
         # 签收并开始办理: one step for who may take both (each audited).
         accept_and_start=Action.ACCEPT in actions and permissions.allows(principal.role, permissions.act(Action.START)),
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
