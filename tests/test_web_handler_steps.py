@@ -349,3 +349,4 @@ def test_a_reply_sent_back_comes_back_first_on_the_page_and_in_the_reply_form_to
     assert _act(hand_a, order_id, "reply", text="已修复云景路3盏路灯，12月7日完成").status_code == 303
     again = hand_a.get(f"/orders/{order_id}").text
     assert 'data-testid="sent-back"' not in again
+    assert 'data-testid="similar"' not in again  # no past case alike: no section saying there is none

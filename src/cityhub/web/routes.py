@@ -2128,6 +2128,7 @@ def _detail_page(
         merged_progress=None if staff or order.master_order_id is None else tracking.merged_progress(db, order),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
+        queued=queued,  # waiting for dispatch: the similar cases' section says so when it finds none
         # 合并到此单 beside each possible duplicate and similar case still open, for who may merge this order
         merge_into_states={s.value for s in State if s not in TERMINAL_STATES} if Action.MERGE in actions else set(),
         caller=caller,
