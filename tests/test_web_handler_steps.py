@@ -350,3 +350,22 @@ def test_a_reply_sent_back_comes_back_first_on_the_page_and_in_the_reply_form_to
     again = hand_a.get(f"/orders/{order_id}").text
     assert 'data-testid="sent-back"' not in again
     assert 'data-testid="similar"' not in again  # no past case alike: no section saying there is none
+
+
+def test_an_order_dispatched_back_after_the_unit_returned_it_says_so_before_it_is_signed_for_again(org) -> None:
+    """The unit reads, under the heading, that it returned the order (why, when) and that the centre sent it back
+    (who, its word) — it read as any new order, its count saying 退单 1 次 and the trail the rest."""
+    order_id = _sent_to(org["street_a"])
+    hand_a = login("hand_a")
+    assert 'data-testid="sent-again"' not in hand_a.get(f"/orders/{order_id}").text
+    assert _act(hand_a, order_id, "return", reason="路灯归区城管局管养").status_code == 303
+    with session_scope() as s:
+        orders.act(s, order_id=order_id, action="dispatch", params={"unit_id": org["street_a"], "reason": "属地路灯"})
+    page = hand_a.get(f"/orders/{order_id}").text
+    notice = re.search(r'data-testid="sent-again">(.*?)</div>', page, flags=re.S)
+    assert notice is not None
+    said = notice.group(1)
+    assert "路灯归区城管局管养" in said and "属地路灯" in said and "再次派至本单位" in said
+    # Signed for, it is the unit's again: the notice has done its work.
+    assert _act(hand_a, order_id, "accept").status_code == 303
+    assert 'data-testid="sent-again"' not in hand_a.get(f"/orders/{order_id}").text

@@ -1738,6 +1738,22 @@ def _reopened(order: Order, rows: list[dict[str, Any]]) -> dict[str, Any] | None
     }
 
 
+def _sent_again(db: Session, order: Order, principal: Principal, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """For a unit's staff: an order dispatched back to their unit after it returned it (退单), waiting to be signed for
+    again — the unit's 退单 (why, who, when) and the 派单 that sent it back (by whom, with the dispatcher's word if
+    any), under the order's heading. The unit read it as any new order (the count said 退单 1 次, the trail the rest)
+    and signed for it — or returned it again — without reading that the centre had sent it back on purpose."""
+    from cityhub.dispatch import service as dispatch
+
+    if order.state != State.DISPATCHED or principal.role not in permissions.UNIT_STAFF_ROLES:
+        return None
+    returned = dispatch.last_returns(db, [order.id]).get(order.id)
+    if returned is None or returned.unit_id != order.lead_unit_id or principal.unit_id != order.lead_unit_id:
+        return None
+    again = _newest(rows, Action.DISPATCH)
+    return {"returned": returned, "again": again} if again is not None and again["event"].at >= returned.at else None
+
+
 def _extension_request(order: Order, rows: list[dict[str, Any]]) -> Any:
     """The trail's pending 申请延期 — days, why, who, when — shown with the time limit above the actions, where a
     supervisor deciding it on a phone reads it (the reason stood in the trail, a screen below 批准延期 and 驳回延期)."""
@@ -2094,6 +2110,7 @@ def _detail_page(
         own_assist=_own_assist(db, order, principal),
         returned_to=_returned_to(db, order) if Action.RETURN in actions else [],
         reopened=_reopened(order, events) if staff else None,
+        sent_again=_sent_again(db, order, principal, events),
         # the rating as given where it was one of three (基本满意 apart from 满意), for the facts' 是否满意
         rating=(_newest(events, Action.CALLBACK) or {}).get("rating") if order.satisfied is not None else None,
         raised_since_request=_raised_since_request(order, events),
