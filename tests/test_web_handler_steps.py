@@ -366,6 +366,10 @@ def test_an_order_dispatched_back_after_the_unit_returned_it_says_so_before_it_i
     assert notice is not None
     said = notice.group(1)
     assert "路灯归区城管局管养" in said and "属地路灯" in said and "再次派至本单位" in said
+    # On 待签收 its row is marked, so that a 批量签收 does not take it unread; a new order's is not.
+    new = _sent_to(org["street_a"])
+    rows = _rows(_page(hand_a, "/orders?to_accept=1&sort=due"))
+    assert 'data-testid="returned-before"' in rows[order_id] and 'data-testid="returned-before"' not in rows[new]
     # Signed for, it is the unit's again: the notice has done its work.
     assert _act(hand_a, order_id, "accept").status_code == 303
     assert 'data-testid="sent-again"' not in hand_a.get(f"/orders/{order_id}").text

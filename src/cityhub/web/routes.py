@@ -1120,6 +1120,17 @@ def _sign_for(
     return {i: a for i, a in steps.items() if permissions.allows(principal.role, permissions.act(a))}
 
 
+def _returned_before(db: Session, rows: Sequence[Order], sign_for: dict[int, Action]) -> set[int]:
+    """Of the orders the reader's unit may sign for (``sign_for``), those dispatched back to it after it returned them
+    (退单): marked on their row, so that a 批量签收 does not sign for them unread (their page says why and who sent
+    them back, ``_sent_again``). One query for the page."""
+    from cityhub.dispatch import service as dispatch
+
+    sent = {o.id: o.lead_unit_id for o in rows if sign_for.get(o.id) == Action.ACCEPT}
+    returns = dispatch.last_returns(db, list(sent))
+    return {i for i, event in returns.items() if event.unit_id == sent[i]}
+
+
 def _own_work_of_one_unit(principal: Principal, own: frozenset[int] | None, filters: OrderFilter) -> bool:
     """Whether the list is a single unit's staff's own work (只看本单位承办, 待签收, 本单位牵头, 本单位协办): every row
     its unit's, or an assist of its unit's (named with the lead unit's limit, 牵头单位时限)."""
@@ -1336,6 +1347,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         unsatisfied=unsatisfied,
         assisting=assisting,
         sign_for=sign_for,
+        returned_before=_returned_before(db, rows, sign_for),
         # 批量签收 on 待签收: the rows sent to the reader's unit (not an assist: 协办签收 stays on its row) — not on
         # 在办, where the bar put a phone's first order below the screen; and whether 签收并开始办理 is theirs (its
         # button on each such row and on the bar).
