@@ -300,3 +300,76 @@ def test_a_single_units_handler_reads_its_own_work_without_the_lead_unit_column(
         assert 'data-testid="lead-limit">牵头单位时限（京溪街道）' in _rows(page)[helped]
     assert header in _page(community, "/orders")
     assert header in _page(login("hand_a"), "/orders?state=open&held=1&sort=due")
+
+
+def test_a_handler_working_an_order_reads_how_the_same_problem_was_answered_before(org) -> None:
+    """The unit doing an order reads, on its page, the earlier orders on the same problem it may read and how each
+    was answered — shown only while the order waited for dispatch, a handler had to search for them; one of another
+    street's, outside its scope, stays out."""
+    content = "景泰街道云景路88号门口流动摊贩占道经营，晚上堆满杂物，行人只能走机动车道"
+    with session_scope() as s:
+        before = submit(s, data={"channel": "hotline", "content": content, "street_code": "W-JT"}).order
+        for action, params in (("dispatch", {"unit_id": org["street_a"]}), ("accept", {}), ("start", {})):
+            orders.act(s, order_id=before.id, action=action, params=params)
+        orders.act(s, order_id=before.id, action="reply", params={"text": "已联合城管中队清理摊档，设置劝导员值守"})
+        there = "京溪街道云景路口流动摊贩占道经营，晚上堆满杂物"
+        elsewhere = submit(s, data={"channel": "hotline", "content": there, "street_code": "W-JX"}).order
+        orders.act(s, order_id=elsewhere.id, action="dispatch", params={"unit_id": org["street_b"]})
+        now = submit(s, data={"channel": "app", "content": "云景路88号门口又有流动摊贩占道经营", "street_code": "W-JT"})
+        orders.act(s, order_id=now.order.id, action="dispatch", params={"unit_id": org["street_a"]})
+        earlier, theirs, order_id = before.number, elsewhere.number, now.order.id
+    hand_a = login("hand_a")
+    for step in (None, "accept"):  # dispatched to the unit, then being worked
+        if step:
+            assert _act(hand_a, order_id, step).status_code == 303
+        page = hand_a.get(f"/orders/{order_id}").text
+        found = re.search(r'data-testid="similar">.*?</section>', page, flags=re.S)
+        assert found is not None, step
+        assert earlier in found.group(0) and "已联合城管中队清理摊档" in found.group(0)
+        assert theirs not in found.group(0)
+
+
+def test_a_reply_sent_back_comes_back_first_on_the_page_and_in_the_reply_form_to_be_improved(org) -> None:
+    """答复退回完善: the unit reads why its reply was sent back under the order's heading, and its 答复 form opens
+    holding the reply sent back — it had to find the reason among the facts and copy its words out of the trail."""
+    order_id = _sent_to(org["street_a"])
+    with session_scope() as s:
+        for action, params in (("accept", {}), ("reply", {"text": "已安排维修，路灯已修好。"})):
+            orders.act(s, order_id=order_id, action=action, params=params)
+        orders.act(s, order_id=order_id, action="reject_reply", params={"reason": "请写明哪几盏路灯、何时修复"})
+    page = login("hand_a").get(f"/orders/{order_id}").text
+    notice = re.search(r'data-testid="sent-back">(.*?)</div>', page, flags=re.S)
+    assert notice is not None and "请写明哪几盏路灯、何时修复" in notice.group(1)
+    assert page.index('data-testid="sent-back"') < page.index('data-testid="facts"')
+    form = re.search(r'<details open data-testid="action-reply">.*?</details>', page, flags=re.S)
+    assert form is not None
+    assert re.search(r'<textarea id="reply-text"[^>]*>已安排维修，路灯已修好。</textarea>', form.group(0))
+    # Replied again, the order reads as any replied one: nothing sent back, nothing held in a form.
+    hand_a = login("hand_a")
+    assert _act(hand_a, order_id, "reply", text="已修复云景路3盏路灯，12月7日完成").status_code == 303
+    again = hand_a.get(f"/orders/{order_id}").text
+    assert 'data-testid="sent-back"' not in again
+    assert 'data-testid="similar"' not in again  # no past case alike: no section saying there is none
+
+
+def test_an_order_dispatched_back_after_the_unit_returned_it_says_so_before_it_is_signed_for_again(org) -> None:
+    """The unit reads, under the heading, that it returned the order (why, when) and that the centre sent it back
+    (who, its word) — it read as any new order, its count saying 退单 1 次 and the trail the rest."""
+    order_id = _sent_to(org["street_a"])
+    hand_a = login("hand_a")
+    assert 'data-testid="sent-again"' not in hand_a.get(f"/orders/{order_id}").text
+    assert _act(hand_a, order_id, "return", reason="路灯归区城管局管养").status_code == 303
+    with session_scope() as s:
+        orders.act(s, order_id=order_id, action="dispatch", params={"unit_id": org["street_a"], "reason": "属地路灯"})
+    page = hand_a.get(f"/orders/{order_id}").text
+    notice = re.search(r'data-testid="sent-again">(.*?)</div>', page, flags=re.S)
+    assert notice is not None
+    said = notice.group(1)
+    assert "路灯归区城管局管养" in said and "属地路灯" in said and "再次派至本单位" in said
+    # On 待签收 its row is marked, so that a 批量签收 does not take it unread; a new order's is not.
+    new = _sent_to(org["street_a"])
+    rows = _rows(_page(hand_a, "/orders?to_accept=1&sort=due"))
+    assert 'data-testid="returned-before"' in rows[order_id] and 'data-testid="returned-before"' not in rows[new]
+    # Signed for, it is the unit's again: the notice has done its work.
+    assert _act(hand_a, order_id, "accept").status_code == 303
+    assert 'data-testid="sent-again"' not in hand_a.get(f"/orders/{order_id}").text

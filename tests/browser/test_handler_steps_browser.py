@@ -1,7 +1,7 @@
 """A street's handler's morning in a real browser at 1440 × 900: an order sent to the street is signed for and started
 in one click (签收并开始办理), another unit is asked to assist from the unit picker (申请协办, saying what help is
 needed), and that unit's handler finds the order in its 待签收 and reads its own part beside the lead
-unit's time limit.
+unit's time limit; on a phone, the unit improves a reply its supervisor sent back (答复退回完善) from the first screen.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. What is checked is the pages in a browser: SQLite only.
@@ -97,3 +97,34 @@ def test_a_handler_on_a_phone_ticks_all_on_to_accept_and_signs_for_and_starts_th
     with session_scope() as s:
         states = {orders.get_order(s, order_id=i).state.value for i in (server["order_id"], second.id)}  # type: ignore[union-attr]
     assert states == {"in_progress"}
+
+
+def test_a_handler_on_a_phone_improves_a_reply_sent_back_from_the_first_screen(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """答复退回完善 on a phone (390 × 844): why the reply was sent back is in the first screen, its link leads to the
+    答复 form open and holding the reply sent back; edited and sent, the order is replied with the new words."""
+    expect = sync_api.expect
+    base, order_id = server["base"], server["order_id"]
+    with session_scope() as s:
+        orders.act(s, order_id=order_id, action="accept", params={})
+        orders.act(s, order_id=order_id, action="reply", params={"text": "井盖已更换。"})
+        orders.act(s, order_id=order_id, action="reject_reply", params={"reason": "请写明更换日期和复查安排"})
+    hand = browser.new_context(
+        locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    ).new_page()
+    hand.set_default_timeout(20_000)
+    sign_in(hand, f"{base}/login", "hand_a")
+    hand.goto(f"{base}/orders/{order_id}")
+    notice = hand.get_by_test_id("sent-back")
+    expect(notice).to_contain_text("请写明更换日期和复查安排")
+    box = notice.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 844, box  # whole in the first screen
+    hand.get_by_test_id("sent-back-prefilled").get_by_role("link").click()
+    reply = hand.locator("#reply-text")
+    expect(reply).to_be_in_viewport()
+    expect(reply).to_have_value("井盖已更换。")
+    reply.fill("井盖已于12月7日更换，12月14日复查。")
+    hand.click("[data-testid=submit-reply]")
+    expect(hand.locator("body")).to_contain_text("已完成：答复")
+    expect(hand.get_by_test_id("reply")).to_contain_text("12月14日复查")

@@ -1142,6 +1142,17 @@ def _sign_for(
     return {i: a for i, a in steps.items() if permissions.allows(principal.role, permissions.act(a))}
 
 
+def _returned_before(db: Session, rows: Sequence[Order], sign_for: dict[int, Action]) -> set[int]:
+    """Of the orders the reader's unit may sign for (``sign_for``), those dispatched back to it after it returned them
+    (退单): marked on their row, so that a 批量签收 does not sign for them unread (their page says why and who sent
+    them back, ``_sent_again``). One query for the page."""
+    from cityhub.dispatch import service as dispatch
+
+    sent = {o.id: o.lead_unit_id for o in rows if sign_for.get(o.id) == Action.ACCEPT}
+    returns = dispatch.last_returns(db, list(sent))
+    return {i for i, event in returns.items() if event.unit_id == sent[i]}
+
+
 def _own_work_of_one_unit(principal: Principal, own: frozenset[int] | None, filters: OrderFilter) -> bool:
     """Whether the list is a single unit's staff's own work (只看本单位承办, 待签收, 本单位牵头, 本单位协办): every row
     its unit's, or an assist of its unit's (named with the lead unit's limit, 牵头单位时限)."""
@@ -1360,6 +1371,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         weak_replied=weak_replied,
         assisting=assisting,
         sign_for=sign_for,
+        returned_before=_returned_before(db, rows, sign_for),
         # 批量签收 on 待签收: the rows sent to the reader's unit (not an assist: 协办签收 stays on its row) — not on
         # 在办, where the bar put a phone's first order below the screen; and whether 签收并开始办理 is theirs (its
         # button on each such row and on the bar).
@@ -1722,6 +1734,17 @@ def _sent_back(rows: list[dict[str, Any]]) -> Any:
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
 
 
+def _reply_sent_back(rows: list[dict[str, Any]], sent_back: Any) -> str | None:
+    """The text of the reply a 退回答复 (``sent_back``, the trail's event) sent back: the newest 答复 before it. The
+    unit improving it (答复退回完善) starts its new reply from it — it had to copy it out of the trail, or type it
+    again."""
+    if sent_back is None:
+        return None
+    before = rows[: next(i for i, row in enumerate(rows) if row["event"] is sent_back)]
+    reply = _newest(before, Action.REPLY)
+    return reply["text"] if reply is not None and reply["text"] else None
+
+
 def _newest(rows: list[dict[str, Any]], action: Action) -> Any:
     """The trail's newest row of ``action`` (None: there is none)."""
     return next((row for row in reversed(rows) if row["event"].action == action.value), None)
@@ -1759,6 +1782,22 @@ def _reopened(order: Order, rows: list[dict[str, Any]]) -> dict[str, Any] | None
         "callback": callback if callback is not None and callback["satisfied"] is False else None,
         "reply": reply["text"] if reply is not None else None,
     }
+
+
+def _sent_again(db: Session, order: Order, principal: Principal, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """For a unit's staff: an order dispatched back to their unit after it returned it (退单), waiting to be signed for
+    again — the unit's 退单 (why, who, when) and the 派单 that sent it back (by whom, with the dispatcher's word if
+    any), under the order's heading. The unit read it as any new order (the count said 退单 1 次, the trail the rest)
+    and signed for it — or returned it again — without reading that the centre had sent it back on purpose."""
+    from cityhub.dispatch import service as dispatch
+
+    if order.state != State.DISPATCHED or principal.role not in permissions.UNIT_STAFF_ROLES:
+        return None
+    returned = dispatch.last_returns(db, [order.id]).get(order.id)
+    if returned is None or returned.unit_id != order.lead_unit_id or principal.unit_id != order.lead_unit_id:
+        return None
+    again = _newest(rows, Action.DISPATCH)
+    return {"returned": returned, "again": again} if again is not None and again["event"].at >= returned.at else None
 
 
 def _extension_request(order: Order, rows: list[dict[str, Any]]) -> Any:
@@ -2025,27 +2064,31 @@ def _detail_page(
     routing = staff and principal.role not in permissions.UNIT_STAFF_ROLES
     similar = decision = answers = None
     dispatch_pending = False
-    if staff and order.state in dispatch.QUEUE_STATES:
-        dispatch_pending = routing and order.id in background.waiting(db, [order.id])
+    queued = order.state in dispatch.QUEUE_STATES
+    # Past dispatch, while it is being worked, the unit doing it reads them too: how the same problem, at the same
+    # place or elsewhere, was answered before, and an open order on it that the reply should answer as well (the
+    # page showed them only while the order waited for dispatch; a handler had to search for them).
+    if staff and (queued or order.state in OPEN_STATES):
+        dispatch_pending = queued and routing and order.id in background.waiting(db, [order.id])
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
         kin = {k.id for k in family}
-        found.duplicates = [
-            d for d in found.duplicates if d.order_id not in kin and order_in_scope(db, scope, d.order_id)
-        ]
+        # Before dispatch a possible duplicate is one to merge into (in the acting scope); after it, one to read.
+        listed_dup = (lambda i: order_in_scope(db, scope, i)) if queued else (lambda i: readable(db, reading, i))
+        found.duplicates = [d for d in found.duplicates if d.order_id not in kin and listed_dup(d.order_id)]
         # A possible duplicate is listed once, among the duplicates (with its 合并到此单), not again as a similar case.
         listed = kin | {d.order_id for d in found.duplicates}
         found.similar = [c for c in found.similar if c.order_id not in listed and readable(db, reading, c.order_id)]
         found.similar = found.similar[:5]
         similar = found
-        if routing:
+        if routing and queued:
             stored = dispatch.latest_decision(db, order_id=order.id)
             decision = (
                 stored
                 if stored is not None and dispatch.decision_is_current(db, order=order, decision=stored)
                 else dispatch.suggest(db, order=order, store=False)
             )
-        if Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
+        if queued and Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
             from cityhub.nlp.text import order_text
 
             text = order_text(order.title, order.content)
@@ -2062,6 +2105,8 @@ def _detail_page(
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, reading)
     sent_back = _sent_back(events) if staff else None
+    # 答复退回完善: for who replies, the reply sent back and why, first on the page, and their 答复 starting from it.
+    resend = _reply_sent_back(events, sent_back) if Action.REPLY in actions else None
     # 退单: who sent it back and why, which the dispatcher chooses the next unit by, as the queue says it.
     routed_back = decision is not None and order.state == State.RETURNED
     returned_by = dispatch.last_returns(db, [order.id]).get(order.id) if routed_back else None
@@ -2109,6 +2154,7 @@ def _detail_page(
         own_assist=_own_assist(db, order, principal),
         returned_to=_returned_to(db, order) if Action.RETURN in actions else [],
         reopened=_reopened(order, events) if staff else None,
+        sent_again=_sent_again(db, order, principal, events),
         # the rating as given where it was one of three (基本满意 apart from 满意), for the facts' 是否满意
         rating=(_newest(events, Action.CALLBACK) or {}).get("rating") if order.satisfied is not None else None,
         raised_since_request=_raised_since_request(order, events),
@@ -2121,7 +2167,8 @@ def _detail_page(
         renamed=_STAFF_NAMES if unit_staff else {},
         below_only=below_only,
         # 派单 after a 退单 starts from the unit its returner suggested (建议改派至), as the returned line names it.
-        preset=_dispatch_preset(returned_by),
+        preset=_dispatch_preset(returned_by) | ({Action.REPLY.value: {"text": resend}} if resend else {}),
+        resend=resend,
         # 签收并开始办理: one step for who may take both (each audited).
         accept_and_start=Action.ACCEPT in actions and permissions.allows(principal.role, permissions.act(Action.START)),
         # 回访并办结: a satisfied callback closed in the same step by who may close (the callback desk; each audited).
@@ -2146,6 +2193,7 @@ def _detail_page(
         merged_progress=None if staff or order.master_order_id is None else tracking.merged_progress(db, order),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
+        queued=queued,  # waiting for dispatch: the similar cases' section says so when it finds none
         # 合并到此单 beside each possible duplicate and similar case still open, for who may merge this order
         merge_into_states={s.value for s in State if s not in TERMINAL_STATES} if Action.MERGE in actions else set(),
         caller=caller,
