@@ -292,3 +292,32 @@ def test_a_safety_matter_is_pointed_out_with_the_urgency_to_take_it_at(org: dict
     citizen = login("cit")
     theirs = citizen.post("/intake/assist", data=intake_form(citizen, **gas)).text
     assert 'data-testid="safety"' not in theirs and "intake-safety" not in theirs
+
+
+def test_a_danger_the_caller_denies_is_not_pointed_out(org: dict[str, Any]) -> None:
+    """没有煤气味 and 不是着火 prompted 特急 as a gas leak and a fire did: a danger word right after a negation (through
+    a word of seeing, or of someone: 没闻到, 没有人) is not pointed out. A question still is (是不是, 有没有: the caller
+    does not know), and a danger said elsewhere in the call whatever was denied before it."""
+    from cityhub.intake.service import safety_words
+
+    denied = (
+        "楼道里没有煤气味，就是楼上漏水渗到我家天花板",
+        "不是着火，是隔壁烧烤店的油烟飘过来",
+        "我没闻到煤气味，是下水道返臭",
+        "电梯停在两层中间，里面没有人被困，请尽快派人维修",
+        "家里并没有发现漏电，只是跳闸",
+    )
+    for text in denied:
+        assert safety_words(text) == [], text
+    said = {
+        "闻到煤气味，不知道是不是泄漏": ["煤气味"],
+        "不知道是不是着火了，楼上一直冒烟": ["着火"],
+        "有没有煤气味我说不清，老人在家": ["煤气味"],
+        "没闻到煤气味，但是厨房着火了": ["着火"],
+        "电梯里有人被困，已经半个小时了": ["被困"],
+    }
+    for text, words in said.items():
+        assert safety_words(text) == words, text
+    client = login("op")
+    panel = client.post("/intake/assist", data=intake_form(client, appeal_type="help", content=denied[0])).text
+    assert re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">\s*</div>', panel), panel
