@@ -497,3 +497,21 @@ def test_a_repeat_call_is_merged_into_its_open_order_three_keys_after_the_addres
     page.keyboard.press("Enter")
     expect(page.get_by_text(f"已受理并并入工单 {number} 办理")).to_be_visible()
     page.context.close()
+
+
+def test_an_order_number_typed_for_the_phone_shows_that_order_beside_the_form(server: str, browser: Any) -> None:
+    """A caller asking after their case reads out its number: typed where the phone goes, that order's state, unit
+    and time limit show beside the form (the operator left the form for 工单 → search), the call's words kept."""
+    expect = sync_api.expect
+    number, order_id = _fumes_reported("13911115555")
+    page = _operator(browser, server)
+    page.fill("#f-content", "来电询问油烟投诉的办理进度")
+    page.locator("#f-citizen_phone").focus()
+    page.keyboard.type(number.lower())
+    line = page.get_by_test_id("order-asked-line")
+    expect(line).to_contain_text(number, timeout=30_000)
+    expect(line).to_contain_text("受理")
+    expect(page.get_by_test_id("caller-status")).to_have_text(f"已找到工单 {number}")
+    assert page.url.endswith("/intake") and page.input_value("#f-content") == "来电询问油烟投诉的办理进度"
+    assert line.get_by_role("link").first.get_attribute("href") == f"/orders/{order_id}"
+    page.context.close()
