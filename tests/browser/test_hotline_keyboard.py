@@ -473,7 +473,7 @@ def _fumes_reported(phone: str) -> tuple[str, int]:
         return order.number, order.id
 
 
-def test_a_repeat_call_is_merged_into_its_open_order_three_keys_after_the_address(server: str, browser: Any) -> None:
+def test_a_repeat_calls_merge_button_is_two_keys_after_the_address(server: str, browser: Any) -> None:
     """受理并并入 lay ten Tabs past the address (the files, category, urgency, the form's buttons, the caller's list):
     while an open order the call repeats is listed, the Tab after the address is a link to its button, as the
     question's is to 秒回 — Enter focuses it, Enter asks (a merge is not undone) and, accepted, merges the call."""

@@ -947,10 +947,12 @@ def _caller_names(
 
 def _order_number_typed(raw: str | None) -> str | None:
     """The order number (工单号, as a caller reads it out: any case, spaces, full-width) typed where the intake form's
-    phone is, else None — a phone number never is one (it holds no letter)."""
-    typed = re.sub(r"\s", "", unicodedata.normalize("NFKC", raw or "")).upper()
-    prefix = re.escape(get_settings().order_number_prefix.upper())
-    return typed if re.fullmatch(rf"{prefix}\d{{8}}-\d{{6,}}", typed) else None
+    phone is, spelled as stored (the configured prefix, then the day and its sequence), else None — a phone number is
+    not one while the prefix holds a letter (BY)."""
+    prefix = get_settings().order_number_prefix
+    typed = re.sub(r"\s", "", unicodedata.normalize("NFKC", raw or ""))
+    found = re.fullmatch(rf"{re.escape(prefix)}(\d{{8}}-\d{{6,}})", typed, flags=re.IGNORECASE)
+    return f"{prefix}{found.group(1)}" if found else None
 
 
 def _order_asked_after(db: Session, principal: Principal, number: str) -> CallerHistory:
