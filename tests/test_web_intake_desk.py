@@ -292,3 +292,92 @@ def test_a_safety_matter_is_pointed_out_with_the_urgency_to_take_it_at(org: dict
     citizen = login("cit")
     theirs = citizen.post("/intake/assist", data=intake_form(citizen, **gas)).text
     assert 'data-testid="safety"' not in theirs and "intake-safety" not in theirs
+
+
+def test_a_danger_the_caller_denies_is_not_pointed_out(org: dict[str, Any]) -> None:
+    """没有煤气味 and 不是着火 prompted 特急 as a gas leak and a fire did: a danger word right after a negation (through
+    a word of seeing, or of someone: 没闻到, 没有人) is not pointed out. A question still is (是不是, 有没有: the caller
+    does not know), and a danger said elsewhere in the call whatever was denied before it."""
+    from cityhub.intake.service import safety_words
+
+    denied = (
+        "楼道里没有煤气味，就是楼上漏水渗到我家天花板",
+        "不是着火，是隔壁烧烤店的油烟飘过来",
+        "我没闻到煤气味，是下水道返臭",
+        "电梯停在两层中间，里面没有人被困，请尽快派人维修",
+        "家里并没有发现漏电，只是跳闸",
+    )
+    for text in denied:
+        assert safety_words(text) == [], text
+    said = {
+        "闻到煤气味，不知道是不是泄漏": ["煤气味"],
+        "不知道是不是着火了，楼上一直冒烟": ["着火"],
+        "有没有煤气味我说不清，老人在家": ["煤气味"],
+        "没闻到煤气味，但是厨房着火了": ["着火"],
+        "电梯里有人被困，已经半个小时了": ["被困"],
+    }
+    for text, words in said.items():
+        assert safety_words(text) == words, text
+    client = login("op")
+    panel = client.post("/intake/assist", data=intake_form(client, appeal_type="help", content=denied[0])).text
+    assert re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">\s*</div>', panel), panel
+
+
+def test_a_caller_asking_after_their_case_by_its_number_is_told_where_it_stands(org: dict[str, Any]) -> None:
+    """A caller who reads out their order's number (BY…) asking how it stands: typed in the phone field, as the
+    caller says it (lower case, spaces), the desk shows that order beside the form as 来电历史 lists one — its state,
+    the unit that has it, its time limit — and the operator no longer leaves the form for 工单 → search. Within the
+    operator's data scope: a street's operator is told of no order of another street's, as of a number none has."""
+    from cityhub.workorders import service as orders
+    from cityhub.workorders.lifecycle import Action
+
+    number, first_id = _fumes_reported()
+    with session_scope() as s:
+        orders.act(s, order_id=first_id, action=Action.DISPATCH, params={"unit_id": org["streets"]["W-JT"]})
+        from cityhub.auth import service as auth
+        from cityhub.org.models import Role
+        from cityhub.org.schemas import UserCreate
+        from web_helpers import PASSWORD
+
+        auth.create_account(
+            s,
+            data=UserCreate(username="op_jx", full_name="京溪话务", role=Role.OPERATOR, unit_id=org["streets"]["W-JX"]),
+            password=PASSWORD,
+        )
+    client = login("op")
+    typed = f"{number[:2].lower()} {number[2:]}"
+    found = client.post("/intake/caller", data=intake_form(client, citizen_phone=typed)).text
+    line = re.search(r'<li data-testid="order-asked-line">(.*?)</li>', found, flags=re.S)
+    assert line is not None, found
+    text = _text(line.group(1))
+    assert number in text and f'href="/orders/{first_id}"' in line.group(1)
+    assert re.search(r"· 已派单 · 景泰街道 · 办结时限 \d{4}-\d\d-\d\d \d\d:\d\d", text), text
+    assert f"已找到工单 {number}" in found  # said once to a screen reader
+    none = client.post("/intake/caller", data=intake_form(client, citizen_phone="BY20000101-999999")).text
+    assert "没有找到工单 BY20000101-999999" in none and "order-asked-line" not in none
+    other_street = login("op_jx")
+    refused = other_street.post("/intake/caller", data=intake_form(other_street, citizen_phone=number)).text
+    assert f"没有找到工单 {number}" in refused and "油烟" not in refused
+    # a phone number is still a phone number
+    history = client.post("/intake/caller", data=intake_form(client, citizen_phone="13911113333")).text
+    assert 'data-testid="caller-earlier"' in history and "order-asked" not in history
+
+
+def test_a_merged_appeal_in_the_callers_history_names_the_order_it_joined(org: dict[str, Any]) -> None:
+    """来电历史 said 已合并 of a repeat call merged into the open order, not which order: the caller asking after it
+    waited while the operator searched. It says 已并入 BY…, linked (a new tab from the form, the page's own link on
+    the order's page)."""
+    number, first_id = _fumes_reported()
+    client = login("op")
+    again = intake_form(
+        client, content="楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开", citizen_phone="13911113333", address=FUMES_AT
+    )
+    assert client.post("/intake", data={**again, "merge_into": str(first_id)}).status_code == 200
+    history = client.post("/intake/caller", data=intake_form(client, citizen_phone="13911113333")).text
+    merged = re.search(r'<span data-testid="caller-merged-into">(.*?)</span>\s*·', history, flags=re.S)
+    assert merged is not None, history
+    assert f'href="/orders/{first_id}" target="_blank"' in merged.group(1) and f"已并入 {number}" in _text(
+        merged.group(1)
+    )
+    page = client.get(f"/orders/{first_id}").text
+    assert f'已并入 <a href="/orders/{first_id}">{number}</a>' in page

@@ -457,3 +457,61 @@ def test_a_safety_matter_is_taken_as_critical_with_one_key_after_the_callers_wor
     page.wait_for_url("**/orders/*")
     assert "求助 · 特急" in page.locator("main").inner_text()
     page.context.close()
+
+
+def _fumes_reported(phone: str) -> tuple[str, int]:
+    """A caller's open complaint about a restaurant's fumes at 景泰街道云景路8号: its number and id."""
+    with session_scope() as s:
+        data = {
+            "channel": "hotline",
+            "appeal_type": "complaint",
+            "content": "楼下餐馆油烟很大，每天晚上排放油烟熏到楼上住户，窗户都不敢开",
+            "citizen_phone": phone,
+            "address": "景泰街道云景路8号",
+        }
+        order = submit(s, data=data).order
+        return order.number, order.id
+
+
+def test_a_repeat_calls_merge_button_is_two_keys_after_the_address(server: str, browser: Any) -> None:
+    """受理并并入 lay ten Tabs past the address (the files, category, urgency, the form's buttons, the caller's list):
+    while an open order the call repeats is listed, the Tab after the address is a link to its button, as the
+    question's is to 秒回 — Enter focuses it, Enter asks (a merge is not undone) and, accepted, merges the call."""
+    expect = sync_api.expect
+    number, _ = _fumes_reported("13911114444")
+    page = _operator(browser, server)
+    skip = page.get_by_role("link", name="跳到受理并并入")
+    page.keyboard.type("13911114444")
+    page.select_option("#f-appeal_type", "complaint")
+    page.fill("#f-content", "楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开")
+    page.locator("#f-address").focus()
+    expect(skip).to_have_count(0)  # nothing to merge into yet: no extra stop
+    page.keyboard.type("景泰街道云景路8号")
+    expect(page.locator("#assistance button[name=merge_into]").first).to_be_visible(timeout=60_000)
+    assert _focused(page) == "f-address"
+    page.keyboard.press("Tab")
+    expect(skip).to_be_focused()
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.name") == "merge_into"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.keyboard.press("Enter")
+    expect(page.get_by_text(f"已受理并并入工单 {number} 办理")).to_be_visible()
+    page.context.close()
+
+
+def test_an_order_number_typed_for_the_phone_shows_that_order_beside_the_form(server: str, browser: Any) -> None:
+    """A caller asking after their case reads out its number: typed where the phone goes, that order's state, unit
+    and time limit show beside the form (the operator left the form for 工单 → search), the call's words kept."""
+    expect = sync_api.expect
+    number, order_id = _fumes_reported("13911115555")
+    page = _operator(browser, server)
+    page.fill("#f-content", "来电询问油烟投诉的办理进度")
+    page.locator("#f-citizen_phone").focus()
+    page.keyboard.type(number.lower())
+    line = page.get_by_test_id("order-asked-line")
+    expect(line).to_contain_text(number, timeout=30_000)
+    expect(line).to_contain_text("受理")
+    expect(page.get_by_test_id("caller-status")).to_have_text(f"已找到工单 {number}")
+    assert page.url.endswith("/intake") and page.input_value("#f-content") == "来电询问油烟投诉的办理进度"
+    assert line.get_by_role("link").first.get_attribute("href") == f"/orders/{order_id}"
+    page.context.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +64,7 @@ def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -
 # 涉及人身财产安全: words of a caller's account that make an appeal urgent whatever its matter — a gas leak, a fire,
 # someone trapped or hurt, a live wire, a collapse. The intake desk points them out while the urgency is still 一般
 # (a gas leak was registered 一般 unless the operator remembered the field at the form's end); it is a suggestion, the
-# operator judges (没有煤气味 holds one too).
+# operator judges. A word the caller denies (没有煤气味, 不是着火: :data:`_DENIED`) is not pointed out.
 SAFETY_WORDS = (
     "燃气泄漏",
     "煤气泄漏",
@@ -93,10 +94,27 @@ SAFETY_WORDS = (
 )
 
 
+# A danger word denied: a negation right before it (没有煤气味, 不是着火, 未发生漏电), perhaps through a word of seeing
+# or of someone (没闻到煤气味, 没有人被困) — not a question (是不是着火, 有没有煤气味: the caller does not know, it
+# may be one), nor a negation farther off (不知道 着火了没有 says nothing of the fire).
+_NEGATION = "并没有|并不是|并非|并无|没有|不是|没|无|未|不"
+_BETWEEN = "闻到|闻见|看到|看见|见到|听到|发现|发生|出现|存在|有人|人员|再|是|有|人|见"
+_DENIED = re.compile(rf"(?<![是有会能])(?:{_NEGATION})(?:{_BETWEEN}){{0,2}}$")
+_DENIAL_REACH = 10  # characters before a word looked at: a negation and two words between
+
+
 def safety_words(*texts: str | None) -> list[str]:
-    """The :data:`SAFETY_WORDS` the appeal's texts hold, in the list's order: what makes it look urgent."""
+    """The :data:`SAFETY_WORDS` the appeal's texts hold, in the list's order: what makes it look urgent — each said
+    at least once without a negation right before it (:data:`_DENIED`)."""
     said = " ".join(text for text in texts if text)
-    return [word for word in SAFETY_WORDS if word in said]
+
+    def asserted(word: str) -> bool:
+        return any(
+            not _DENIED.search(said[max(0, at.start() - _DENIAL_REACH) : at.start()])
+            for at in re.finditer(re.escape(word), said)
+        )
+
+    return [word for word in SAFETY_WORDS if asserted(word)]
 
 
 # The channels a citizen (or an enterprise's staff: 企业呼) files through themselves (the hotline, grid, sensors … are

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -896,6 +897,9 @@ class CallerHistory:
     # The listed orders' lead units' names (id → name): who has the caller's case now, what a caller asking after it
     # is told at once.
     units: dict[int, str] = field(default_factory=dict)
+    # A merged appeal's master (merged id → (master id, number), the id None where the reader may not open it): the
+    # order handled for it, named where its state said 已合并 alone.
+    masters: dict[int, tuple[int | None, str]] = field(default_factory=dict)
 
     @staticmethod
     def running_limit(order: Order) -> datetime | None:
@@ -922,8 +926,43 @@ def _caller_history(
     total = len(earlier)
     if total == CALLER_HISTORY:  # as many as listed: there may be more
         total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
-    units = support.names_of(db, Unit, {o.lead_unit_id for o in earlier})
-    return CallerHistory(min(spelled, key=len), earlier, total, units)
+    return CallerHistory(min(spelled, key=len), earlier, total, *_caller_names(db, principal, earlier))
+
+
+def _caller_names(
+    db: Session, principal: Principal, listed: Sequence[Order]
+) -> tuple[dict[int, str], dict[int, tuple[int | None, str]]]:
+    """What :class:`CallerHistory` names beside its ``listed`` orders: their lead units' names, and the masters of
+    those merged — (id, number), the id None where the reader may not open it."""
+    units = support.names_of(db, Unit, {o.lead_unit_id for o in listed})
+    numbers = orders.order_numbers(db, (o.master_order_id for o in listed))
+    reading = reading_clause(db, principal) if numbers else None
+    masters = {
+        o.id: ((o.master_order_id if readable(db, reading, o.master_order_id) else None), numbers[o.master_order_id])
+        for o in listed
+        if o.master_order_id in numbers
+    }
+    return units, masters
+
+
+def _order_number_typed(raw: str | None) -> str | None:
+    """The order number (工单号, as a caller reads it out: any case, spaces, full-width) typed where the intake form's
+    phone is, spelled as stored (the configured prefix, then the day and its sequence), else None — a phone number is
+    not one while the prefix holds a letter (BY)."""
+    prefix = get_settings().order_number_prefix
+    typed = re.sub(r"\s", "", unicodedata.normalize("NFKC", raw or ""))
+    found = re.fullmatch(rf"{re.escape(prefix)}(\d{{8}}-\d{{6,}})", typed, flags=re.IGNORECASE)
+    return f"{prefix}{found.group(1)}" if found else None
+
+
+def _order_asked_after(db: Session, principal: Principal, number: str) -> CallerHistory:
+    """进度查询 by the order's number: the order ``number`` as 来电历史 lists one (its state, unit, time limit), if the
+    reader may open it (``auth.scope.reading_clause``) — none otherwise, as for a number no order has."""
+    stmt = select(Order).where(Order.number == number)
+    if (clause := reading_clause(db, principal)) is not None:
+        stmt = stmt.where(clause)
+    found = db.scalars(stmt).all()
+    return CallerHistory(number, found, len(found), *_caller_names(db, principal, found))
 
 
 def _callers_again(db: Session, principal: Principal, listed: Sequence[Order]) -> dict[int, int]:
@@ -955,6 +994,10 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     if principal.role not in permissions.UNMASKED_ROLES:
         return HTMLResponse("")
+    if (number := _order_number_typed(form.get("citizen_phone"))) is not None:
+        # a caller asking after their case by its number: that order, the form and what is typed in it left as they are
+        asked = _order_asked_after(db, principal, number)
+        return render(request, "_caller.html", phone=None, number=number, earlier=asked.earlier, history=asked)
     spelled = _caller_phones(form)
     if not spelled:  # still being typed, or shortened: no list, and no count said
         return render(request, "_caller.html", phone=None, earlier=[], total=0)

@@ -143,18 +143,25 @@
   }
   // From the question to its answers on the spot (data-skip-answers): shown while the suggestions hold a 秒回 button,
   // it takes the focus to the first of them (they lie past the form's other fields, buttons and the caller's list).
+  var MERGE_BUTTON = "#assistance button[name=merge_into]";
   function skipToAnswers() {
     var skip = document.querySelector("[data-skip-answers]");
     if (skip) { skip.hidden = !document.querySelector("#assistance [data-testid=kb] button"); }
     // A citizen's: to the public answers that may solve their problem (常见问题解答), below the form on a phone.
     skip = document.querySelector("[data-skip-faq]");
     if (skip) { skip.hidden = !document.querySelector("#assistance #faq"); }
+    // After the address: to 受理并并入, while an open order the call repeats is listed (data-skip-merge).
+    skip = document.querySelector("[data-skip-merge]");
+    if (skip) { skip.hidden = !document.querySelector(MERGE_BUTTON); }
   }
   skipToAnswers();
   document.addEventListener("htmx:afterSettle", skipToAnswers);
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-skip-answers] a"), answer;
     answer = link && document.querySelector("#assistance [data-testid=kb] button");
+    if (answer) { event.preventDefault(); answer.focus(); }
+    link = event.target.closest("[data-skip-merge] a");
+    answer = link && document.querySelector(MERGE_BUTTON);
     if (answer) { event.preventDefault(); answer.focus(); }
   });
   // 使用当前位置 (the patrol and the citizen's form on a phone): the device's position into the form's lat/lng.
