@@ -410,6 +410,31 @@ def test_the_callback_desk_records_a_satisfied_callback_and_closes_it_in_one_ste
     assert 'data-testid="callback-and-close"' not in login("lead").get(f"/orders/{unhappy.id}").text
 
 
+def test_after_a_callback_the_flash_offers_the_next_order_waiting_for_one(org: dict[str, Any]) -> None:
+    """回访 or 回访并办结 left the desk on the order just called, to go back to 待回访 for the next one, dozens a day:
+    the flash now offers the order 待回访 lists first (the keyboard's focus on it), and says when none is left."""
+    first, second = _sent_to(org["street_a"], replied=True), _sent_to(org["street_b"], "W-JX", replied=True)
+    sup = login("sup")
+
+    def call_back(order: Order, satisfied: str, **more: str) -> str:
+        page = sup.get(f"/orders/{order.id}").text
+        form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
+        assert form is not None
+        data = {"csrf_token": hidden(page), "version": hidden(form.group(1), "version")}
+        sent = sup.post(f"/orders/{order.id}/act/callback", data={**data, "satisfied": satisfied, **more})
+        assert sent.status_code == 200 and str(sent.url).endswith(f"/orders/{order.id}")
+        return sent.text
+
+    waiting = sup.get("/orders?state=replied&no_citizen=false&sort=oldest").text
+    assert waiting.index(f">{first.number}<") < waiting.index(f">{second.number}<")
+    done = call_back(first, "true", reason="市民表示路灯已修好", and_close="1")
+    link = re.search(r'<a href="([^"]+)" autofocus data-testid="next-callback">([^<]*)</a>', done)
+    assert link is not None and link.group(1) == f"/orders/{second.id}"
+    assert unescape(link.group(2)) == f"下一个待回访：{second.number}"
+    last = call_back(second, "false", reason="灯还是不亮")
+    assert 'data-testid="next-callback"' not in last and "待回访的工单已全部回访。" in unescape(last)
+
+
 def _menu_count(html: str, href: str) -> str | None:
     """The count the menu's entry leading to ``href`` shows, or None."""
     found = re.search(

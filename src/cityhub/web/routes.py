@@ -2624,7 +2624,25 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         # E.g. a street handler who returned the order no longer sees it: their list, saying which order it was.
         back = support.order_list_of(principal)
         flash = ("order.done_elsewhere", {"action": done, "number": order.number})
+    if action == Action.CALLBACK and principal.role != Role.CITIZEN:
+        # The callback desk calls dozens a day: the flash offers the next order 待回访 lists first (the keyboard's
+        # focus on it, base.html), or says none is left — not back to the list after each call.
+        following = _next_callback(db, principal, t, order_id)
+        more = (
+            {"next_callback": str(following.id), "next_number": following.number}
+            if following
+            else {"callbacks_done": "1"}
+        )
+        flash = (flash[0], {**flash[1], **more})
     return support.redirect(back, flash=flash)
+
+
+def _next_callback(db: Session, principal: Principal, t: Translator, done_id: int) -> Order | None:
+    """The order 待回访 lists first for ``principal`` (its criteria, sort and the reader's scope), other than the
+    one just called back (``done_id``); None when the list is empty."""
+    listed = _list_query(_ListReader(db, principal), QueryParams(urlsplit(support.CALLBACK_VIEW).query), t)
+    rows, _, _ = orders.search_orders(db, filters=listed.filters, limit=2, scope=listed.scope, sort=listed.sort)
+    return next((o for o in rows if o.id != done_id), None)
 
 
 def _picked(form: Any) -> list[int]:

@@ -333,6 +333,11 @@ class NavItem:
 HANDLER_WORKBENCH = "/orders?state=open&held=1&sort=due"
 
 
+# 待回访: the replies of orders with a citizen to call back, oldest first — a tab of the list, and where a callback
+# done on an order's page finds the next one to call (下一个待回访).
+CALLBACK_VIEW = "/orders?state=replied&no_citizen=false&sort=oldest"
+
+
 # 常用视图: the lists each role works through, one click away on the order list (each an ordinary set of criteria,
 # so the filters below show what it is and change it). Oldest first where the work is to be done in order of arrival
 # (回访, extensions to decide), the time limit nearest first where the clock decides.
@@ -349,7 +354,7 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     ("orders.view.extensions", "/orders?extension_pending=1&sort=oldest", permissions.act(Action.APPROVE_EXTENSION)),
     # 待回访: the replies of orders with a citizen to call back; a sensor's or camera's, naming nobody, waits for 办结
     # alone (待办结（无需回访）).
-    ("orders.view.callback", "/orders?state=replied&no_citizen=false&sort=oldest", permissions.act(Action.CALLBACK)),
+    ("orders.view.callback", CALLBACK_VIEW, permissions.act(Action.CALLBACK)),
     ("orders.view.to_close", "/orders?state=replied&no_citizen=true&sort=oldest", permissions.act(Action.CLOSE)),
     # 待办结（回访满意）: a callback that found the citizen satisfied leaves the order 已回访 until somebody closes it —
     # no tab listed those, so they stayed open (and on 在办) until a supervisor went looking with the filters.
