@@ -435,6 +435,56 @@ def test_after_a_callback_the_flash_offers_the_next_order_waiting_for_one(org: d
     assert 'data-testid="next-callback"' not in last and "待回访的工单已全部回访。" in unescape(last)
 
 
+def test_sending_a_weak_reply_back_offers_the_reason_from_the_checks_findings(org: dict[str, Any]) -> None:
+    """退回答复 on 答复审核 asked for a reason typed although the row's findings say what is wrong: the reason is
+    offered from them, in the sentences the row shows (the overall score's left out), editable, sent as it stands —
+    and the same on the order page's 退回答复; in English too."""
+    from cityhub.knowledge import service as kb
+    from cityhub.web import machine_text
+    from cityhub.web.i18n import LANGUAGE_COOKIE, Translator
+
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")  # courtesy only
+    with session_scope() as s:
+        reasons = kb.check_reply(s, order=s.get(Order, weak.id)).reasons
+    sentences = [
+        f.sentence for f in machine_text.reply_findings(Translator("zh-CN"), reasons) if f.code != "low_overall"
+    ]
+    assert sentences
+    sup = login("sup")
+    listed = sup.get("/reviews").text
+    form = re.search(rf'<form[^>]*data-testid="review-return-{weak.number}">(.*?)</form>', listed, re.S)
+    assert form is not None
+    box = re.search(r'<input name="reason"[^>]*>', form.group(1))
+    assert box is not None and 'value="' in box.group(0)
+    offered = unescape(re.search(r'value="([^"]*)"', box.group(0)).group(1))  # type: ignore[union-attr]
+    assert offered == "；".join(sentences) + "。请补充后重新答复。"
+    page = sup.get(f"/orders/{weak.id}").text
+    on_page = re.search(r'data-testid="action-reject_reply">.*?<input id="reject_reply-reason"[^>]*>', page, re.S)
+    assert on_page is not None and f'value="{offered}"' in unescape(on_page.group(0))
+
+    sup.post(
+        f"/orders/{weak.id}/act/reject_reply",
+        data={
+            "csrf_token": hidden(listed),
+            "version": hidden(form.group(1), "version"),
+            "next": hidden(form.group(1), "next"),
+            "reason": offered,
+        },
+    )
+    with session_scope() as s:
+        events = s.query(OrderEvent).filter_by(order_id=weak.id, action="reject_reply").all()
+        assert [e.reason for e in events] == [offered]
+    english = login("sup")
+    english.cookies.set(LANGUAGE_COOKIE, "en")
+    other = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")
+    with session_scope() as s:
+        kb.check_reply(s, order=s.get(Order, other.id))
+    said = [f.sentence for f in machine_text.reply_findings(Translator("en"), reasons) if f.code != "low_overall"]
+    assert f'value="{". ".join(said)}. Please add what is missing and reply again."' in unescape(
+        english.get("/reviews").text
+    )
+
+
 def _menu_count(html: str, href: str) -> str | None:
     """The count the menu's entry leading to ``href`` shows, or None."""
     found = re.search(

@@ -2107,6 +2107,13 @@ def _detail_page(
     sent_back = _sent_back(events) if staff else None
     # 答复退回完善: for who replies, the reply sent back and why, first on the page, and their 答复 starting from it.
     resend = _reply_sent_back(events, sent_back) if Action.REPLY in actions else None
+    reply_check = db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None
+    # 退回答复 of a reply the check found weak: its reason offered from the check's findings, editable (as 答复审核).
+    return_why = (
+        machine_text.return_reason(t, reply_check.reasons, REASON_MAX_CHARS)
+        if reply_check is not None and reply_check.weak and Action.REJECT_REPLY in actions
+        else ""
+    )
     # 退单: who sent it back and why, which the dispatcher chooses the next unit by, as the queue says it.
     routed_back = decision is not None and order.state == State.RETURNED
     returned_by = dispatch.last_returns(db, [order.id]).get(order.id) if routed_back else None
@@ -2167,7 +2174,9 @@ def _detail_page(
         renamed=_STAFF_NAMES if unit_staff else {},
         below_only=below_only,
         # 派单 after a 退单 starts from the unit its returner suggested (建议改派至), as the returned line names it.
-        preset=_dispatch_preset(returned_by) | ({Action.REPLY.value: {"text": resend}} if resend else {}),
+        preset=_dispatch_preset(returned_by)
+        | ({Action.REPLY.value: {"text": resend}} if resend else {})
+        | ({Action.REJECT_REPLY.value: {"reason": return_why}} if return_why else {}),
         resend=resend,
         # 签收并开始办理: one step for who may take both (each audited).
         accept_and_start=Action.ACCEPT in actions and permissions.allows(principal.role, permissions.act(Action.START)),
@@ -2248,7 +2257,7 @@ def _detail_page(
             if staff and len(alarms) > 1
             else []
         ),
-        reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
+        reply_check=reply_check,
         reply_cut=WEAK_THRESHOLD,
         reply_preview=reply_preview,
         max_extension_days=MAX_EXTENSION_DAYS,

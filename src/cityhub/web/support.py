@@ -177,6 +177,7 @@ _env.filters["citizen_state"] = lambda state: State(state).as_citizen_reads()
 _env.filters["whole"] = _whole
 _env.globals["explain"] = machine_text.explain
 _env.globals["reply_findings"] = machine_text.reply_findings
+_env.globals["return_reason"] = machine_text.return_reason
 _env.globals["grounds_unsaid"] = machine_text.grounds_unsaid
 _env.globals["rule_name"] = machine_text.rule_name
 _env.globals["actor_name"] = machine_text.actor_name
