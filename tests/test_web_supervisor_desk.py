@@ -8,6 +8,7 @@ The organisation and accounts are the small world of ``web_helpers`` (sup: the d
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -483,6 +484,42 @@ def test_sending_a_weak_reply_back_offers_the_reason_from_the_checks_findings(or
     assert f'value="{". ".join(said)}. Please add what is missing and reply again."' in unescape(
         english.get("/reviews").text
     )
+
+
+def test_a_supervisor_sees_the_orders_about_to_miss_their_signing_limit(org: dict[str, Any]) -> None:
+    """只看签收超时 listed an order only once it was late: 只看即将签收超时 lists those dispatched and not signed for
+    whose 签收时限 is within 30 minutes, each row and the order's page marked 即将签收超时 — an order with hours left
+    is neither; what is stored (its time-limit status, 签收超时) stays as it was."""
+    from cityhub.db import utcnow
+
+    soon, later = _sent_to(org["street_a"]), _sent_to(org["street_b"], "W-JX")
+    with session_scope() as s:
+        for order, left in ((soon, timedelta(minutes=20)), (later, timedelta(hours=6))):
+            s.execute(update(Order).where(Order.id == order.id).values(accept_due_at=utcnow() + left))
+    sup = login("sup")
+    everything = sup.get("/orders").text
+    assert "只看即将签收超时" in sup.get("/orders?state=open").text
+    row = re.search(rf"<tr>(?:(?!</tr>).)*>{soon.number}<.*?</tr>", everything, re.S)
+    assert row is not None and 'data-testid="accept-due-soon">即将签收超时</span>' in row.group(0)
+    other = re.search(rf"<tr>(?:(?!</tr>).)*>{later.number}<.*?</tr>", everything, re.S)
+    assert other is not None and 'data-testid="accept-due-soon"' not in other.group(0)
+
+    # 预警 says how many more are about to miss signing, and leads to them.
+    warned = sup.get("/orders?state=open&sla_status=warning&sort=due").text
+    note = re.search(r'data-testid="accept-due-soon-note"><a href="([^"]+)">([^<]+)</a>', warned)
+    assert note is not None and unescape(note.group(1)) == "/orders?state=open&accept_due_soon=1&sort=due"
+    assert unescape(note.group(2)) == "另有 1 件已派单工单即将签收超时（30 分钟内），查看"
+    listed = sup.get("/orders?accept_due_soon=1").text
+    assert f">{soon.number}<" in listed and f">{later.number}<" not in listed
+    assert re.search(r'name="accept_due_soon" value="1" checked', listed)
+    assert f">{soon.number}<" not in sup.get("/orders?accept_overdue=1").text  # not late yet
+    page = _plain(sup.get(f"/orders/{soon.id}").text)
+    assert re.search(r'data-testid="accept-due-soon">即将签收超时（签收时限 [^<]+）<', page)
+    assert 'data-testid="accept-due-soon-heading">即将签收超时<' in page
+    assert 'data-testid="accept-due-soon' not in sup.get(f"/orders/{later.id}").text
+    with session_scope() as s:
+        stored = s.get(Order, soon.id)
+        assert stored is not None and not stored.accept_overdue and stored.sla_status == SlaStatus.OK
 
 
 def _menu_count(html: str, href: str) -> str | None:

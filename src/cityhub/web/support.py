@@ -58,7 +58,7 @@ from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import ANSWERED_STATES, OPEN_STATES, Action, State
 from cityhub.workorders.models import Category, SlaStatus
 from cityhub.workorders.schemas import REASON_MAX_CHARS, batch_orders_path
-from cityhub.workorders.service import assign_deadline_passed
+from cityhub.workorders.service import accept_due_soon, assign_deadline_passed
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,9 @@ _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | f
 _env.filters["percent"] = lambda share: percent(share, missing="—")  # 0.9123 → 91.2%
 # 领导交办's 限期办结 passed with the order open (逾期): the order page's and the lists' one reading of it.
 _env.tests["assign_overdue"] = assign_deadline_passed
+# 即将签收超时: dispatched, not signed for, its 签收时限 near (workorders.service.ACCEPT_WARNING) — the lists' and the
+# order page's one reading of it, as the list's criterion.
+_env.tests["accept_due_soon"] = accept_due_soon
 
 
 def _reading(value: Any, unit: str | None = None, kind: str | None = None, metric: str = "") -> Any:
