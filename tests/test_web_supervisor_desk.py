@@ -8,6 +8,7 @@ The organisation and accounts are the small world of ``web_helpers`` (sup: the d
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -408,6 +409,117 @@ def test_the_callback_desk_records_a_satisfied_callback_and_closes_it_in_one_ste
         ]
     assert [a for a, _ in trail] == ["callback", "close"] and trail[0][1] == trail[1][1]
     assert 'data-testid="callback-and-close"' not in login("lead").get(f"/orders/{unhappy.id}").text
+
+
+def test_after_a_callback_the_flash_offers_the_next_order_waiting_for_one(org: dict[str, Any]) -> None:
+    """回访 or 回访并办结 left the desk on the order just called, to go back to 待回访 for the next one, dozens a day:
+    the flash now offers the order 待回访 lists first (the keyboard's focus on it), and says when none is left."""
+    first, second = _sent_to(org["street_a"], replied=True), _sent_to(org["street_b"], "W-JX", replied=True)
+    sup = login("sup")
+
+    def call_back(order: Order, satisfied: str, **more: str) -> str:
+        page = sup.get(f"/orders/{order.id}").text
+        form = re.search(r'data-testid="action-callback">(.*?)</form>', page, re.S)
+        assert form is not None
+        data = {"csrf_token": hidden(page), "version": hidden(form.group(1), "version")}
+        sent = sup.post(f"/orders/{order.id}/act/callback", data={**data, "satisfied": satisfied, **more})
+        assert sent.status_code == 200 and str(sent.url).endswith(f"/orders/{order.id}")
+        return sent.text
+
+    waiting = sup.get("/orders?state=replied&no_citizen=false&sort=oldest").text
+    assert waiting.index(f">{first.number}<") < waiting.index(f">{second.number}<")
+    done = call_back(first, "true", reason="市民表示路灯已修好", and_close="1")
+    link = re.search(r'<a href="([^"]+)" autofocus data-testid="next-callback">([^<]*)</a>', done)
+    assert link is not None and link.group(1) == f"/orders/{second.id}"
+    assert unescape(link.group(2)) == f"下一个待回访：{second.number}"
+    last = call_back(second, "false", reason="灯还是不亮")
+    assert 'data-testid="next-callback"' not in last and "待回访的工单已全部回访。" in unescape(last)
+
+
+def test_sending_a_weak_reply_back_offers_the_reason_from_the_checks_findings(org: dict[str, Any]) -> None:
+    """退回答复 on 答复审核 asked for a reason typed although the row's findings say what is wrong: the reason is
+    offered from them, in the sentences the row shows (the overall score's left out), editable, sent as it stands —
+    and the same on the order page's 退回答复; in English too."""
+    from cityhub.knowledge import service as kb
+    from cityhub.web import machine_text
+    from cityhub.web.i18n import LANGUAGE_COOKIE, Translator
+
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")  # courtesy only
+    with session_scope() as s:
+        reasons = kb.check_reply(s, order=s.get(Order, weak.id)).reasons
+    sentences = [
+        f.sentence for f in machine_text.reply_findings(Translator("zh-CN"), reasons) if f.code != "low_overall"
+    ]
+    assert sentences
+    sup = login("sup")
+    listed = sup.get("/reviews").text
+    form = re.search(rf'<form[^>]*data-testid="review-return-{weak.number}">(.*?)</form>', listed, re.S)
+    assert form is not None
+    box = re.search(r'<input name="reason"[^>]*>', form.group(1))
+    assert box is not None and 'value="' in box.group(0)
+    offered = unescape(re.search(r'value="([^"]*)"', box.group(0)).group(1))  # type: ignore[union-attr]
+    assert offered == "；".join(sentences) + "。请补充后重新答复。"
+    page = sup.get(f"/orders/{weak.id}").text
+    on_page = re.search(r'data-testid="action-reject_reply">.*?<input id="reject_reply-reason"[^>]*>', page, re.S)
+    assert on_page is not None and f'value="{offered}"' in unescape(on_page.group(0))
+
+    sup.post(
+        f"/orders/{weak.id}/act/reject_reply",
+        data={
+            "csrf_token": hidden(listed),
+            "version": hidden(form.group(1), "version"),
+            "next": hidden(form.group(1), "next"),
+            "reason": offered,
+        },
+    )
+    with session_scope() as s:
+        events = s.query(OrderEvent).filter_by(order_id=weak.id, action="reject_reply").all()
+        assert [e.reason for e in events] == [offered]
+    english = login("sup")
+    english.cookies.set(LANGUAGE_COOKIE, "en")
+    other = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")
+    with session_scope() as s:
+        kb.check_reply(s, order=s.get(Order, other.id))
+    said = [f.sentence for f in machine_text.reply_findings(Translator("en"), reasons) if f.code != "low_overall"]
+    assert f'value="{". ".join(said)}. Please add what is missing and reply again."' in unescape(
+        english.get("/reviews").text
+    )
+
+
+def test_a_supervisor_sees_the_orders_about_to_miss_their_signing_limit(org: dict[str, Any]) -> None:
+    """只看签收超时 listed an order only once it was late: 只看即将签收超时 lists those dispatched and not signed for
+    whose 签收时限 is within 30 minutes, each row and the order's page marked 即将签收超时 — an order with hours left
+    is neither; what is stored (its time-limit status, 签收超时) stays as it was."""
+    from cityhub.db import utcnow
+
+    soon, later = _sent_to(org["street_a"]), _sent_to(org["street_b"], "W-JX")
+    with session_scope() as s:
+        for order, left in ((soon, timedelta(minutes=20)), (later, timedelta(hours=6))):
+            s.execute(update(Order).where(Order.id == order.id).values(accept_due_at=utcnow() + left))
+    sup = login("sup")
+    everything = sup.get("/orders").text
+    assert "只看即将签收超时" in sup.get("/orders?state=open").text
+    row = re.search(rf"<tr>(?:(?!</tr>).)*>{soon.number}<.*?</tr>", everything, re.S)
+    assert row is not None and 'data-testid="accept-due-soon">即将签收超时</span>' in row.group(0)
+    other = re.search(rf"<tr>(?:(?!</tr>).)*>{later.number}<.*?</tr>", everything, re.S)
+    assert other is not None and 'data-testid="accept-due-soon"' not in other.group(0)
+
+    # 预警 says how many more are about to miss signing, and leads to them.
+    warned = sup.get("/orders?state=open&sla_status=warning&sort=due").text
+    note = re.search(r'data-testid="accept-due-soon-note"><a href="([^"]+)">([^<]+)</a>', warned)
+    assert note is not None and unescape(note.group(1)) == "/orders?state=open&accept_due_soon=1&sort=due"
+    assert unescape(note.group(2)) == "另有 1 件已派单工单即将签收超时（30 分钟内），查看"
+    listed = sup.get("/orders?accept_due_soon=1").text
+    assert f">{soon.number}<" in listed and f">{later.number}<" not in listed
+    assert re.search(r'name="accept_due_soon" value="1" checked', listed)
+    assert f">{soon.number}<" not in sup.get("/orders?accept_overdue=1").text  # not late yet
+    page = _plain(sup.get(f"/orders/{soon.id}").text)
+    assert re.search(r'data-testid="accept-due-soon">即将签收超时（签收时限 [^<]+）<', page)
+    assert 'data-testid="accept-due-soon-heading">即将签收超时<' in page
+    assert 'data-testid="accept-due-soon' not in sup.get(f"/orders/{later.id}").text
+    with session_scope() as s:
+        stored = s.get(Order, soon.id)
+        assert stored is not None and not stored.accept_overdue and stored.sla_status == SlaStatus.OK
 
 
 def _menu_count(html: str, href: str) -> str | None:

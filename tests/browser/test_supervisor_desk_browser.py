@@ -171,14 +171,24 @@ def test_the_callback_desk_calls_back_and_closes_a_satisfied_order_in_one_step(s
     page.locator("#callback-reason").fill("市民表示路灯已修好")
     page.get_by_test_id("callback-and-close").click()
     page.wait_for_load_state()
-    assert page.get_by_test_id("flash").inner_text() == "已完成：回访并办结。"
+    # The next order 待回访 lists offered in the flash, the keyboard's focus on it: one Enter, not back to the list.
+    assert page.get_by_test_id("flash").inner_text() == f"已完成：回访并办结。 下一个待回访：{weak_number}"
+    assert page.evaluate("document.activeElement.dataset.testid") == "next-callback"
     with session_scope() as s:
         assert s.get(Order, sound_id).state == "closed_resolved"  # type: ignore[union-attr]
         trail = [e.action for e in s.query(OrderEvent).filter_by(order_id=sound_id).order_by(OrderEvent.id)]
     assert trail[-2:] == ["callback", "close"]
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text().startswith(f"工单 {weak_number}")
 
     reviews.click()
     box = page.locator(f'[data-testid="review-return-{weak_number}"] input[name="reason"]')
     assert box.get_attribute("list") == "reason-choices-reject_reply"
     offered = page.locator("#reason-choices-reject_reply option")
     assert offered.count() == 4 and offered.first.get_attribute("value") == "答复未回应诉求要点，请针对诉求补充处理结果"
+    # The reason offered from the row's own findings, in the words the row shows them, to send or edit.
+    first_finding = page.locator(f'tr[data-number="{weak_number}"] [data-testid="review-findings"] li').first
+    said = first_finding.evaluate("li => li.firstChild.textContent")
+    assert box.input_value().startswith(said) and box.input_value().endswith("请补充后重新答复。")
+    assert box.is_editable()

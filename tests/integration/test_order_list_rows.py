@@ -3,11 +3,13 @@ endpoint answers, masking included, and the list's filters must find their index
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from cityhub.auth.service import create_token
-from cityhub.db import session_scope
+from cityhub.db import session_scope, utcnow
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service
 from cityhub.workorders.models import Order
@@ -50,6 +52,39 @@ def test_list_items_equal_single_reads_for_every_caller(client):
         assert page["items"] == [single] and page["has_more"] is False
         assert single["assists"] and single["assists"][0]["unit_id"] == helper
     assert client.get(f"/api/v1/orders/{made['id']}", headers=client.leader).json()["citizen_phone"] == "139****1111"
+
+
+def test_orders_about_to_miss_their_signing_limit_are_listed_before_they_are_late(client):
+    """只看签收超时 (``accept_overdue``) lists an order once the sweep marked it late: ``accept_due_soon`` lists the
+    orders dispatched and not signed for whose 签收时限 is within 30 minutes — or passed and not marked yet — and
+    ``false`` the others; what is stored (``sla_status``, ``accept_overdue``) stays as it was."""
+    lead, _ = client.units
+
+    def dispatched(content, due_in, **stored):
+        made = client.post("/api/v1/orders", json={"channel": "hotline", "content": content}).json()
+        assert client.post(f"/api/v1/orders/{made['id']}/actions/dispatch", json={"unit_id": lead}).status_code == 200
+        with session_scope() as s:
+            s.execute(update(Order).where(Order.id == made["id"]).values(accept_due_at=utcnow() + due_in, **stored))
+        return made["id"]
+
+    soon = dispatched("小区门口路灯不亮", timedelta(minutes=10))
+    unmarked = dispatched("人行道井盖缺失", timedelta(minutes=-5))  # late, the sweep not run yet
+    later = dispatched("公园长椅损坏", timedelta(hours=5))
+    marked = dispatched("楼下夜市噪音扰民", timedelta(hours=-1), accept_overdue=True)  # 签收超时 already
+    signed = dispatched("道路积水无人处理", timedelta(minutes=10))
+    assert client.post(f"/api/v1/orders/{signed}/actions/accept", json={}).status_code == 200
+
+    def listed(**params):
+        return {o["id"]: o for o in client.get("/api/v1/orders", params=params).json()["items"]}
+
+    due_soon = listed(accept_due_soon="true")
+    assert set(due_soon) == {soon, unmarked}
+    assert due_soon[soon]["accept_overdue"] is False and due_soon[soon]["sla_status"] == "ok"
+    assert {later, marked, signed} <= set(listed(accept_due_soon="false")) and soon not in listed(
+        accept_due_soon="false"
+    )
+    assert set(listed(accept_overdue="true")) == {marked}
+    assert client.get("/api/v1/orders", params={"accept_due_soon": "x"}).status_code == 422
 
 
 @pytest.mark.parametrize(

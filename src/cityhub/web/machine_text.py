@@ -76,6 +76,18 @@ def reply_findings(t: Translator, reasons: Sequence[str]) -> list[ReplyFinding]:
     return sorted(out, key=lambda f: f.code == "low_overall")
 
 
+def return_reason(t: Translator, reasons: Sequence[str], most: int) -> str:
+    """退回答复's reason offered from a weak reply's findings (:func:`reply_findings`' sentences, the overall score's
+    left out when others say what is wrong), asking for a better reply — for the supervisor to send or edit, at most
+    ``most`` characters. Empty without findings."""
+    findings = reply_findings(t, reasons)
+    said = [f.sentence for f in findings if f.code != "low_overall"] or [f.sentence for f in findings]
+    if not said:
+        return ""
+    text = t("reviews.return_prefill", findings=t("reviews.return_sep").join(said))
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def _unit(names: Names, raw: str) -> str:
     return names.get(int(raw), f"#{raw}") if raw.isdigit() else raw
 

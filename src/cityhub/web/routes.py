@@ -1293,6 +1293,8 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
     # 签收超时: orders a unit did not accept in the time allowed (late acceptance included), for supervisors.
     criteria["accept_overdue"] = True if q.get("accept_overdue") and not citizen else None
+    # 即将签收超时: about to be (``workorders.service.ACCEPT_WARNING``) — signing's 预警, chased before it is late.
+    criteria["accept_due_soon"] = True if q.get("accept_due_soon") and not citizen else None
     # 已升级 / 领导交办: the orders escalated, the orders a leader assigned — what a leader follows.
     criteria["escalated"] = True if q.get("escalated") and not citizen else None
     criteria["leader_assigned"] = True if q.get("leader_assigned") and not citizen else None
@@ -1396,6 +1398,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     tab = next((v for v in views if v.criteria == shown), None)  # the list one of the tabs shows
     on_view = tab is not None
     counts = _view_counts(reader, views, t)
+    due_soon = _accept_due_soon_note(db, tab, listed) if not citizen else None
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     extension_asks = {} if citizen else _extension_asks(db, rows)
     unsatisfied = {} if citizen else _unsatisfied_callbacks(db, principal, rows)
@@ -1440,6 +1443,10 @@ def order_list(request: Request, db: DbSession) -> Response:
         channels=list(Channel),
         needs=enterprise.NEEDS,
         rated_states=RATED_STATES,
+        # 只看即将签收超时 offered on a list of orders waiting to be signed for (已派单, 在办): one more criterion on
+        # every list pushed an administrator's first order below the fold at 1440 × 900, as 回访结果 did.
+        due_soon_offered=not citizen and State.DISPATCHED in (listed.filters.state or ()),
+        due_soon=due_soon,
         place_sources=list(PlaceSource),
         sla_choices=SLA_CHOICES,
         sorts=list(OrderSort),
@@ -1527,6 +1534,21 @@ def _extension_asks(db: Session, rows: Sequence[Order]) -> dict[int, ExtensionAs
         o.id: ExtensionAsk(o.extension_days_requested, reasons.get(o.id), o.due_at, orders.due_if_extended(db, o))
         for o in pending
     }
+
+
+def _accept_due_soon_note(db: Session, tab: support.NavItem | None, listed: _ListQuery) -> tuple[str, str] | None:
+    """On 预警 (the warning before 超期), how many of its orders — its criteria but the time-limit status — are about
+    to miss their signing limit (即将签收超时, ``workorders.service.ACCEPT_WARNING``), up to the tabs' cap, and the
+    list of them; None when none is (or on another list)."""
+    if tab is None or tab.key != "orders.view.warning":
+        return None
+    soon = listed.filters.model_copy(update={"sla_status": None, "accept_due_soon": True})
+    n = orders.count_orders(db, filters=soon, scope=listed.scope, cap=VIEW_COUNT_CAP)
+    if not n:
+        return None
+    return (f"{VIEW_COUNT_CAP - 1}+" if n >= VIEW_COUNT_CAP else str(n)), tab.href.replace(
+        "sla_status=warning", "accept_due_soon=1"
+    )
 
 
 def _unsatisfied_callbacks(
@@ -1687,6 +1709,7 @@ _MORE_FILTERS = (
     "ever_overdue",
     "extension_pending",
     "accept_overdue",
+    "accept_due_soon",
     "escalated",
     "leader_assigned",
     "urged",
@@ -2150,6 +2173,13 @@ def _detail_page(
     sent_back = _sent_back(events) if staff else None
     # 答复退回完善: for who replies, the reply sent back and why, first on the page, and their 答复 starting from it.
     resend = _reply_sent_back(events, sent_back) if Action.REPLY in actions else None
+    reply_check = db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None
+    # 退回答复 of a reply the check found weak: its reason offered from the check's findings, editable (as 答复审核).
+    return_why = (
+        machine_text.return_reason(t, reply_check.reasons, REASON_MAX_CHARS)
+        if reply_check is not None and reply_check.weak and Action.REJECT_REPLY in actions
+        else ""
+    )
     # 退单: who sent it back and why, which the dispatcher chooses the next unit by, as the queue says it.
     routed_back = decision is not None and order.state == State.RETURNED
     returned_by = dispatch.last_returns(db, [order.id]).get(order.id) if routed_back else None
@@ -2210,7 +2240,9 @@ def _detail_page(
         renamed=_STAFF_NAMES if unit_staff else {},
         below_only=below_only,
         # 派单 after a 退单 starts from the unit its returner suggested (建议改派至), as the returned line names it.
-        preset=_dispatch_preset(returned_by) | ({Action.REPLY.value: {"text": resend}} if resend else {}),
+        preset=_dispatch_preset(returned_by)
+        | ({Action.REPLY.value: {"text": resend}} if resend else {})
+        | ({Action.REJECT_REPLY.value: {"reason": return_why}} if return_why else {}),
         resend=resend,
         # 签收并开始办理: one step for who may take both (each audited).
         accept_and_start=Action.ACCEPT in actions and permissions.allows(principal.role, permissions.act(Action.START)),
@@ -2291,7 +2323,7 @@ def _detail_page(
             if staff and len(alarms) > 1
             else []
         ),
-        reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
+        reply_check=reply_check,
         reply_cut=WEAK_THRESHOLD,
         reply_preview=reply_preview,
         max_extension_days=MAX_EXTENSION_DAYS,
@@ -2667,7 +2699,25 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         # E.g. a street handler who returned the order no longer sees it: their list, saying which order it was.
         back = support.order_list_of(principal)
         flash = ("order.done_elsewhere", {"action": done, "number": order.number})
+    if action == Action.CALLBACK and principal.role != Role.CITIZEN:
+        # The callback desk calls dozens a day: the flash offers the next order 待回访 lists first (the keyboard's
+        # focus on it, base.html), or says none is left — not back to the list after each call.
+        following = _next_callback(db, principal, t, order_id)
+        more = (
+            {"next_callback": str(following.id), "next_number": following.number}
+            if following
+            else {"callbacks_done": "1"}
+        )
+        flash = (flash[0], {**flash[1], **more})
     return support.redirect(back, flash=flash)
+
+
+def _next_callback(db: Session, principal: Principal, t: Translator, done_id: int) -> Order | None:
+    """The order 待回访 lists first for ``principal`` (its criteria, sort and the reader's scope), other than the
+    one just called back (``done_id``); None when the list is empty."""
+    listed = _list_query(_ListReader(db, principal), QueryParams(urlsplit(support.CALLBACK_VIEW).query), t)
+    rows, _, _ = orders.search_orders(db, filters=listed.filters, limit=2, scope=listed.scope, sort=listed.sort)
+    return next((o for o in rows if o.id != done_id), None)
 
 
 def _picked(form: Any) -> list[int]:

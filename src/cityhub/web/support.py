@@ -58,7 +58,7 @@ from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import ANSWERED_STATES, OPEN_STATES, Action, State
 from cityhub.workorders.models import Category, SlaStatus
 from cityhub.workorders.schemas import REASON_MAX_CHARS, batch_orders_path
-from cityhub.workorders.service import assign_deadline_passed
+from cityhub.workorders.service import accept_due_soon, assign_deadline_passed
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,7 @@ _env.filters["citizen_state"] = lambda state: State(state).as_citizen_reads()
 _env.filters["whole"] = _whole
 _env.globals["explain"] = machine_text.explain
 _env.globals["reply_findings"] = machine_text.reply_findings
+_env.globals["return_reason"] = machine_text.return_reason
 _env.globals["grounds_unsaid"] = machine_text.grounds_unsaid
 _env.globals["rule_name"] = machine_text.rule_name
 _env.globals["actor_name"] = machine_text.actor_name
@@ -234,6 +235,9 @@ _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | f
 _env.filters["percent"] = lambda share: percent(share, missing="—")  # 0.9123 → 91.2%
 # 领导交办's 限期办结 passed with the order open (逾期): the order page's and the lists' one reading of it.
 _env.tests["assign_overdue"] = assign_deadline_passed
+# 即将签收超时: dispatched, not signed for, its 签收时限 near (workorders.service.ACCEPT_WARNING) — the lists' and the
+# order page's one reading of it, as the list's criterion.
+_env.tests["accept_due_soon"] = accept_due_soon
 
 
 def _reading(value: Any, unit: str | None = None, kind: str | None = None, metric: str = "") -> Any:
@@ -333,6 +337,11 @@ class NavItem:
 HANDLER_WORKBENCH = "/orders?state=open&held=1&sort=due"
 
 
+# 待回访: the replies of orders with a citizen to call back, oldest first — a tab of the list, and where a callback
+# done on an order's page finds the next one to call (下一个待回访).
+CALLBACK_VIEW = "/orders?state=replied&no_citizen=false&sort=oldest"
+
+
 # 常用视图: the lists each role works through, one click away on the order list (each an ordinary set of criteria,
 # so the filters below show what it is and change it). Oldest first where the work is to be done in order of arrival
 # (回访, extensions to decide), the time limit nearest first where the clock decides.
@@ -349,7 +358,7 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     ("orders.view.extensions", "/orders?extension_pending=1&sort=oldest", permissions.act(Action.APPROVE_EXTENSION)),
     # 待回访: the replies of orders with a citizen to call back; a sensor's or camera's, naming nobody, waits for 办结
     # alone (待办结（无需回访）).
-    ("orders.view.callback", "/orders?state=replied&no_citizen=false&sort=oldest", permissions.act(Action.CALLBACK)),
+    ("orders.view.callback", CALLBACK_VIEW, permissions.act(Action.CALLBACK)),
     ("orders.view.to_close", "/orders?state=replied&no_citizen=true&sort=oldest", permissions.act(Action.CLOSE)),
     # 待办结（回访满意）: a callback that found the citizen satisfied leaves the order 已回访 until somebody closes it —
     # no tab listed those, so they stayed open (and on 在办) until a supervisor went looking with the filters.

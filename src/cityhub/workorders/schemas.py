@@ -592,6 +592,11 @@ SATISFIED_DESCRIPTION = (
     "state=called_back, the unsatisfied callbacks waiting for 重办 or 办结); orders not rated, or reopened since, are "
     "neither"
 )
+ACCEPT_DUE_SOON_DESCRIPTION = (
+    "即将签收超时: only the orders dispatched and not signed for whose signing limit (`accept_due_at`) is within 30 "
+    "minutes, or passed and not yet marked `accept_overdue` by the time-limit sweep (true), or only the others "
+    "(false) — the warning before 签收超时, as 预警 is before 超期; `sla_status` and `accept_overdue` unchanged"
+)
 NO_CITIZEN_DESCRIPTION = (
     "only a sensor's or a video-AI camera's orders naming no caller and no account (true: nobody to call back, closed "
     "from replied without a callback — with state=replied, the supervisors' 待办结（无需回访）), or only the orders "
@@ -659,6 +664,7 @@ class OrderFilter(BaseModel):
     accept_overdue: bool | None = Field(
         None, description="only orders not accepted within the time allowed, 签收超时 (true), or only others (false)"
     )
+    accept_due_soon: bool | None = Field(None, description=ACCEPT_DUE_SOON_DESCRIPTION)
     escalated: bool | None = Field(None, description=ESCALATED_DESCRIPTION)
     leader_assigned: bool | None = Field(None, description=LEADER_ASSIGNED_DESCRIPTION)
     urged: bool | None = Field(None, description=URGED_DESCRIPTION)

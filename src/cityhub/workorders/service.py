@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    not_,
     or_,
     select,
     text,
@@ -63,6 +64,7 @@ from cityhub.workorders.lifecycle import (
     deadline_passed,
 )
 from cityhub.workorders.models import (
+    DISPATCHED_SQL,
     ENTERPRISE_NEED,
     ESCALATED_SQL,
     EVER_OVERDUE_SQL,
@@ -695,6 +697,29 @@ def _assign_deadline(value: Any, now: datetime) -> Any:
     return day.isoformat()
 
 
+# 即将签收超时 (签收预警): an order dispatched and not signed for whose 签收时限 falls within this time from now — or
+# has passed and the sweep has not marked it 签收超时 yet — as 预警 is the warning before 超期. Natural time: the
+# supervisors read it as minutes on the clock. The stored ``sla_status`` and ``accept_overdue`` are not touched.
+ACCEPT_WARNING = timedelta(minutes=30)
+
+
+def accept_due_soon_clause(now: datetime | None = None) -> Any:
+    """The orders :data:`ACCEPT_WARNING` flags — the list's, the API's ``accept_due_soon`` and the tab's — over the
+    partial index ix_orders_dispatched_accept (its predicate, then its columns)."""
+    return and_(
+        text(DISPATCHED_SQL),
+        ~Order.accept_overdue,
+        Order.accept_due_at <= (now or utcnow()) + ACCEPT_WARNING,
+    )
+
+
+def accept_due_soon(order: Order, now: datetime | None = None) -> bool:
+    """Whether ``order`` is one :func:`accept_due_soon_clause` lists: the lists' and the order page's badge."""
+    if order.state != State.DISPATCHED or order.accept_overdue or order.accept_due_at is None:
+        return False
+    return order.accept_due_at <= (now or utcnow()) + ACCEPT_WARNING
+
+
 def assign_deadline_passed(order: Order, now: datetime | None = None) -> bool:
     """Whether the 限期办结 a leader gave with 交办 has passed (逾期) with the order still open: the day is over in the
     district's time zone. The one reading of it — the order page, the 领导交办 list, the API's ``assign_overdue``
@@ -1259,6 +1284,13 @@ def _search_conditions(
     elif f.accept_overdue is not None:
         # The bare column, as the partial index ix_orders_accept_overdue's predicate is written.
         conditions.append(Order.accept_overdue if f.accept_overdue else ~Order.accept_overdue)
+    if f.accept_due_soon is not None and f.as_citizen:
+        # Signing is the units' step inside the limit: to the citizen no order is about to miss it.
+        if f.accept_due_soon:
+            conditions.append(false())
+    elif f.accept_due_soon is not None:
+        soon = accept_due_soon_clause()
+        conditions.append(soon if f.accept_due_soon else not_(soon))
     if f.extension_pending is not None:
         # The bare column, as the partial index ix_orders_extension_pending's predicate is written.
         conditions.append(Order.extension_pending if f.extension_pending else ~Order.extension_pending)

@@ -58,6 +58,7 @@ from cityhub.workorders.models import (
     Urgency,
 )
 from cityhub.workorders.schemas import (
+    ACCEPT_DUE_SOON_DESCRIPTION,
     ASSISTING_DESCRIPTION,
     CITIZEN_STEPS,
     CURSOR_DESCRIPTION,
@@ -270,6 +271,7 @@ def list_orders(
     accept_overdue: Annotated[
         bool | None, Query(description="only orders not accepted within the time allowed, 签收超时 (true)")
     ] = None,
+    accept_due_soon: Annotated[bool | None, Query(description=ACCEPT_DUE_SOON_DESCRIPTION)] = None,
     escalated: Annotated[bool | None, Query(description=ESCALATED_DESCRIPTION)] = None,
     leader_assigned: Annotated[bool | None, Query(description=LEADER_ASSIGNED_DESCRIPTION)] = None,
     urged: Annotated[bool | None, Query(description=URGED_DESCRIPTION)] = None,
@@ -321,6 +323,7 @@ def list_orders(
         ever_overdue=ever_overdue,
         extension_pending=extension_pending,
         accept_overdue=accept_overdue,
+        accept_due_soon=accept_due_soon,
         escalated=escalated,
         leader_assigned=leader_assigned,
         urged=urged,
