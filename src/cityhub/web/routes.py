@@ -725,13 +725,13 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
         return Assistance([], [], [], None, ready=False)
     scope = scope_of(db, principal)
     place = orders.appeal_place(db, data)
-    found = dedupe.check(db, data=data, placed=place)
+    reading = reading_clause(db, principal, scope)  # to open: the similar cases are chosen among those
+    found = dedupe.check(db, data=data, placed=place, shown_to=reading)
     read = dedupe.DedupeRead.of(found, reader=principal)
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
-    reading = reading_clause(db, principal, scope)  # to open
     # A possible duplicate listed above is not listed again among the similar cases (with a second 受理并并入).
     listed = {d.order_id for d in duplicates}
-    similar = [c for c in read.similar if c.order_id not in listed and readable(db, reading, c.order_id)][:5]
+    similar = [c for c in read.similar if c.order_id not in listed][:5]
     # The caller ringing again about what they reported, in other words: their open case at the place is a duplicate
     # too, though its text scores lower. Looked up only for who reads callers' numbers (来电历史's roles).
     phones = _caller_phones(form) if principal.role in permissions.UNMASKED_ROLES else set()
@@ -2070,7 +2070,8 @@ def _detail_page(
     # page showed them only while the order waited for dispatch; a handler had to search for them).
     if staff and (queued or order.state in OPEN_STATES):
         dispatch_pending = queued and routing and order.id in background.waiting(db, [order.id])
-        found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
+        # the similar cases of those the reader may open, chosen among them (not the best of all, then filtered)
+        found = dedupe.DedupeRead.of(dedupe.check(db, order=order, shown_to=reading), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
         kin = {k.id for k in family}
         # Before dispatch a possible duplicate is one to merge into (in the acting scope); after it, one to read.
@@ -2078,8 +2079,7 @@ def _detail_page(
         found.duplicates = [d for d in found.duplicates if d.order_id not in kin and listed_dup(d.order_id)]
         # A possible duplicate is listed once, among the duplicates (with its 合并到此单), not again as a similar case.
         listed = kin | {d.order_id for d in found.duplicates}
-        found.similar = [c for c in found.similar if c.order_id not in listed and readable(db, reading, c.order_id)]
-        found.similar = found.similar[:5]
+        found.similar = [c for c in found.similar if c.order_id not in listed][:5]
         similar = found
         if routing and queued:
             stored = dispatch.latest_decision(db, order_id=order.id)
