@@ -3269,9 +3269,15 @@ def _bulk_flash(outcomes: list[PickOutcome]) -> support.Flash:
             shown.append(str(order_id))
             budget -= len(shown[-1]) + 1
         listed.append(f"{unit}:{len(ids)}:{'.'.join(shown)}")
+    # 派回退单单位: those sent back to the unit that returned them, named on the result (as many as the room holds)
+    back: list[str] = []
+    for o in outcomes:
+        if o.dispatched and o.back and len(str(o.order_id)) < budget:
+            back.append(str(o.order_id))
+            budget -= len(back[-1]) + 1
     done = sum(len(ids) for ids in sent.values())
     m = len(outcomes) - done
-    params = {"n": done, "m": m, "sent": ";".join(listed), "refused": ";".join(refused)}
+    params = {"n": done, "m": m, "sent": ";".join(listed), "refused": ";".join(refused), "back": ".".join(back)}
     return ("queue.bulk_partial" if m else "queue.bulk_done", params)
 
 
@@ -3302,6 +3308,7 @@ class BulkResult:
     units: list[BulkUnit]
     refused: list[BulkRefused]
     unlisted: int  # orders the result does not name one by one (beyond the flash's room)
+    back: list[tuple[int, str]] = field(default_factory=list)  # sent back to the unit that returned them (退单)
 
     @property
     def open(self) -> bool:
@@ -3328,9 +3335,10 @@ def _bulk_result(db: Session, principal: Principal, flash: dict[str, Any] | None
             (int(order_id), Refusal(code))
             for order_id, code in (entry.split(":") for entry in params["refused"].split(";") if entry)
         ]
+        back = [int(i) for i in str(params.get("back") or "").split(".") if i]  # (a flash of before had none)
     except (KeyError, ValueError):
         return None
-    wanted = {i for _, _, ids in groups for i in ids} | {i for i, _ in refused}
+    wanted = {i for _, _, ids in groups for i in ids} | {i for i, _ in refused} | set(back)
     query = select(Order.id, Order.number, Order.state, Order.lead_unit_id).where(
         Order.id.in_(sorted(i for i in wanted if 0 < i <= MAX_BIG_ID))
     )
@@ -3351,7 +3359,8 @@ def _bulk_result(db: Session, principal: Principal, flash: dict[str, Any] | None
         holder = names.get(now.lead_unit_id) if now.lead_unit_id is not None else None
         rows.append(BulkRefused(order_id, now.number, reason, t.label("state", now.state), holder))
     named = sum(len(u.orders) for u in units) + len(rows)
-    return BulkResult(done, units, rows, max(0, done + refused_count - named))
+    went_back = [(i, found[i].number) for i in back if i in found]
+    return BulkResult(done, units, rows, max(0, done + refused_count - named), went_back)
 
 
 @router.get("/reviews", response_class=HTMLResponse)
