@@ -1153,6 +1153,43 @@ def _returned_before(db: Session, rows: Sequence[Order], sign_for: dict[int, Act
     return {i for i, event in returns.items() if event.unit_id == sent[i]}
 
 
+_UNIT_FILTERS = (("unit_id", Order.lead_unit_id), ("street_id", Order.street_id), ("community_id", Order.community_id))
+
+
+def _filter_units(db: Session, principal: Principal, reader: _ListReader, q: Any) -> list[tuple[UnitTier, list[Unit]]]:
+    """The units the list's 承办单位, 镇街 and 村社 filters offer: every active unit for a reader who reads every order;
+    for one whose scope is a part (a department's, a street's, a community's staff), those of their scope and those
+    the orders they may read are led by or lie in (three DISTINCT queries), and any chosen — each other choice lists
+    nothing. A department handler's page of 20 orders carried the district's ~450 units and ~300 communities."""
+    groups = support.unit_groups(db)
+    scope = scope_of(db, principal)
+    if scope.everything or reader.reading is None:
+        return [(tier, list(group)) for tier, group in groups]
+    used: set[int | None] = set(scope.units | scope.streets | scope.communities)
+    for name, column in _UNIT_FILTERS:
+        used |= set(db.scalars(select(column).where(reader.reading, column.is_not(None)).distinct()))
+        used.add(forms.whole_number(q.get(name)))
+    return [(tier, kept) for tier, group in groups if (kept := [u for u in group if u.id in used])]
+
+
+def _filter_categories(db: Session, principal: Principal, reader: _ListReader, q: Any) -> list[Category]:
+    """The categories the list's 分类 filter offers: every active one for a reader who reads every order; for one whose
+    scope is a part, those of the orders they may read with the categories above them (a parent category lists its
+    subcategories' orders), and any chosen — the district's ~650 were most of a handler's page."""
+    categories = support.active_categories(db)
+    if scope_of(db, principal).everything or reader.reading is None:
+        return categories
+    used: set[int | None] = set(
+        db.scalars(select(Order.category_id).where(reader.reading, Order.category_id.is_not(None)).distinct())
+    )
+    used.add(forms.whole_number(q.get("category_id")))
+    parents: dict[int | None, int | None] = {c.id: c.parent_id for c in categories}
+    for category_id in list(used):
+        while (category_id := parents.get(category_id)) is not None and category_id not in used:
+            used.add(category_id)
+    return [c for c in categories if c.id in used]
+
+
 def _own_work_of_one_unit(principal: Principal, own: frozenset[int] | None, filters: OrderFilter) -> bool:
     """Whether the list is a single unit's staff's own work (只看本单位承办, 待签收, 本单位牵头, 本单位协办): every row
     its unit's, or an assist of its unit's (named with the lead unit's limit, 牵头单位时限)."""
@@ -1359,7 +1396,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     weak_replied = _weak_replied(db, principal, rows)
     assisting = _assisting(db, reader.own, rows)
     sign_for = _sign_for(principal, reader.own, rows, assisting)
-    units = [] if citizen else support.unit_groups(db)
+    units = [] if citizen else _filter_units(db, principal, reader, q)
     return render(
         request,
         "orders.html",
@@ -1426,7 +1463,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         mine_choice="orders.view.mine" in {v.key for v in views},  # 只看我提交的, where its quick view is offered
         units=units,
         places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
-        categories=support.active_categories(db),
+        categories=_filter_categories(db, principal, reader, q),
         # The folded criteria open when one of them is set (or an error is about one of them) — not for a 常用视图,
         # whose tab names its criteria: a handler's 在办 (只看本单位承办) opened them all, and on a phone their first
         # order came two screens below.
