@@ -1709,8 +1709,9 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert all(e["actor_name"] in ("", "张市民") for e in trail) and all(e["unit_id"] is None for e in trail)
     assert trail[1]["payload"] == {"unit_id": org["street_a"]}
     assert len(sup.get(f"/api/v1/orders/{order_id}/events").json()) == 4  # staff see the whole trail
-    # Answered, the citizen rates it (评价答复), what staff call the callback (回访).
-    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    # Answered, the citizen rates it (评价答复), what staff call the callback (回访). (Back to the unit that returned
+    # it: the dispatcher says why.)
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"]), reason="核实属本街道").status_code == 303
     # The limit promised them (办结时限), not the steps inside it: when the unit must sign for it (签收时限, 签收超期)
     # and when its supervisors are warned (预警时间, the 预警 status) — which staff read as before.
     with session_scope() as s:

@@ -270,3 +270,60 @@ def test_an_urgent_order_is_marked_in_the_queue(org: dict[str, Any]) -> None:
     assert re.search(rf'data-testid="urgency-{urgent.number}">紧急</span>', queue)
     assert re.search(rf'data-testid="urgency-{critical.number}">特急</span>', queue)
     assert f"urgency-{normal.number}" not in queue
+
+
+def test_sending_an_order_back_to_the_unit_that_returned_it_is_warned_of_needs_a_reason_and_is_said(
+    org: dict[str, Any],
+) -> None:
+    """批量派单's unit for all (and the order page's 派单) sent a returned order straight back to the unit that had just
+    returned it, without a word: the queue row warns of it, a dispatch back without a reason is refused and says why
+    (the order stays in the queue), with one it goes, the result names it and the trail marks it 派回退单单位."""
+    env = org["cats"]["环境保护"]
+    first, second = _order("W-JX", category_id=env), _order("W-JX", category_id=env, content="工地夜间施工噪音扰民")
+    disp, hand_b = login("disp"), login("hand_b")
+    for order in (first, second):
+        assert act_on(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+        assert act_on(hand_b, order.id, "return", reason="非本辖区").status_code == 303
+    queue = disp.get("/queue").text
+    warning = re.search(r'data-testid="back-warning">([^<]*)<', _item(queue, first.number))
+    assert warning is not None and "须说明理由" in warning.group(1), _item(queue, first.number)
+
+    picks = [re.search(rf'name="pick" value="([^"]+)" data-testid="pick-{o.number}"', queue) for o in (first, second)]
+    bulk: dict[str, Any] = {
+        "csrf_token": hidden(queue),
+        "pick": [p.group(1) for p in picks if p],
+        "bulk_unit": str(org["street_b"]),
+        "bulk_reason": "",
+    }
+    refused = disp.post("/queue/dispatch", data=bulk, follow_redirects=True).text
+    assert "派回退回它的单位须说明理由" in refused and "已派出 0 件" in refused
+    bulk["bulk_reason"] = "经核实属本街道辖区"
+    done = disp.post("/queue/dispatch", data=bulk, follow_redirects=True).text
+    said = re.search(r'data-testid="bulk-back">(.*?)</p>', done, re.S)
+    assert said is not None and first.number in said.group(1) and second.number in said.group(1)
+
+    third = _order("W-JX", category_id=env, content="路灯不亮")
+    assert act_on(disp, third.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert act_on(hand_b, third.id, "return", reason="非本辖区").status_code == 303
+    page = act_on(disp, third.id, "dispatch", unit_id=str(org["street_b"]))
+    assert page.status_code == 422 and "派回须说明理由" in page.text
+    assert act_on(disp, third.id, "dispatch", unit_id=str(org["street_b"]), reason="再核实").status_code == 303
+    trail = hand_b.get(f"/orders/{third.id}").text
+    assert 'data-testid="back-to-returner"' in trail and "再核实" in trail
+
+
+def test_a_bulk_dispatch_is_one_notice_to_the_units_handler_naming_how_many(org: dict[str, Any]) -> None:
+    """A bulk dispatch of 17 orders gave the handler 17 notices 已派至本单位: the unit's staff now read one, saying
+    how many, leading to what they are to sign for."""
+    env = org["cats"]["环境保护"]
+    sent = [_order(category_id=env, content=f"小区楼下餐馆油烟排放严重，第{i}家") for i in range(3)]
+    disp = login("disp")
+    queue = disp.get("/queue").text
+    picks = [re.search(rf'name="pick" value="([^"]+)" data-testid="pick-{o.number}"', queue) for o in sent]
+    bulk = {"csrf_token": hidden(queue), "pick": [p.group(1) for p in picks if p], "bulk_unit": str(org["street_a"])}
+    assert "已派出 3 件工单" in disp.post("/queue/dispatch", data=bulk, follow_redirects=True).text
+    hand_a = login("hand_a")
+    page = hand_a.get("/notices").text
+    told = re.findall(r'<a href="(/notices/\d+)" data-testid="notice-link">([^<]*)</a>', page)
+    assert [text for _, text in told] == ["3 件工单已批量派至本单位，请签收"], told
+    assert hand_a.get(told[0][0], follow_redirects=False).headers["location"] == "/orders?to_accept=1&sort=due"

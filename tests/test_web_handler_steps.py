@@ -22,7 +22,7 @@ from cityhub.intake.service import submit
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.schemas import UserCreate
 from cityhub.workorders import service as orders
-from cityhub.workorders.models import Order, SlaStatus
+from cityhub.workorders.models import Category, Order, SlaStatus
 from web_helpers import PASSWORD, login, select_of, small_world, stored_order
 
 
@@ -373,3 +373,53 @@ def test_an_order_dispatched_back_after_the_unit_returned_it_says_so_before_it_i
     # Signed for, it is the unit's again: the notice has done its work.
     assert _act(hand_a, order_id, "accept").status_code == 303
     assert 'data-testid="sent-again"' not in hand_a.get(f"/orders/{order_id}").text
+
+
+def test_the_similar_cases_a_handler_reads_are_the_best_it_may_read_not_what_is_left_of_the_best_of_all(org) -> None:
+    """The five best similar cases were chosen among every order, and only then those the unit may not read taken
+    out: a problem many reported on the next street (eight close copies there) left a handler none, though its own
+    street had answered the same problem. The cases are now chosen among the orders the reader may read."""
+    said = "云景路88号门口流动摊贩占道经营，晚上堆满杂物，行人只能走机动车道"
+    with session_scope() as s:
+        for when in ("早上", "中午", "下午", "傍晚", "夜里", "周末", "节假日", "每天"):
+            there = submit(s, data={"channel": "hotline", "content": f"{said}，{when}最严重", "street_code": "W-JX"})
+            orders.act(s, order_id=there.order.id, action="dispatch", params={"unit_id": org["street_b"]})
+        ours = submit(
+            s, data={"channel": "hotline", "content": "云景路流动摊贩占道经营，堆放杂物", "street_code": "W-JT"}
+        )
+        for action, params in (("dispatch", {"unit_id": org["street_a"]}), ("accept", {}), ("start", {})):
+            orders.act(s, order_id=ours.order.id, action=action, params=params)
+        orders.act(s, order_id=ours.order.id, action="reply", params={"text": "已联合城管中队清理摊档，设置劝导员值守"})
+        now = submit(s, data={"channel": "app", "content": said, "street_code": "W-JT"})
+        orders.act(s, order_id=now.order.id, action="dispatch", params={"unit_id": org["street_a"]})
+        earlier, order_id = ours.order.number, now.order.id
+    page = login("hand_a").get(f"/orders/{order_id}").text
+    found = re.search(r'data-testid="similar">.*?</section>', page, flags=re.S)
+    assert found is not None and earlier in found.group(0) and "已联合城管中队清理摊档" in found.group(0)
+    assert "京溪" not in found.group(0)
+
+
+def test_a_units_order_list_offers_the_units_places_and_categories_of_what_it_may_read(org) -> None:
+    """A handler's list of ~20 orders was ~100 KB: its filters listed the district's ~450 units, ~300 communities and
+    ~650 categories, most of which hold none of its orders. A reader whose scope is a part is offered the units,
+    places and categories of the orders it may read (a category's parent too) and any chosen; the centre all."""
+    with session_scope() as s:
+        cats = {c.name: c.id for c in s.query(Category).all()}
+        order = submit(
+            s,
+            data={"channel": "hotline", "content": "路灯不亮", "street_code": "W-JT", "category_id": cats["住房保障"]},
+        ).order
+        orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": org["street_a"]})
+        elsewhere = submit(
+            s,
+            data={"channel": "hotline", "content": "油烟扰民", "street_code": "W-JX", "category_id": cats["环境保护"]},
+        ).order
+        orders.act(s, order_id=elsewhere.id, action="dispatch", params={"unit_id": org["street_b"]})
+    page = login("hand_a").get("/orders").text
+    assert "景泰街道" in select_of(page, "unit_id") and "京溪街道" not in select_of(page, "unit_id")
+    assert "云景社区" in select_of(page, "community_id") and "京溪社区" not in select_of(page, "community_id")
+    assert "住房保障" in select_of(page, "category_id") and "环境保护" not in select_of(page, "category_id")
+    chosen = login("hand_a").get("/orders", params={"category_id": cats["环境保护"]}).text
+    assert "环境保护" in select_of(chosen, "category_id")  # what was chosen stays said
+    centre = login("sup").get("/orders").text
+    assert "京溪街道" in select_of(centre, "unit_id") and "环境保护" in select_of(centre, "category_id")

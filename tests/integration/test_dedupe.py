@@ -629,3 +629,22 @@ def test_a_complaint_posted_again_word_for_word_is_one_similar_case(db_session, 
     texts = [c.order.content for c in found.similar]
     assert texts.count("横滘望江村有人焚烧垃圾，浓烟很大") == 1, texts
     assert other.id in [c.order.id for c in found.similar]
+
+
+def test_similar_cases_shown_to_a_reader_are_chosen_among_those_it_may_read(db_session, places):
+    """``shown_to``: the best cases among the orders the clause holds — not the best of all, then filtered (which
+    left a unit's handler fewer than ``similar_count``, or none, while cases it could read matched)."""
+    base = "路边流动摊贩占道经营，晚上堆满杂物，行人只能走机动车道，请城管部门处理"
+    for i, when in enumerate(("早上", "中午", "下午", "傍晚", "夜里", "周末", "节假日", "每天")):
+        there = _intake(db_session, f"{base}，{when}最严重", at=T0 + timedelta(minutes=i))
+        orders.act(db_session, order_id=there.order.id, action="dispatch", params={"unit_id": places["s2"].id})
+    ours = _intake(db_session, "路边流动摊贩占道经营，晚上堆满杂物，请城管部门处理", at=T0 + timedelta(hours=1))
+    orders.act(db_session, order_id=ours.order.id, action="dispatch", params={"unit_id": places["s1"].id})
+    now = _intake(db_session, base, at=T0 + timedelta(hours=2))
+    db_session.commit()
+    settings = dedupe.DedupeSettings(auto_merge=False)
+    everyone = dedupe.check(db_session, order=now.order, settings=settings)
+    assert ours.order.id not in [c.order.id for c in everyone.similar]  # eight closer copies on the other street
+    own = Order.lead_unit_id == places["s1"].id
+    mine = dedupe.check(db_session, order=now.order, settings=settings, shown_to=own)
+    assert [c.order.id for c in mine.similar] == [ours.order.id]

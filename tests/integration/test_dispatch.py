@@ -1854,3 +1854,33 @@ def test_dispatch_run_decides_the_others_and_exits_by_the_worst_failure(
     del failing[numbers[1]]
     code, out, err = cli_run("dispatch", "run")
     assert (code, out, err) == (0, "orders 1: dispatched 1, queued 0, failed 0\n", "")
+
+
+def test_a_dispatch_back_to_the_unit_that_returned_it_needs_a_reason_and_the_trail_says_so(db_session, org) -> None:
+    """退单 then 派回: the unit's latest return sent the order to the queue; a dispatcher sending it straight back to
+    that unit — the order page's, the API's, 批量派单's unit for all — says why, and the dispatch event is marked so
+    (``back_to_returner``): the unit reads why when it signs for it again. Another unit takes no reason."""
+    s = db_session
+    env_staff = orders.Actor(name="环境经办", unit_id=org["env"], role=Role.HANDLER.value)
+    single, bulk, elsewhere = (_order(s, f"河涌发黑发臭 {i}") for i in range(3))
+    for order in (single, bulk, elsewhere):
+        orders.act(s, order_id=order.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
+        orders.act(s, order_id=order.id, action="return", actor=env_staff, params={"reason": "非本单位职责"})
+    s.flush()
+
+    with pytest.raises(ValidationFailed) as refused:
+        orders.act(s, order_id=single.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
+    assert refused.value.details["field"] == "reason" and single.state == State.RETURNED
+    orders.act(
+        s, order_id=single.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"], "reason": "核实属实"}
+    )
+    last = orders.history(s, order_id=single.id)[-1]
+    assert (last.action, last.reason, last.payload.get("back_to_returner")) == ("dispatch", "核实属实", True)
+
+    [unsaid] = service.dispatch_picked(s, [service.Pick(bulk.id, org["env"])], actor=DISPATCHER)
+    assert not unsaid.dispatched and unsaid.refusal == service.Refusal.BACK
+    picks = [service.Pick(bulk.id, org["env"], reason="经核实属该单位"), service.Pick(elsewhere.id, org["water"])]
+    said, other = service.dispatch_picked(s, picks, actor=DISPATCHER)
+    assert said.dispatched and said.back and other.dispatched and not other.back
+    assert orders.history(s, order_id=bulk.id)[-1].payload.get("back_to_returner") is True
+    assert "back_to_returner" not in (orders.history(s, order_id=elsewhere.id)[-1].payload or {})

@@ -446,3 +446,33 @@ def test_the_api_says_a_notice_of_an_order_moved_away_is_no_longer_viewable(admi
     assert c.get(f"/api/v1/orders/{order_id}", headers=before).status_code == 404
     (theirs,) = c.get("/api/v1/notices", headers=after).json()["items"]
     assert theirs["kind"] == "transferred" and theirs["viewable"] is True
+
+
+def test_a_bulk_dispatch_tells_each_unit_once_of_its_orders_not_once_an_order(db_session: Session, org: Org) -> None:
+    """批量派单 of three orders to 区城管局 and one to 区住建局 (seventeen gave a handler seventeen 已派至本单位):
+    区城管局's handlers each get one notice naming how many and which, leading to their orders to sign for; 区住建局's
+    the one 派单 notice of its one order, with its reason, as a single dispatch tells it."""
+    from cityhub.dispatch import service as dispatch
+
+    s = db_session
+    ids = [_order(s, org) for _ in range(4)]
+    s.commit()
+    units = ("dept", "dept", "dept", "dept2")
+    picks = [dispatch.Pick(i, org.units[u], reason="职责所在") for i, u in zip(ids, units, strict=True)]
+    outcomes = dispatch.dispatch_picked(s, picks, actor=org.actor("disp_district"))
+    s.commit()
+    assert all(o.dispatched for o in outcomes)
+    rows = s.scalars(select(UserNotice).order_by(UserNotice.user_id)).all()
+    assert sorted((r.user_id, r.kind, r.order_id) for r in rows) == sorted(
+        [
+            (org.id("h_dept"), "dispatched_bulk", None),
+            (org.id("h_dept_b"), "dispatched_bulk", None),
+            (org.id("h_dept2"), "dispatched", ids[3]),
+        ]
+    )
+    bulk = next(r for r in rows if r.kind == "dispatched_bulk")
+    assert bulk.params == {"actor": "人员disp_district", "count": 3, "order_ids": ids[:3]}
+    single = next(r for r in rows if r.kind == "dispatched")
+    assert single.params == {"actor": "人员disp_district", "reason": "职责所在"}  # as service.act's own 派单 writes it
+    read = notices.Notice(bulk.id, bulk.kind, bulk.params, bulk.created_at, None, None, None, None, None)
+    assert read.link == "/orders?to_accept=1&sort=due"  # the unit's orders to sign for

@@ -48,13 +48,21 @@ from cityhub.errors import (
 )
 from cityhub.nlp.similar import says_otherwise
 from cityhub.nlp.text import order_text
+from cityhub.notify import notices
 from cityhub.org.aliases import AliasCandidate, AliasOutcome, AliasWish, add_from_order, unknown_places
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
-from cityhub.workorders.lifecycle import AWAITING_DISPATCH, OPEN_STATES, SUGGEST_UNIT, Action, State
+from cityhub.workorders.lifecycle import (
+    AWAITING_DISPATCH,
+    BACK_TO_RETURNER,
+    OPEN_STATES,
+    SUGGEST_UNIT,
+    Action,
+    State,
+)
 from cityhub.workorders.models import Category, Order, OrderEvent, SlaStatus, Urgency
 
 log = logging.getLogger(__name__)
@@ -1181,6 +1189,7 @@ class Refusal(StrEnum):
     UNIT = "unit"  # the unit chosen is unknown or inactive
     ROUTING = "routing"  # held by a unit outside the dispatcher's: the district's dispatchers route it
     NO_UNIT = "no_unit"  # no unit chosen for it (the queue page: no suggestion, and no unit chosen for all)
+    BACK = "back"  # to the unit that returned it (退单), with no reason said (workorders.service._back_to_returner)
     OTHER = "other"
 
 
@@ -1192,6 +1201,7 @@ class PickOutcome:
     error: str | None = None  # why not: the order changed, was taken meanwhile, is not the caller's, …
     unit_id: int | None = None  # where it went (or was to go)
     refusal: Refusal | None = None  # ``error``'s kind
+    back: bool = False  # dispatched back to the unit that returned it (退单), the reason given recorded
 
 
 def _refusal(exc: Exception) -> Refusal:
@@ -1205,6 +1215,8 @@ def _refusal(exc: Exception) -> Refusal:
         return Refusal.ROUTING
     if isinstance(exc, ValidationFailed) and exc.details.get("field") == "unit_id":
         return Refusal.UNIT
+    if isinstance(exc, ValidationFailed) and exc.details.get(BACK_TO_RETURNER):
+        return Refusal.BACK
     return Refusal.OTHER
 
 
@@ -1219,6 +1231,8 @@ def dispatch_picked(
         raise ValidationFailed(f"at most {BULK_MAX} orders at once (got {len(picks)})", details={"field": "items"})
     seen: set[int] = set()
     out: list[PickOutcome] = []
+    # Which went back to the unit that returned it: said on the result, as the trail says it (one query).
+    returned = last_returns(session, [p.order_id for p in picks])
     for pick in picks:
         if pick.order_id in seen:
             raise ValidationFailed(f"order {pick.order_id} is listed twice", details={"field": "items"})
@@ -1241,12 +1255,21 @@ def dispatch_picked(
                     actor=actor,
                     params=params,
                     expected_version=pick.version,
+                    tell_staff=False,  # each unit told once, below
                 )
         except (CityhubError, StaleDataError) as exc:
             message = exc.message if isinstance(exc, CityhubError) else "the order changed meanwhile"
             out.append(PickOutcome(pick.order_id, number, False, message, pick.unit_id, _refusal(exc)))
             continue
-        out.append(PickOutcome(pick.order_id, number, True, unit_id=pick.unit_id))
+        back = pick.order_id in returned and returned[pick.order_id].unit_id == pick.unit_id
+        out.append(PickOutcome(pick.order_id, number, True, unit_id=pick.unit_id, back=back))
+    reasons = {p.order_id: p.reason for p in picks}
+    notices.on_bulk_dispatch(
+        session,
+        dispatched=[(o.order_id, o.unit_id, reasons.get(o.order_id)) for o in out if o.dispatched],
+        actor_id=actor.user_id,
+        actor=actor.name,
+    )
     return out
 
 

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import Integer, bindparam, select
+from sqlalchemy import ColumnElement, Integer, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from cityhub.auth.principal import Principal
@@ -333,8 +333,14 @@ def check(
     similar: bool = True,
     earlier_only: bool = False,
     placed: places.Place | None = None,
+    shown_to: ColumnElement[bool] | None = None,
 ) -> DedupeResult:
     """Find duplicates and similar past cases of a new appeal (``data``) or an existing ``order``; read-only.
+
+    ``shown_to``: the similar cases only of the orders this clause holds (a reader's ``auth.scope.reading_clause``),
+    chosen among them — a unit's handler reads the best ``similar_count`` it may open, not what is left of the best
+    of all once the others are taken out (often none). Duplicates are not limited by it (the callers check them as
+    what they may merge into or read).
 
     ``earlier_only`` (with ``order``): only orders received before it (smaller ids) count — what a check at its
     intake would have seen, so that of two copies checked after both arrived, the later merges into the earlier.
@@ -408,13 +414,23 @@ def check(
     # Only what can be shown is read as orders: the best possible duplicates and the best few similar cases.
     best_duplicates = set([s.order_id for s in scored if s.duplicate][: cfg.duplicate_count])
     wanted = set(best_duplicates)
+    listable: set[int] | None = None  # the similar cases the reader may open (None: any)
     if similar:
-        wanted |= {s.order_id for s in scored[: 3 * cfg.similar_count + 5] if s.score >= cfg.similar_min_score}
+        eligible = [s.order_id for s in scored if s.score >= cfg.similar_min_score]
+        if shown_to is not None:  # in one query, before the best few are chosen
+            within = _within(session, shown_to, eligible)
+            eligible = [i for i in eligible if i in within]
+        chosen = eligible[: 3 * cfg.similar_count + 5]
+        wanted |= set(chosen)
+        listable = set(chosen) if shown_to is not None else None
     if not wanted:
         return DedupeResult()
     # The lead unit is shown only with similar cases (how they were handled): not read for duplicates alone.
     by_id = {o.id: o for o in session.scalars(_wanted_orders(similar), {"ids": list(wanted)})}
     masters = _masters(session, list(by_id.values()))
+    if listable is not None and shown_to is not None:  # a merged case is shown as its master: that one is read
+        ends = {m.id for i, m in masters.items() if i in listable and m.id != i}
+        listable -= {i for i, m in masters.items() if m.id in ends - _within(session, shown_to, list(ends))}
     duplicates: dict[int, Duplicate] = {}
     cases_by_id: dict[int, SimilarCase] = {}
     for s in scored:
@@ -429,7 +445,8 @@ def check(
             best = duplicates.get(shown.id)
             if best is None or score > best.score:
                 duplicates[shown.id] = Duplicate(shown, score, match)
-        if similar and shown.created_at <= probe.created_at and s.score >= cfg.similar_min_score:
+        listed = listable is None or s.order_id in listable
+        if similar and listed and shown.created_at <= probe.created_at and s.score >= cfg.similar_min_score:
             prior = cases_by_id.get(shown.id)
             if prior is None or score > prior.score:
                 cases_by_id[shown.id] = SimilarCase(shown, score, HowHandled.of(shown))
@@ -666,6 +683,11 @@ def _prefilter_ids(by_community: bool) -> Any:
         .order_by(Order.created_at.desc())
         .limit(bindparam("limit", type_=Integer))
     )
+
+
+def _within(session: Session, clause: ColumnElement[bool], ids: list[int]) -> set[int]:
+    """Those of ``ids`` the clause over ``Order`` holds (one query)."""
+    return set(session.scalars(select(Order.id).where(Order.id.in_(ids), clause))) if ids else set()
 
 
 def _masters(session: Session, rows: list[Order]) -> dict[int, Order]:

@@ -120,6 +120,9 @@ class NoticeKind(enum.StrEnum):
     # 批量催办: several orders the reader's unit leads urged at once, one notice for them all (no ``order_id``; the
     # orders' ids and how many in ``params``: ``order_ids``, ``count``)
     URGED_BULK = "urged_bulk"
+    # 批量派单: several orders dispatched to the reader's unit at once, one notice for them all (as ``urged_bulk``:
+    # no ``order_id``, ``order_ids`` and ``count`` in ``params``), leading to the unit's orders to sign for
+    DISPATCHED_BULK = "dispatched_bulk"
     EXTENSION_REQUESTED = "extension_requested"  # 申请延期: for the supervisors to decide
     EXTENSION_APPROVED = "extension_approved"  # 延期批准
     EXTENSION_REJECTED = "extension_rejected"  # 延期驳回

@@ -316,6 +316,37 @@ def on_bulk_urge(
     return written
 
 
+def on_bulk_dispatch(
+    session: Session, *, dispatched: Iterable[tuple[int, int | None, str | None]], actor_id: int | None, actor: str
+) -> int:
+    """The notices of one 批量派单 (``dispatched``: each order dispatched, the unit it went to and the reason recorded),
+    written by its caller (``dispatch.service.dispatch_picked``) instead of one per order: each unit's staff who may
+    sign for them are told once — of its one order as a single 派单 tells them (with its reason), or of its several
+    orders in one notice (``dispatched_bulk``, with how many and their ids, leading to the unit's orders to sign
+    for) — not seventeen 已派至本单位 for seventeen orders."""
+    by_unit: dict[int, list[tuple[int, str | None]]] = {}
+    for order_id, unit_id, reason in dispatched:
+        if unit_id is not None:
+            by_unit.setdefault(unit_id, []).append((order_id, reason))
+    params: dict[str, Any] = {"actor": actor} if actor_id is not None else {}
+    written = 0
+    for unit_id, items in by_unit.items():
+        one = len(items) == 1
+        said = shortened(items[0][1]) if one else None
+        written += notify_unit(
+            session,
+            kind=_HANDED[Action.DISPATCH] if one else NoticeKind.DISPATCHED_BULK,
+            unit_id=unit_id,
+            permission=permissions.act(Action.ACCEPT),
+            actor_id=actor_id,
+            order_id=items[0][0] if one else None,
+            params=({**params, "reason": said} if said else params)
+            if one
+            else {**params, "count": len(items), "order_ids": [i for i, _ in items]},
+        )
+    return written
+
+
 # The steps that ask the centre for a decision, and who decides: a returned order (退单) is routed again by the
 # dispatchers, an extension request (申请延期) decided by the supervisors — those whose data scope holds the order.
 _TO_CENTRE = {
@@ -434,18 +465,22 @@ class Notice:
 
     @property
     def link(self) -> str | None:
-        """The page the notice leads to: the order's, else the unit's urged orders (批量催办), else the alarm's
-        sensor."""
+        """The page the notice leads to: the order's, else the unit's urged orders (批量催办) or orders to sign for
+        (批量派单), else the alarm's sensor."""
         if self.order_id is not None:
             return f"/orders/{self.order_id}"
         if self.kind == NoticeKind.URGED_BULK:
             return URGED_LIST
+        if self.kind == NoticeKind.DISPATCHED_BULK:
+            return TO_ACCEPT_LIST
         code = self.params.get("code")
         return f"/monitoring/sensors/{code}" if code else None
 
 
 # Where a 批量催办's notice leads: the open orders the reader's unit leads that were urged, the nearest limit first.
 URGED_LIST = "/orders?state=open&led=1&urged=1&sort=due"
+# Where a 批量派单's notice leads: the orders the reader's unit is to sign for (待签收), the nearest limit first.
+TO_ACCEPT_LIST = "/orders?to_accept=1&sort=due"
 
 
 def _mine(principal: Principal | int) -> ColumnElement[bool]:

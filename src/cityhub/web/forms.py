@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from cityhub.config import get_settings
 from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.web.i18n import Translator
+from cityhub.workorders.lifecycle import BACK_REASON_NEEDED
 
 T = TypeVar("T")
 
@@ -109,6 +110,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.enterprise_name_needed")
     if m := _DEADLINE_PAST.search(message):
         return t("err.deadline_past", today=m[1])
+    if BACK_REASON_NEEDED in message:  # a dispatch back to the unit that returned it (退单), with no reason
+        return t("err.back_reason_needed")
     if "say what is still wrong" in message:  # a citizen's 不满意 without a word of why
         return t("track.reason_needed")
     if "needs a title or content" in message:

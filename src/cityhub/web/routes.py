@@ -726,13 +726,13 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
         return Assistance([], [], [], None, ready=False)
     scope = scope_of(db, principal)
     place = orders.appeal_place(db, data)
-    found = dedupe.check(db, data=data, placed=place)
+    reading = reading_clause(db, principal, scope)  # to open: the similar cases are chosen among those
+    found = dedupe.check(db, data=data, placed=place, shown_to=reading)
     read = dedupe.DedupeRead.of(found, reader=principal)
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
-    reading = reading_clause(db, principal, scope)  # to open
     # A possible duplicate listed above is not listed again among the similar cases (with a second 受理并并入).
     listed = {d.order_id for d in duplicates}
-    similar = [c for c in read.similar if c.order_id not in listed and readable(db, reading, c.order_id)][:5]
+    similar = [c for c in read.similar if c.order_id not in listed][:5]
     # The caller ringing again about what they reported, in other words: their open case at the place is a duplicate
     # too, though its text scores lower. Looked up only for who reads callers' numbers (来电历史's roles).
     phones = _caller_phones(form) if principal.role in permissions.UNMASKED_ROLES else set()
@@ -1196,6 +1196,43 @@ def _returned_before(db: Session, rows: Sequence[Order], sign_for: dict[int, Act
     return {i for i, event in returns.items() if event.unit_id == sent[i]}
 
 
+_UNIT_FILTERS = (("unit_id", Order.lead_unit_id), ("street_id", Order.street_id), ("community_id", Order.community_id))
+
+
+def _filter_units(db: Session, principal: Principal, reader: _ListReader, q: Any) -> list[tuple[UnitTier, list[Unit]]]:
+    """The units the list's 承办单位, 镇街 and 村社 filters offer: every active unit for a reader who reads every order;
+    for one whose scope is a part (a department's, a street's, a community's staff), those of their scope and those
+    the orders they may read are led by or lie in (three DISTINCT queries), and any chosen — each other choice lists
+    nothing. A department handler's page of 20 orders carried the district's ~450 units and ~300 communities."""
+    groups = support.unit_groups(db)
+    scope = scope_of(db, principal)
+    if scope.everything or reader.reading is None:
+        return [(tier, list(group)) for tier, group in groups]
+    used: set[int | None] = set(scope.units | scope.streets | scope.communities)
+    for name, column in _UNIT_FILTERS:
+        used |= set(db.scalars(select(column).where(reader.reading, column.is_not(None)).distinct()))
+        used.add(forms.whole_number(q.get(name)))
+    return [(tier, kept) for tier, group in groups if (kept := [u for u in group if u.id in used])]
+
+
+def _filter_categories(db: Session, principal: Principal, reader: _ListReader, q: Any) -> list[Category]:
+    """The categories the list's 分类 filter offers: every active one for a reader who reads every order; for one whose
+    scope is a part, those of the orders they may read with the categories above them (a parent category lists its
+    subcategories' orders), and any chosen — the district's ~650 were most of a handler's page."""
+    categories = support.active_categories(db)
+    if scope_of(db, principal).everything or reader.reading is None:
+        return categories
+    used: set[int | None] = set(
+        db.scalars(select(Order.category_id).where(reader.reading, Order.category_id.is_not(None)).distinct())
+    )
+    used.add(forms.whole_number(q.get("category_id")))
+    parents: dict[int | None, int | None] = {c.id: c.parent_id for c in categories}
+    for category_id in list(used):
+        while (category_id := parents.get(category_id)) is not None and category_id not in used:
+            used.add(category_id)
+    return [c for c in categories if c.id in used]
+
+
 def _own_work_of_one_unit(principal: Principal, own: frozenset[int] | None, filters: OrderFilter) -> bool:
     """Whether the list is a single unit's staff's own work (只看本单位承办, 待签收, 本单位牵头, 本单位协办): every row
     its unit's, or an assist of its unit's (named with the lead unit's limit, 牵头单位时限)."""
@@ -1405,7 +1442,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     weak_replied = _weak_replied(db, principal, rows)
     assisting = _assisting(db, reader.own, rows)
     sign_for = _sign_for(principal, reader.own, rows, assisting)
-    units = [] if citizen else support.unit_groups(db)
+    units = [] if citizen else _filter_units(db, principal, reader, q)
     return render(
         request,
         "orders.html",
@@ -1476,7 +1513,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         mine_choice="orders.view.mine" in {v.key for v in views},  # 只看我提交的, where its quick view is offered
         units=units,
         places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
-        categories=support.active_categories(db),
+        categories=_filter_categories(db, principal, reader, q),
         # The folded criteria open when one of them is set (or an error is about one of them) — not for a 常用视图,
         # whose tab names its criteria: a handler's 在办 (只看本单位承办) opened them all, and on a phone their first
         # order came two screens below.
@@ -2136,7 +2173,8 @@ def _detail_page(
     # page showed them only while the order waited for dispatch; a handler had to search for them).
     if staff and (queued or order.state in OPEN_STATES):
         dispatch_pending = queued and routing and order.id in background.waiting(db, [order.id])
-        found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
+        # the similar cases of those the reader may open, chosen among them (not the best of all, then filtered)
+        found = dedupe.DedupeRead.of(dedupe.check(db, order=order, shown_to=reading), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
         kin = {k.id for k in family}
         # Before dispatch a possible duplicate is one to merge into (in the acting scope); after it, one to read.
@@ -2144,8 +2182,7 @@ def _detail_page(
         found.duplicates = [d for d in found.duplicates if d.order_id not in kin and listed_dup(d.order_id)]
         # A possible duplicate is listed once, among the duplicates (with its 合并到此单), not again as a similar case.
         listed = kin | {d.order_id for d in found.duplicates}
-        found.similar = [c for c in found.similar if c.order_id not in listed and readable(db, reading, c.order_id)]
-        found.similar = found.similar[:5]
+        found.similar = [c for c in found.similar if c.order_id not in listed][:5]
         similar = found
         if routing and queued:
             stored = dispatch.latest_decision(db, order_id=order.id)
@@ -3362,9 +3399,15 @@ def _bulk_flash(outcomes: list[PickOutcome]) -> support.Flash:
             shown.append(str(order_id))
             budget -= len(shown[-1]) + 1
         listed.append(f"{unit}:{len(ids)}:{'.'.join(shown)}")
+    # 派回退单单位: those sent back to the unit that returned them, named on the result (as many as the room holds)
+    back: list[str] = []
+    for o in outcomes:
+        if o.dispatched and o.back and len(str(o.order_id)) < budget:
+            back.append(str(o.order_id))
+            budget -= len(back[-1]) + 1
     done = sum(len(ids) for ids in sent.values())
     m = len(outcomes) - done
-    params = {"n": done, "m": m, "sent": ";".join(listed), "refused": ";".join(refused)}
+    params = {"n": done, "m": m, "sent": ";".join(listed), "refused": ";".join(refused), "back": ".".join(back)}
     return ("queue.bulk_partial" if m else "queue.bulk_done", params)
 
 
@@ -3395,6 +3438,7 @@ class BulkResult:
     units: list[BulkUnit]
     refused: list[BulkRefused]
     unlisted: int  # orders the result does not name one by one (beyond the flash's room)
+    back: list[tuple[int, str]] = field(default_factory=list)  # sent back to the unit that returned them (退单)
 
     @property
     def open(self) -> bool:
@@ -3421,9 +3465,10 @@ def _bulk_result(db: Session, principal: Principal, flash: dict[str, Any] | None
             (int(order_id), Refusal(code))
             for order_id, code in (entry.split(":") for entry in params["refused"].split(";") if entry)
         ]
+        back = [int(i) for i in str(params.get("back") or "").split(".") if i]  # (a flash of before had none)
     except (KeyError, ValueError):
         return None
-    wanted = {i for _, _, ids in groups for i in ids} | {i for i, _ in refused}
+    wanted = {i for _, _, ids in groups for i in ids} | {i for i, _ in refused} | set(back)
     query = select(Order.id, Order.number, Order.state, Order.lead_unit_id).where(
         Order.id.in_(sorted(i for i in wanted if 0 < i <= MAX_BIG_ID))
     )
@@ -3444,7 +3489,8 @@ def _bulk_result(db: Session, principal: Principal, flash: dict[str, Any] | None
         holder = names.get(now.lead_unit_id) if now.lead_unit_id is not None else None
         rows.append(BulkRefused(order_id, now.number, reason, t.label("state", now.state), holder))
     named = sum(len(u.orders) for u in units) + len(rows)
-    return BulkResult(done, units, rows, max(0, done + refused_count - named))
+    went_back = [(i, found[i].number) for i in back if i in found]
+    return BulkResult(done, units, rows, max(0, done + refused_count - named), went_back)
 
 
 @router.get("/reviews", response_class=HTMLResponse)

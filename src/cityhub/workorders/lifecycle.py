@@ -169,6 +169,10 @@ def _s(*states: State) -> frozenset[State]:
 # 退单's optional 建议改派至: the unit the returning unit thinks the order belongs to, a word to the dispatcher kept in
 # the event's payload (the order goes back to the dispatcher's queue all the same; nothing is sent there).
 SUGGEST_UNIT = "suggest_unit_id"
+# A dispatch's payload key: the order went back to the unit whose 退单 put it in the queue — which a person may do only
+# saying why (the refusal's message below, read by the pages); the unit reads the reason when it signs for it again.
+BACK_TO_RETURNER = "back_to_returner"
+BACK_REASON_NEEDED = "dispatched back to the unit that returned it: say why (reason)"
 # The optional parameters only some actions take: any other action given one is refused (``UnexpectedParameter``).
 # 交办's optional 限期办结: the local day (ISO ``YYYY-MM-DD``) by which the leader asks the order done, stored on the
 # order (``assign_deadline``) and in the event's payload; the statutory time limit is not moved by it.

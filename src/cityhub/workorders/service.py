@@ -47,6 +47,8 @@ from cityhub.workorders import calendar as workcal
 from cityhub.workorders import feeds, numbering, search, sla
 from cityhub.workorders.lifecycle import (
     ASSIGN_DEADLINE,
+    BACK_REASON_NEEDED,
+    BACK_TO_RETURNER,
     HANDLING_STATES,
     LEAD_STEPS,
     OPEN_STATES,
@@ -374,6 +376,25 @@ def _unexplained(params: Mapping[str, Any]) -> bool:
     return params.get("satisfied") is False and not str(params.get("reason") or "").strip()
 
 
+def _back_to_returner(session: Session, order: Order, outcome: Outcome, params: Mapping[str, Any]) -> bool:
+    """Whether a dispatch of a returned order (退单) sends it back to the unit that returned it — the unit's latest
+    return. A person's (the automatic dispatcher never suggests a unit that returned it) must say why: the unit reads
+    the reason when it signs for it again, and the trail keeps it; without one, ValidationFailed on ``reason``."""
+    if outcome.action != Action.DISPATCH or outcome.from_state != State.RETURNED or params.get("auto"):
+        return False
+    from cityhub.dispatch.service import last_returns
+
+    returned = last_returns(session, [order.id]).get(order.id)
+    if returned is None or returned.unit_id is None or returned.unit_id != params.get("unit_id"):
+        return False
+    if not str(params.get("reason") or "").strip():
+        raise ValidationFailed(
+            f"order {order.number} was {BACK_REASON_NEEDED}",
+            details={"field": "reason", BACK_TO_RETURNER: True},
+        )
+    return True
+
+
 def act(
     session: Session,
     *,
@@ -450,6 +471,7 @@ def act(
             f"order {order.number} is held by a unit outside yours: the district's dispatchers route it",
             details={"lead_unit_id": order.lead_unit_id, "routing": True},
         )
+    back = _back_to_returner(session, order, outcome, params)
     reading: dict[str, Any] = {}
     if outcome.action == Action.DISPATCH and not params.get("auto") and actor.name != SYSTEM.name:
         from cityhub.dispatch.service import hand_dispatch_reading
@@ -479,6 +501,8 @@ def act(
         # An action taking a unit records that unit (where the order went): whose unit acted is said beside it, so
         # the trail names everyone's unit — a leader's 交办 to 江高镇 is by 白云区.
         payload = {**(payload or {}), "actor_unit_id": actor.unit_id}
+    if back:  # 派回退单单位: the trail says the order went back to the unit that returned it, on purpose
+        payload = {**(payload or {}), BACK_TO_RETURNER: True}
     if outcome.sla == SlaEffect.HANDOVER:  # 下派: the trail names it so, not as the dispatchers' 转派
         payload = {**(payload or {}), "handed_down": True}
     if "reply_text" in outcome.changes and order.reply_text is None:

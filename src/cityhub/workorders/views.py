@@ -738,14 +738,13 @@ def order_similar(order_id: int, db: DbSession, principal: Reader) -> DedupeRead
     handled; read-only (auto-merge happens at intake)."""
     from cityhub.intake import dedupe
 
-    found = dedupe.check(db, order=_order(db, order_id, principal))
+    order = _order(db, order_id, principal)
     scope = scope_of(db, principal)
     reading = reading_clause(db, principal, scope)
-    read = DedupeRead.of(found, reader=principal)
     # Duplicates, to merge, are those of the caller's data scope; the cases and the master, to read, those they may
-    # open (their scope, and the orders they registered).
+    # open (their scope, and the orders they registered): the cases chosen among those.
+    read = DedupeRead.of(dedupe.check(db, order=order, shown_to=reading), reader=principal)
     read.duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
-    read.similar = [c for c in read.similar if readable(db, reading, c.order_id)]
     if read.master_id is not None and not readable(db, reading, read.master_id):
         read.master_id = read.master_number = None
     return read
