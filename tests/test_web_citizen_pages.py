@@ -163,7 +163,8 @@ def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: 
     disp = login("disp")
     assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     assert act_on(login("hand_a"), order_id, "return", reason="不归我们管").status_code == 303
-    assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    back = act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"]), reason="属本街道辖区")
+    assert back.status_code == 303
     page = citizen.get(f"/orders/{order_id}").text
     assert "已退单" not in page and page.count("已受理 → 已转交办理") == 2
     events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
