@@ -59,7 +59,8 @@ def test_signature_round_trip_and_tampering():
         (State.REPLIED, 1, "callback", {"satisfied": True}, Topic.CALLBACK),
         (State.DISPATCHED, 1, "accept", {}, None),
         (State.IN_PROGRESS, 1, "urge", {"reason": "请尽快处理"}, None),
-        (State.REPLIED, 1, "close", {"reason": "r", "resolved": True}, None),
+        (State.REPLIED, 1, "close", {"reason": "r", "resolved": True}, Topic.CLOSE),
+        (State.RECEIVED, None, "cancel", {"reason": "重复来电"}, Topic.CLOSE),
     ],
 )
 def test_topic_for_actions(state, lead, action, params, topic):
