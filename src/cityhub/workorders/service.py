@@ -547,6 +547,13 @@ def act(
     return order
 
 
+def _second_step_allowed(actor: Actor, action: Action, doing: str) -> None:
+    """Refuse (403) the second step of a two-step form (签收并开始办理, 回访并办结) to a role that may not apply it,
+    before the first step is taken."""
+    if actor.role is not None and not permissions.allows(Role(actor.role), permissions.act(action)):
+        raise PermissionDenied(f"role {actor.role} may not {doing}", details={"permission": permissions.act(action)})
+
+
 def accept(
     session: Session,
     *,
@@ -559,10 +566,8 @@ def accept(
     """签收 (accept), and with ``start`` 开始办理 right after it in the same transaction — 签收并开始办理, each step
     audited as its own event: the order page's, the order list's (one row or the ticked rows of 待签收) and the API's
     ``accept`` with ``start: true``. ``start`` is refused (403) to a role that may not start work."""
-    if start and actor.role is not None and not permissions.allows(Role(actor.role), permissions.act(Action.START)):
-        raise PermissionDenied(
-            f"role {actor.role} may not start work", details={"permission": permissions.act(Action.START)}
-        )
+    if start:
+        _second_step_allowed(actor, Action.START, "start work")
     order = act(
         session, order_id=order_id, action=Action.ACCEPT, actor=actor, params=params, expected_version=expected_version
     )
@@ -584,10 +589,8 @@ def callback(
     (满意 or 基本满意, closed as resolved) — 回访并办结, each step audited as its own event: the callback desk called,
     recorded and then closed every satisfied order again from the same page. An unsatisfied callback is recorded and
     not closed: it waits in 回访不满意 for 重办 or 办结. ``close`` is refused (403) to a role that may not close."""
-    if close and actor.role is not None and not permissions.allows(Role(actor.role), permissions.act(Action.CLOSE)):
-        raise PermissionDenied(
-            f"role {actor.role} may not close orders", details={"permission": permissions.act(Action.CLOSE)}
-        )
+    if close:
+        _second_step_allowed(actor, Action.CLOSE, "close orders")
     order = act(
         session,
         order_id=order_id,
