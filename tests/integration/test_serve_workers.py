@@ -47,6 +47,19 @@ def _children(parent: psutil.Process) -> list[psutil.Process]:
     return alive
 
 
+def _listening(parent: psutil.Process, port: int) -> bool:
+    """Both server processes listen on ``port``: a process is found alive while it still imports the app, before its
+    socket listens, and until then the kernel gives every new connection to the other."""
+    children = _children(parent)
+    try:
+        return len(children) == 2 and all(
+            any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections(kind="tcp"))
+            for child in children
+        )
+    except psutil.NoSuchProcess:
+        return False
+
+
 @contextmanager
 def _serving(
     tmp_path: Path, *options: str, cwd: Path | None = None
@@ -107,7 +120,7 @@ def shared_server(tmp_path_factory):
 def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(server):
     proc, port, base, _log = server
     parent = psutil.Process(proc.pid)
-    wait_until(lambda: len(_children(parent)) == 2)
+    wait_until(lambda: _listening(parent, port))
 
     # 40 connections of their own, each answered and kept open (HTTP/1.1 keep-alive): a pool of concurrent requests
     # reuses a connection whose answer came first, so on a busy machine it held fewer than it asked for.
