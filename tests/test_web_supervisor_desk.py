@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
+from cityhub.web.i18n import translate
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Order, OrderEvent, SlaStatus
@@ -640,6 +641,14 @@ def test_an_order_answered_while_warned_is_not_shown_as_warned(org: dict[str, An
     assert "sla-warning" not in sup.get(f"/orders/{answered.id}").text
     assert "sla-warning" in sup.get(f"/orders/{open_one.id}").text
     assert "sla-overdue" in sup.get(f"/orders/{late.id}").text
+    # The page's 办理时限 section says the same as its heading's badge.
+    warning, overdue = translate("zh-CN", "sla.warning", ""), translate("zh-CN", "sla.overdue", "")
+
+    def said(order_id: int) -> str:
+        section = sup.get(f"/orders/{order_id}").text.split('data-testid="sla"', 1)[1]
+        return section.split("<p>", 1)[1].split("</p>", 1)[0]
+
+    assert warning not in said(answered.id) and warning in said(open_one.id) and overdue in said(late.id)
     rows = {
         n: r
         for r in sup.get("/orders?q=路灯").text.split("<tr")[1:]

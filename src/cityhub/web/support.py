@@ -158,14 +158,13 @@ def _when_stored(value: object) -> Markup | str:
 
 
 _env.filters["when_stored"] = _when_stored
-# An order's 办理状态 as its citizen reads it (预警 is the units'), of a list row's text too.
-_env.filters["citizen_sla"] = lambda status: SlaStatus(status).as_citizen_reads()
 
 
 def _sla_shown(status: SlaStatus | str, state: State | str | None = None, citizen: bool = False) -> SlaStatus:
-    """An order's 办理状态 as a page's badge shows it: the citizen's reading (``citizen_sla``); and 预警, which warns
-    that a running limit is near, not on an order no longer open — one answered or ended while warned was answered
-    within its limit (the status stays as the reply left it; 超期 stays, a fact)."""
+    """An order's 办理状态 as a page shows it (its badges, the order page's 办理时限): the citizen's reading
+    (``SlaStatus.as_citizen_reads``, 预警 is the units'); and 预警, which warns that a running limit is near, not on
+    an order no longer open — one answered or ended while warned was answered within its limit (the status stays as
+    the reply left it; 超期 stays, a fact)."""
     shown = SlaStatus(status).as_citizen_reads() if citizen else SlaStatus(status)
     if shown is SlaStatus.WARNING and state is not None and State(state) not in OPEN_STATES:
         return SlaStatus.OK
