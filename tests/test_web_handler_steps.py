@@ -341,6 +341,12 @@ def test_a_reply_sent_back_comes_back_first_on_the_page_and_in_the_reply_form_to
     notice = re.search(r'data-testid="sent-back">(.*?)</div>', page, flags=re.S)
     assert notice is not None and "请写明哪几盏路灯、何时修复" in notice.group(1)
     assert page.index('data-testid="sent-back"') < page.index('data-testid="facts"')
+    # Said once: the facts' 答复 row says the reply was sent back, and leaves the reason to the notice above.
+    row = re.search(r'data-testid="reply-sent-back">(.*?)</td>', page, flags=re.S)
+    assert row is not None and "已退回" in row.group(1) and "请写明哪几盏路灯" not in row.group(1)
+    # A supervisor, who will not reply, reads the reason in the row.
+    row = re.search(r'data-testid="reply-sent-back">(.*?)</td>', login("sup").get(f"/orders/{order_id}").text, re.S)
+    assert row is not None and "请写明哪几盏路灯、何时修复" in row.group(1)
     form = re.search(r'<details open data-testid="action-reply">.*?</details>', page, flags=re.S)
     assert form is not None
     assert re.search(r'<textarea id="reply-text"[^>]*>已安排维修，路灯已修好。</textarea>', form.group(0))
