@@ -51,7 +51,8 @@ from cityhub.demo.sensors import RULES
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.models import DispatchRule
 from cityhub.errors import PermissionDenied
-from cityhub.knowledge.models import KnowledgeEntry
+from cityhub.knowledge import service as kb
+from cityhub.knowledge.models import KnowledgeEntry, ReplyCheck
 from cityhub.org.models import Unit, User
 from cityhub.org.service import BAIYUN_USERS, read_csv_table
 from cityhub.workorders import calendar as workcal
@@ -409,6 +410,12 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
         # 三元里街道's own dispatcher finds the appeal placed in the street.
         street_scope = Order.street_id == units["440111002"]
         assert by_key["stairwell"].id in {o.id for o, _ in dispatch.queue(s, limit=100, scope=street_scope)[0]}
+        # Two answers for the callback desk; the reply check (run at seed time) finds the forwarding note weak.
+        assert {by_key[k].state.value for k in ("drain", "bins")} == {"replied"}
+        assert kb.check_pending_replies(s)["weak"] >= 1
+        weak = {o.external_id for o in s.scalars(select(Order).join(ReplyCheck).where(ReplyCheck.weak.is_(True)))}
+        assert "demo-staff-drain" in weak and "demo-staff-bins" not in weak
+        drain, bins = by_key["drain"].number, by_key["bins"].number
         example = track_example(s)
     client = TestClient(shared_app(), raise_server_exceptions=False)
     for username, expected in (("handler", 5), ("dept_handler", 2), ("enterprise_handler", 1)):
@@ -421,6 +428,12 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
         numbers = set(re.findall(r"BY\d{8}-\d{6}", login.text))
         assert len(numbers) == expected, (username, numbers)
         client.cookies.clear()
+    # The supervisor's 答复审核 holds the weak answer, to send back.
+    page = client.get("/login")
+    data = {"csrf_token": hidden(page.text), "username": "supervisor", "password": DEFAULT_DEMO_PASSWORD}
+    assert client.post("/login", data=data).status_code == 200
+    reviews = client.get("/reviews").text
+    assert drain in reviews and bins not in reviews
     if example is not None:  # a replied order with a phone: the progress lookup shows it and lets the caller rate
         number, phone = example
         found = client.post("/api/v1/track", json={"number": number, "phone": phone})

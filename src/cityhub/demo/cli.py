@@ -142,8 +142,10 @@ def _extras(*, new_orders: bool) -> None:
     if r.staff_work:
         typer.echo(
             f"staff's work in hand: {r.staff_work} appeals (to accept, being worked, near or past their time limit, "
-            "an extension to decide; one for street_dispatcher's queue)"
+            "an extension to decide, answers to call back; one for street_dispatcher's queue)"
         )
+    if r.replies_checked:
+        typer.echo(f"replies checked: {r.replies_checked}, {r.weak_replies} weak (答复审核, for supervisor)")
     if r.exemptions:
         typer.echo(f"assessment exemptions (考核核减): {r.exemptions} requests, some pending for supervisor")
     if r.notices:

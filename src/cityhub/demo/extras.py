@@ -18,7 +18,10 @@ Every step is idempotent and cheap when already done, so a second ``make run`` c
   answered and waiting for their rating, one being worked or waiting for dispatch, only for an account without any;
 - **the staff's work in hand** — :func:`staff_work`: :data:`STAFF_WORK`, appeals dispatched to the named handlers'
   units and taken as far as a supervisor needs to see (to accept, past the accept limit, near or past the deadline,
-  an extension asked for) and one left for 三元里街道's dispatcher, timed back from now in working hours; only once;
+  an extension asked for, answered — one reply weak, one sound — for the callback desk and 答复审核) and one left for
+  三元里街道's dispatcher, timed back from now in working hours; only once;
+- **the replies checked** — :func:`cityhub.knowledge.service.check_pending_replies`, the ``reply-check`` job's work
+  done at once, so that 答复审核 and 待回访's 答复偏弱 show what they are for before the job first runs;
 - **the staff's bells** — :func:`demo_notices`: a supervisor's 催办 and an order returned (退单) to the dispatchers,
   beside the notices (消息) the steps above wrote as they went; only once;
 - **hot topics** — :func:`cityhub.analytics.topics_store.mine_database` once, and again only after new orders.
@@ -105,6 +108,8 @@ class ExtrasReport:
     track_example: tuple[str, str] | None = None  # (order number, phone) of a reply to look up on /track
     exemptions: int = 0  # assessment exemption requests (考核核减) made by this run (0: there were some)
     notices: int = 0  # staff notices (消息) written by demo_notices (0: an order was returned before)
+    replies_checked: int = 0  # replies scored by the reply check at seed time (0: none waited)
+    weak_replies: int = 0  # of them found weak (答复审核)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -370,7 +375,8 @@ class StaffCase:
     ``used``: the share of its time limit gone at seed time — of the accept limit (签收) while ``reach`` is
     ``dispatched``, else of the finishing limit (办结) — so 0.9 is a warning (预警) and 1.2 overdue (超期) whenever
     ``demo seed`` runs. ``reach``: ``received`` (waiting in the dispatcher's queue), ``dispatched`` (waiting to be
-    accepted), ``in_progress`` (accepted and being worked), ``extension`` (being worked, more days asked for).
+    accepted), ``in_progress`` (accepted and being worked), ``extension`` (being worked, more days asked for),
+    ``replied`` (answered with ``reply``, waiting for the callback).
     """
 
     key: str  # external id suffix: a second run finds the appeal received
@@ -384,6 +390,7 @@ class StaffCase:
     address: str
     reach: str
     used: float
+    reply: str = ""  # the unit's reply, for ``reach`` ``replied``
 
 
 # The demo staff's work in hand (the generated history's open orders are few and scattered over ~450 units): the
@@ -507,6 +514,37 @@ STAFF_WORK: tuple[StaffCase, ...] = (
         "received",
         0.0,
     ),
+    # Two answers waiting for the callback: one the reply check finds weak (a forwarding note, no answer: 答复审核
+    # sends it back), one it finds sound.
+    StaffCase(
+        "drain",
+        "440111002",
+        "street_handler",
+        "hotline",
+        "complaint",
+        "城乡建设/城市建设和市政管理/环境卫生",
+        "机场路三元里段排水渠堵塞发臭",
+        "三元里街道机场路旁边的排水渠堵了半个月，污水漫到人行道上，气味很臭，蚊虫很多，请尽快清理疏通。",
+        "白云区三元里街道机场路",
+        "replied",
+        0.6,
+        "已转相关部门跟进处理。",
+    ),
+    StaffCase(
+        "bins",
+        "440111002",
+        "street_handler",
+        "app",
+        "complaint",
+        "城乡建设/城市建设和市政管理/环境卫生",
+        "三元里大道公交站旁垃圾桶满溢无人清运",
+        "三元里大道公交站旁边的几个垃圾桶已经两天没人清运，垃圾堆到地上，天热发臭，等车的人都捂着鼻子。",
+        "白云区三元里街道三元里大道",
+        "replied",
+        0.4,
+        "经现场核查，三元里大道公交站旁垃圾桶因收运车辆故障两日未清运，已于当日下午全部清运完毕，并对站点周边冲洗消毒；"
+        "已要求环卫公司将该点位每日收运增至两次，街道城管科每周巡查。",
+    ),
 )
 STAFF_WORK_PREFIX = "demo-staff-"
 
@@ -592,9 +630,11 @@ def staff_work(session: Session, *, now: datetime | None = None) -> int:
         steps: list[tuple[Action, orders.Actor, dict[str, Any], datetime]] = [
             (Action.DISPATCH, actor("dispatcher"), {"unit_id": unit_id}, dispatched)
         ]
-        if case.reach in ("in_progress", "extension"):
+        if case.reach in ("in_progress", "extension", "replied"):
             steps.append((Action.ACCEPT, handler, {}, cal.add_work_seconds(dispatched, min(3600.0, working * 0.1))))
             steps.append((Action.START, handler, {}, cal.add_work_seconds(dispatched, min(2 * 3600.0, working * 0.2))))
+        if case.reach == "replied":
+            steps.append((Action.REPLY, handler, {"text": case.reply}, cal.add_work_seconds(dispatched, working * 0.9)))
         if case.reach == "extension":
             reason = "涉及业主拆除协商和安全鉴定，需协调街道、住建部门联合执法，申请延期。"
             asked = cal.add_work_seconds(dispatched, working * 0.9)
@@ -881,6 +921,11 @@ def prepare_demo(
         report.staff_work = staff_work(session)
         report.track_example = track_example(session)
         timed("staff_work", t)
+
+        t = time.perf_counter()
+        checked = kb.check_pending_replies(session)
+        report.replies_checked, report.weak_replies = checked["checked"], checked["weak"]
+        timed("reply_checks", t)
 
         t = time.perf_counter()
         report.exemptions = demo_exemptions(session)
