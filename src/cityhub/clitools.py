@@ -73,6 +73,20 @@ def _columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+def aligned(rows: Sequence[Sequence[str]], *, indent: str = "  ", gap: str = "  ") -> list[str]:
+    """``rows`` as a terminal table's lines: each column but the last padded to its widest cell in terminal columns
+    (a Chinese name lines up with a Latin one), none padded at the end of a line."""
+    widths = [
+        max((_columns(row[i]) for row in rows if i < len(row)), default=0)
+        for i in range(max(map(len, rows), default=0))
+    ]
+    lines = []
+    for row in rows:
+        cells = [cell + " " * (widths[i] - _columns(cell)) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        lines.append(indent + gap.join(cells).rstrip())
+    return lines
+
+
 class RejectedRow(NamedTuple):
     """A row an import rejected: its number as the file shows it (the header being row 1), the field at fault
     (None: the row as a whole) and the problem in the importer's words; ``unit`` is ``line`` for a text read line by

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import examples
+from cityhub.clitools import aligned, examples
 
 app = typer.Typer(no_args_is_help=True, help="Demo district: Baiyun (白云区) with generated orders.")
 
@@ -159,9 +159,8 @@ def _extras(*, new_orders: bool) -> None:
     password = "(CITYHUB_DEMO_PASSWORD)" if r.password_from_env else DEFAULT_DEMO_PASSWORD
     typer.echo("")
     typer.echo(f"demo logins (password {password}; {r.passwords_set} set now, existing passwords kept):")
-    width = max((len(login.username) for login in r.logins), default=8)
-    for login in r.logins:
-        typer.echo(f"  {login.username:<{width}}  {login.role:<10}  {login.full_name}  {login.unit}")
+    for line in aligned([(login.username, login.role, login.full_name, login.unit) for login in r.logins]):
+        typer.echo(line)
     if r.unit_handlers:
         typer.echo(f"  … and {r.unit_handlers} unit handler accounts h<unit code>, e.g. h440111-d02, h440111002")
     if r.track_example:
