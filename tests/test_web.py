@@ -644,6 +644,16 @@ def test_an_api_key_gets_an_expiry_on_the_data_sharing_page(org) -> None:
     assert post(f"/admin/api-clients/keys/{key[:12]}/expiry", expires_in_days="").status_code == 303
     with session_scope() as s:
         assert s.scalars(select(ApiKey.expires_at).where(ApiKey.prefix == key[:12])).one() is None
+    # 立即失效 ends the key now (a leaked key): its next call is refused saying when; a validity set restores it.
+    assert 'data-testid="expire-now"' in admin.get("/admin/api-clients").text
+    ended = post(f"/admin/api-clients/keys/{key[:12]}/expiry", end_now="1")
+    assert ended.status_code == 303
+    assert "已立即失效" in admin.get(ended.headers["location"]).text
+    refused = api.get("/api/v1/sharing/orders", headers={"X-API-Key": key})
+    assert (refused.status_code, refused.json()["code"]) == (401, "key_expired"), refused.text
+    assert f"API key {key[:12]}… expired at {refused.json()['details']['expired_at']}" in refused.json()["message"]
+    assert post(f"/admin/api-clients/keys/{key[:12]}/expiry", expires_in_days="1").status_code == 303
+    assert api.get("/api/v1/sharing/orders", headers={"X-API-Key": key}).status_code == 200
 
 
 def test_the_order_list_folds_the_further_criteria_until_one_is_set(org) -> None:

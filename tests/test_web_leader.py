@@ -195,11 +195,11 @@ def test_a_leader_finds_the_orders_they_assigned_once_answered_in_a_tab_of_their
     page = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
     tab = re.search(r'<a href="([^"]+)"[^>]*>交办已答复', page)
     assert tab is not None and tab.group(1).replace("&amp;", "&") == (
-        "/orders?state=answered&leader_assigned=1&sort=answered"
+        "/orders?state=answered&leader_assigned=1&assigned_mine=1&sort=answered"
     )
     with session_scope() as s:
         orders.act(s, order_id=order["id"], action="reply", actor=actor_of(s, "hand_a"), params={"text": "已修复路灯"})
-    done = lead.get("/orders", params={"state": "answered", "leader_assigned": "1", "sort": "answered"}).text
+    done = lead.get(tab.group(1).replace("&amp;", "&")).text
     assert order["number"] in done
     still_open = lead.get("/orders", params={"state": "open", "leader_assigned": "1", "sort": "due"}).text
     assert order["number"] not in still_open
@@ -208,6 +208,54 @@ def test_a_leader_finds_the_orders_they_assigned_once_answered_in_a_tab_of_their
     for who in ("sup", "adm"):
         centre = login(who).get("/orders").text
         assert "领导交办" in centre and "交办已答复" not in centre, who
+
+
+def test_answered_assignments_are_the_leaders_own_first_with_every_leaders_one_click_away(world: World) -> None:
+    """交办已答复 listed every leader's 交办: a leader wants their own first. Its tab lists what the reader assigned,
+    says so above the list, and leads to every leader's (and back); the centre's lists have no such line."""
+    from cityhub.auth import service as auth
+    from cityhub.org.models import Role
+    from cityhub.org.schemas import UserCreate
+    from web_helpers import PASSWORD
+
+    with session_scope() as s:
+        auth.create_account(
+            s,
+            data=UserCreate(username="lead2", full_name="孙领导", role=Role.LEADER, unit_id=world.district),
+            password=PASSWORD,
+        )
+    mine, theirs = _dispatched(world, "路灯不亮"), _dispatched(world, "井盖缺失")
+    lead, other = login("lead"), login("lead2")
+    assert act_on(lead, mine["id"], "assign", reason="请尽快办结").status_code == 303
+    assert act_on(other, theirs["id"], "assign", reason="请三天内办结").status_code == 303
+    with session_scope() as s:
+        for order in (mine, theirs):
+            orders.act(s, order_id=order["id"], action="reply", actor=actor_of(s, "hand_a"), params={"text": "已修复"})
+
+    def tab_of(page: str) -> str:
+        found = re.search(r'<a href="([^"]+)"[^>]*>交办已答复', page)
+        assert found is not None
+        return found.group(1).replace("&amp;", "&")
+
+    own = lead.get(tab_of(lead.get("/orders").text)).text
+    assert mine["number"] in own and theirs["number"] not in own
+    line = re.search(r'<p class="filter-chip" data-testid="assigned-scope">(.*?)</p>', own, re.S)
+    assert line is not None and "只列出我交办的" in line.group(1), own
+    every = re.search(r'<a href="([^"]+)" data-testid="assigned-other">查看全部领导的交办</a>', line.group(1))
+    assert every is not None
+    everything = lead.get(every.group(1).replace("&amp;", "&")).text
+    assert mine["number"] in everything and theirs["number"] in everything
+    back = re.search(r'<a href="([^"]+)" data-testid="assigned-other">只看我交办的</a>', everything)
+    assert back is not None and "列出全部领导的交办" in everything
+    assert theirs["number"] not in lead.get(back.group(1).replace("&amp;", "&")).text
+    # The other leader's tab is theirs.
+    others = other.get(tab_of(other.get("/orders").text)).text
+    assert theirs["number"] in others and mine["number"] not in others
+    # 领导交办 (open) stays every leader's, without the line; the centre's lists have none.
+    assert 'data-testid="assigned-scope"' not in lead.get("/orders?state=open&leader_assigned=1&sort=due").text
+    supervised = login("sup").get("/orders?state=answered&leader_assigned=1&sort=answered").text
+    assert 'data-testid="assigned-scope"' not in supervised
+    assert mine["number"] in supervised and theirs["number"] in supervised
 
 
 def test_the_ranking_shows_the_rates_the_score_is_made_of_and_the_costliest_in_bold(world: World) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.types import Scope
 
 from cityhub import __version__, backup, migrate
@@ -461,6 +462,23 @@ def _body_encoding_problem(exc: StarletteHTTPException) -> str | None:
     )
 
 
+def _multipart_problem(exc: StarletteHTTPException) -> str | None:
+    """What Starlette's 400 for a multipart body it could not parse was, when the body itself is malformed (not when
+    it is over one of the parser's limits): no ``boundary`` in its Content-Type (a client that wrote the header by
+    hand, letting its library write the body), or parts that are not multipart."""
+    cause = exc.__cause__ or exc.__context__
+    if not isinstance(cause, MultiPartException):
+        return None
+    if cause.message == "Missing boundary in multipart.":
+        return (
+            "the multipart/form-data body has no boundary: its Content-Type must name the one its parts are "
+            "separated by (multipart/form-data; boundary=…), as an HTTP library writes it with the body"
+        )
+    if cause.message == "Invalid multipart data." or "Content-Disposition" in cause.message:
+        return f"the multipart/form-data body cannot be read: {cause.message}"
+    return None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(request: Request, exc: CityhubError) -> Response:
@@ -504,8 +522,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code in (404, 405) and _browser_page(request):
             return _error_page(request, 404, "err.page_not_found")
-        if request.url.path.startswith("/api/") and (problem := _body_encoding_problem(exc)):
-            # A body that is not UTF-8 is not valid JSON: the 422 of a malformed body, once who may call answered.
+        if request.url.path.startswith("/api/") and (problem := _body_encoding_problem(exc) or _multipart_problem(exc)):
+            # A body that is not UTF-8 is not valid JSON, a multipart body without its boundary no form: the 422 of
+            # a malformed body, once who may call answered.
             try:
                 await access_answers_first(request)
             except CityhubError as refused:

@@ -727,6 +727,39 @@ def test_a_body_sent_with_the_wrong_type_or_encoding_is_said_so(client):
     assert missing.json()["details"]["errors"] == [{"field": "content", "message": "Field required"}]
 
 
+def test_a_multipart_body_without_its_boundary_is_said_so(client):
+    """A file upload sent with ``Content-Type: multipart/form-data`` but no ``boundary`` (a client that sets the
+    header by hand and lets its library write the body) was a 400 ``http_error`` "Missing boundary in multipart.";
+    every other malformed body is a 422 on (body) saying what is wrong: so is this one, after who may call."""
+    order = client.post("/api/v1/orders", json={"channel": "web", "content": "路灯不亮"})
+    assert order.status_code == 201, order.text
+    body = b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n\r\nabc\r\n--x--\r\n'
+    for path in (f"/api/v1/orders/{order.json()['id']}/attachments", "/api/v1/orders/import"):
+        for content_type in ("multipart/form-data", "multipart/form-data; charset=utf-8"):
+            refused = client.post(path, content=body, headers={"Content-Type": content_type})
+            assert (refused.status_code, refused.json()["code"]) == (422, "validation_failed"), refused.text
+            [error] = refused.json()["details"]["errors"]
+            assert error["field"] == "(body)", error
+            assert error["message"].startswith("the multipart/form-data body has no boundary"), error
+            assert refused.json()["message"] == f"invalid request: (body): {error['message']}"
+    # Parts that are not multipart at all are said so too; a well-formed upload is answered as before.
+    garbled = client.post(
+        "/api/v1/orders/import", content=b"abc", headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+    assert garbled.status_code == 422, garbled.text
+    [error] = garbled.json()["details"]["errors"]
+    assert error["field"] == "(body)" and error["message"].startswith("the multipart/form-data body cannot be read")
+    sent = client.post("/api/v1/orders/import", files={"file": ("a.csv", "留言详情\n路灯不亮\n".encode(), "text/csv")})
+    assert sent.status_code == 200 and sent.json()["imported"] == 1, sent.text
+    # Who may call answers first, as for the other malformed bodies.
+    token = client.headers.pop("Authorization")
+    try:
+        anonymous = client.post("/api/v1/orders/import", content=body, headers={"Content-Type": "multipart/form-data"})
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
+    finally:
+        client.headers["Authorization"] = token
+
+
 def _street_dispatcher(client, code: str) -> tuple[int, dict[str, str]]:
     """A street of the district (``code``) and the bearer headers of a dispatcher of it."""
     return _unit_staff(client, code, UnitTier.STREET, Role.DISPATCHER)

@@ -327,14 +327,15 @@ def test_get_requests_filters_by_id_list_service_and_window(env: Env) -> None:
     assert {r["service_request_id"] for r in by_ids} == {first, old}
     default_window = {r["service_request_id"] for r in env.http.get("/requests.json").json()}
     assert {first, second} <= default_window and old not in default_window
-    wide = env.http.get(
+    # A window of its own (at most 90 days since GeoReport's span limit is kept; this one spanned 150 until then).
+    earlier = env.http.get(
         "/requests.json",
         params={
-            "start_date": (datetime.now(UTC) - timedelta(days=150)).isoformat(),
-            "end_date": datetime.now(UTC).isoformat(),
+            "start_date": (datetime.now(UTC) - timedelta(days=140)).isoformat(),
+            "end_date": (datetime.now(UTC) - timedelta(days=60)).isoformat(),
         },
     ).json()
-    assert old in {r["service_request_id"] for r in wide}
+    assert old in {r["service_request_id"] for r in earlier}
     by_service = {r["service_request_id"] for r in env.http.get("/requests.json", params={"service_code": code}).json()}
     assert {first, second} == by_service
 
@@ -759,6 +760,40 @@ def test_get_errors_in_open311_format(env: Env, fmt: str) -> None:
     assert "not found" in error(env.http.get(f"/tokens/nope.{fmt}"), 404)
     assert "start_date" in error(env.http.get(f"/servicerequestupdates.{fmt}", params={"start_date": "x"}), 400)
     _json_error(env.http.get("/services.csv"), 400)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_window_longer_than_90_days_is_refused_naming_both_dates(env: Env, fmt: str) -> None:
+    """GeoReport v2: start_date with end_date "may not span more than 90 days". Any span was taken (a harvester's
+    ten years answered its 1,000 newest); a longer one is now GeoReport's 400 naming both fields, for the requests
+    and the updates. 90 days exactly is taken, and one date alone is still the 90 days after (before) it."""
+    error = _json_error if fmt == "json" else _xml_error
+    with session_scope() as s:
+        old = orders.create_order(
+            s,
+            data=OrderCreate(channel=Channel.WEB, content="旧工单", created_at=datetime.now(UTC) - timedelta(days=120)),
+        )[0].number
+    end = datetime.now(UTC).replace(microsecond=0)
+    for path in ("requests", "servicerequestupdates"):
+        for days, shown in ((91, 91), (timedelta(days=90, seconds=1), 91), (3650, 3650)):
+            span = days if isinstance(days, timedelta) else timedelta(days=days)
+            dates = {"start_date": (end - span).isoformat(), "end_date": end.isoformat()}
+            said = error(env.http.get(f"/{path}.{fmt}", params=dates), 400)
+            assert said.startswith(f"start_date and end_date span {shown} days; GeoReport v2 allows at most 90"), said
+        exactly = env.http.get(
+            f"/{path}.{fmt}", params={"start_date": (end - timedelta(days=90)).isoformat(), "end_date": end.isoformat()}
+        )
+        assert exactly.status_code == 200, exactly.text
+
+    # One date alone is the 90 days after (before) it, as documented: the old order is in the 90 days after a start
+    # 125 days ago, and not in the 90 days before an end 10 days ago (that window begins 100 days ago).
+    def listed(**params: str) -> set[str]:
+        return {r["service_request_id"] for r in env.http.get("/requests.json", params=params).json()}
+
+    assert old in listed(start_date=(end - timedelta(days=125)).isoformat())
+    assert old not in listed(start_date=(end - timedelta(days=119)).isoformat())
+    assert old in listed(end_date=(end - timedelta(days=40)).isoformat())
+    assert old not in listed(end_date=(end - timedelta(days=10)).isoformat())
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])

@@ -130,3 +130,16 @@ def test_the_description_says_which_credential_and_where_the_integrators_guide_i
         "docs/api.md",
     ):
         assert said in description, said
+
+
+def test_open311_windows_say_their_90_day_limit(client: TestClient) -> None:
+    """GeoReport's span limit (start_date with end_date at most 90 days) is said where an integrator reads the
+    parameters: it said "give end_date too for a longer one"."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/open311/v2/requests.{fmt}", "/open311/v2/servicerequestupdates.{fmt}"):
+        described = {p["name"]: p.get("description", "") for p in paths[path]["get"]["parameters"]}
+        for name in ("start_date", "end_date"):
+            assert "at most 90 days" in described[name] or "not span more than 90 days" in described[name], (
+                path,
+                name,
+            )

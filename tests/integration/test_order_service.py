@@ -784,3 +784,72 @@ def test_a_satisfied_callback_is_closed_in_the_same_step_each_audited(db_session
         )
     assert citizen.state == State.REPLIED
     assert [e.action for e in service.history(db_session, order_id=citizen.id)][-1] == "reply"
+
+
+def test_the_cli_assigns_as_a_named_user_recorded_in_the_trail_and_checked_as_the_api_checks(app_db, cli_run):
+    """`orders act N assign` (交办) recorded the name ``cli`` and no user, so the leader it was done for was neither
+    in the trail nor told of its answer. ``--as USERNAME`` acts as that user — their name and id in the trail —
+    refused in one line (exit 1) for an unknown or deactivated user or one whose role may not assign; without it,
+    as before."""
+    from cityhub.auth import service as auth
+    from cityhub.db import session_scope
+    from cityhub.notify.models import NoticeKind, UserNotice
+    from cityhub.org.models import Role, User
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        district = Unit(code="U-CLI-QU", name="交办区", tier=UnitTier.DISTRICT)
+        street = Unit(code="U-CLI-JD", name="交办街道", tier=UnitTier.STREET, parent_id=None)
+        s.add_all([district, street])
+        s.flush()
+        for username, name, role, unit in (
+            ("liu", "刘领导", Role.LEADER, district.id),
+            ("gone", "钱领导", Role.LEADER, district.id),
+            ("li", "李承办", Role.HANDLER, street.id),
+        ):
+            auth.create_account(s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit))
+        s.scalars(select(User).where(User.username == "gone")).one().active = False
+        numbers = []
+        for content in ("路灯不亮", "井盖缺失"):
+            order = submit(s, data={"channel": "hotline", "content": content}).order
+            service.act(s, order_id=order.id, action="dispatch", actor=ALICE, params={"unit_id": street.id})
+            numbers.append(order.number)
+        leader_id = s.scalars(select(User.id).where(User.username == "liu")).one()
+    mine, plain = numbers
+    for who, problem in (
+        ("nobody", "--as: no user 'nobody'"),
+        ("gone", "--as: user 'gone' is deactivated"),
+        ("li", "--as: user 'li' (role handler) may not assign"),
+    ):
+        code, out, err = cli_run("orders", "act", mine, "assign", "--reason", "请尽快办结", "--as", who)
+        lines = err.strip().splitlines()
+        assert code == 1 and out == "" and len(lines) == 1 and problem in lines[0], (who, out, err)
+    code, _, err = cli_run("orders", "act", mine, "assign", "--reason", "请尽快办结", "--as", "liu", "--actor", "x")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "not both" in err, err
+    with session_scope() as s:
+        refused = s.scalars(select(Order).where(Order.number == mine)).one()
+        assert not refused.leader_assigned  # nothing done by a refused --as
+
+    code, out, err = cli_run("orders", "act", mine, "assign", "--reason", "请尽快办结", "--as", "liu")
+    assert code == 0 and out.strip().startswith(f"{mine}: assign → "), (out, err)
+    code, out, err = cli_run("orders", "act", plain, "assign", "--reason", "请三天内办结")
+    assert code == 0, err
+    with session_scope() as s:
+
+        def assigned(number: str) -> OrderEvent:
+            order = s.scalars(select(Order).where(Order.number == number)).one()
+            assert order.leader_assigned
+            return s.scalars(
+                select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.action == "assign")
+            ).one()
+
+        by_leader, by_cli = assigned(mine), assigned(plain)
+        assert (by_leader.actor_id, by_leader.actor_name, by_leader.reason) == (leader_id, "刘领导", "请尽快办结")
+        assert (by_cli.actor_id, by_cli.actor_name) == (None, "cli")  # without --as, as before
+        # The leader it was done for is told of its answer, as for a 交办 made on the pages.
+        handler = s.scalars(select(User).where(User.username == "li")).one()
+        staff = service.Actor.of_user(handler)
+        service.act(s, order_id=by_leader.order_id, action="accept", actor=staff)
+        service.act(s, order_id=by_leader.order_id, action="reply", actor=staff, params={"text": "已修复路灯"})
+        kinds = s.scalars(select(UserNotice.kind).where(UserNotice.user_id == leader_id)).all()
+        assert NoticeKind.ASSIGNED_REPLIED in kinds, kinds

@@ -142,6 +142,44 @@ def test_a_key_with_an_expiry_is_refused_once_past_it_saying_when(client: TestCl
         assert s.scalars(select(ApiKey.expires_at).where(ApiKey.prefix == key[:12])).one() is None
 
 
+def test_apikey_expiry_now_ends_a_key_at_once_logged_and_refused_saying_when(client: TestClient) -> None:
+    """`apikey expiry PREFIX` refused a past day, so a leaked key (or a client's handling of key_expired) could not
+    be ended at once: `--now` ends it now, logged as key_expiry as every key change; its next call is refused 401
+    key_expired saying when; moved on, it works again. --now with another choice is refused in one line."""
+    from cityhub import auditlog
+
+    runner = CliRunner()
+    key = _key("sharing:read", name="leaky")
+    headers = {"X-API-Key": key}
+    assert client.get("/api/v1/sharing/orders", headers=headers).status_code == 200
+    both = runner.invoke(apikey_cli, ["expiry", key[:12], "--now", "--never"])
+    assert both.exit_code == 1 and len(both.output.strip().splitlines()) == 1 and "--now" in both.output, both.output
+    ended = runner.invoke(apikey_cli, ["expiry", key[:12], "--now"])
+    assert ended.exit_code == 0, ended.output
+    assert re.fullmatch(rf"key {re.escape(key[:12])}… \(leaky\): expired \S+ \(now\)", ended.output.strip())
+    with session_scope() as s:
+        expired_at = s.scalars(select(ApiKey.expires_at).where(ApiKey.prefix == key[:12])).one()
+        [entry] = s.scalars(
+            select(auditlog.LogEntry).where(
+                auditlog.LogEntry.area == "api_client", auditlog.LogEntry.action == "key_expiry"
+            )
+        )
+        assert entry.target == "leaky" and entry.actor == "cli", (entry.target, entry.actor)
+        before, after = entry.changes["expires_at"]
+        assert before is None and after, entry.changes
+    assert expired_at is not None
+    refused = client.get("/api/v1/sharing/orders", headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (401, "key_expired"), refused.text
+    said = refused.json()["details"]["expired_at"]
+    assert refused.json()["message"] == (
+        f"API key {key[:12]}… expired at {said}; ask the platform's administrator for a new key"
+    )
+    assert said == after
+    assert "expired " in runner.invoke(apikey_cli, ["list"]).output
+    assert runner.invoke(apikey_cli, ["expiry", key[:12], "--expires-in", "1"]).exit_code == 0
+    assert client.get("/api/v1/sharing/orders", headers=headers).status_code == 200
+
+
 def test_a_key_prefix_beginning_several_keys_revokes_none(app_db: str) -> None:
     from sqlalchemy import update
 

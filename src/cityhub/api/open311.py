@@ -309,9 +309,12 @@ def post_request(
 # The date window of the lists, as georeport.list_requests and list_updates read it (GeoReport's 90-day default span).
 WINDOW_START = (
     "W3C date-time with its offset: the window's start; given alone, the window is the 90 days after it (not up to "
-    "now: give end_date too for a longer one)"
+    "now); with end_date, the window may not span more than 90 days (GeoReport v2; a longer one is a 400 naming both)"
 )
-WINDOW_END = "the window's end; given alone, the 90 days before it; neither given: the last 90 days"
+WINDOW_END = (
+    "the window's end; given alone, the 90 days before it; neither given: the last 90 days; with start_date, at most "
+    "90 days after it (a longer span is a 400 naming both)"
+)
 
 
 @router.get("/requests.{fmt}", summary="GET Service Requests")

@@ -110,20 +110,29 @@ def expiry_command(
     expires_in: ExpiresIn = None,
     expires: Expires = None,
     never: Annotated[bool, typer.Option("--never", help="The key works until revoked.")] = False,
+    now: Annotated[
+        bool,
+        typer.Option("--now", help="The key expires now: refused (401 key_expired) from its next call until moved on."),
+    ] = False,
 ) -> None:
-    """Set, extend or remove the expiry of one key (an expired key works again once its expiry is moved on)."""
+    """Set, extend or remove the expiry of one key, or end it now (an expired key works again once its expiry is
+    moved on)."""
     from cityhub.db import session_scope
     from cityhub.sharing import service
 
-    if never == (expires_in is not None or expires is not None):
-        raise _fail("give --expires-in DAYS, --expires DATE or --never")
-    expires_at = None if never else _expiry(expires_in, expires)
+    if [never, now, expires_in is not None or expires is not None].count(True) != 1:
+        raise _fail("give one of --expires-in DAYS, --expires DATE, --never or --now")
+    expires_at = None if never or now else _expiry(expires_in, expires)
     try:
         with session_scope() as session:
-            key = service.set_expiry(session, prefix=prefix, expires_at=expires_at, actor=cli_actor())
+            key = service.set_expiry(session, prefix=prefix, expires_at=expires_at, actor=cli_actor(), at_once=now)
             shown = f"{key.prefix}… ({key.client.name})"
+            expires_at = key.expires_at
     except CityhubError as exc:
         raise fail_with(exc) from None
+    if now and expires_at is not None:
+        typer.echo(f"key {shown}: expired {_when(expires_at)} (now)")
+        return
     typer.echo(f"key {shown}: {'expires ' + _when(expires_at) if expires_at else 'no expiry'}")
 
 

@@ -460,6 +460,29 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _window(start_date: str | None, end_date: str | None, now: datetime | None) -> tuple[datetime, datetime]:
+    """The date window of both lists, as GeoReport v2 reads ``start_date`` and ``end_date``: one given alone is the
+    90 days after (before) it, neither the last 90 days; both given may not span more than 90 days (GeoReport's
+    limit: a longer span is refused naming both, rather than answered with its 1,000 newest)."""
+    start = parse_datetime(start_date, field="start_date")
+    end = parse_datetime(end_date, field="end_date")
+    if end is None:
+        end = start + DEFAULT_WINDOW if start is not None else (now or utcnow())
+    if start is None:
+        start = end - DEFAULT_WINDOW
+    if start > end:
+        raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
+    if end - start > DEFAULT_WINDOW:
+        span = end - start
+        days = span.days + (1 if span % timedelta(days=1) else 0)
+        raise ValidationFailed(
+            f"start_date and end_date span {days} days; GeoReport v2 allows at most {DEFAULT_WINDOW.days}: ask for "
+            f"a longer time in windows of {DEFAULT_WINDOW.days} days",
+            details={"field": "end_date", "fields": ["start_date", "end_date"]},
+        )
+    return start, end
+
+
 def list_requests(
     session: Session,
     *,
@@ -491,14 +514,7 @@ def list_requests(
             query = query.where(published)
         found = list(session.scalars(query.limit(size).offset(skip)))
         return _render_requests(session, found, client_id=client_id, media_link=media_link)
-    start = parse_datetime(start_date, field="start_date")
-    end = parse_datetime(end_date, field="end_date")
-    if end is None:
-        end = start + DEFAULT_WINDOW if start is not None else (now or utcnow())
-    if start is None:
-        start = end - DEFAULT_WINDOW
-    if start > end:
-        raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
+    start, end = _window(start_date, end_date, now)
     conditions: list[Any] = [Order.created_at >= start, Order.created_at <= end]
     if (published := _published(client_id)) is not None:
         conditions.append(published)
@@ -577,14 +593,7 @@ def list_updates(
     (not on a client's own request of a channel Open311 does not publish). Chosen in SQL, so that a page is full."""
     size = page_size or MAX_REQUESTS
     skip = ((page or 1) - 1) * size
-    start = parse_datetime(start_date, field="start_date")
-    end = parse_datetime(end_date, field="end_date")
-    if end is None:
-        end = start + DEFAULT_WINDOW if start is not None else (now or utcnow())
-    if start is None:
-        start = end - DEFAULT_WINDOW
-    if start > end:
-        raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
+    start, end = _window(start_date, end_date, now)
     public: ColumnElement[bool] = OrderEvent.action.not_in(INTERNAL_ACTIONS)
     # The photo a publication names, published since (not an earlier publication of it, withdrawn since): the join
     # finds its token (none for every other event).

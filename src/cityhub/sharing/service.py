@@ -225,10 +225,16 @@ def _one_key(session: Session, prefix: str) -> ApiKey:
     return keys[0]
 
 
-def set_expiry(session: Session, *, prefix: str, expires_at: datetime | None, actor: Any = None) -> ApiKey:
+def set_expiry(
+    session: Session, *, prefix: str, expires_at: datetime | None, actor: Any = None, at_once: bool = False
+) -> ApiKey:
     """Give the active key beginning with ``prefix`` a new expiry (later, earlier, or None: never) — an expired key
-    too, which works again once its expiry is moved past now."""
-    _check_expiry(expires_at)
+    too, which works again once its expiry is moved past now. ``at_once``: it expires now (``expires_at`` ignored) —
+    a leaked key, or a client's handling of ``key_expired`` to be tried —, refused from its next call on."""
+    if at_once:
+        expires_at = utcnow()
+    else:
+        _check_expiry(expires_at)
     key = _one_key(session, prefix)
     before = answer_time(key.expires_at) if key.expires_at else None
     key.expires_at = expires_at

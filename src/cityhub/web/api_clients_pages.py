@@ -145,8 +145,16 @@ def new_key(request: Request, db: DbSession, client_id: int, form: FormBody) -> 
 
 @router.post("/admin/api-clients/keys/{prefix}/expiry", response_class=HTMLResponse)
 def key_expiry(request: Request, db: DbSession, prefix: str, form: FormBody) -> Response:
-    """Set, extend or remove (empty days) the expiry of one key; an expired key works again once moved on."""
+    """Set, extend or remove (empty days) the expiry of one key, or end it now (立即失效, ``end_now``: a leaked key);
+    an expired key works again once moved on."""
     principal = _admin(request, db, form)
+    if form.get("end_now"):
+        try:
+            sharing.set_expiry(db, prefix=prefix, expires_at=None, actor=principal.actor, at_once=True)
+        except CityhubError:
+            raise PageError(404, "err.page_not_found") from None
+        db.commit()
+        return support.redirect("/admin/api-clients", flash=("apiclients.expired_now", {"prefix": prefix}))
     try:
         expires_at = _expiry(form)
     except ValidationFailed:

@@ -1357,6 +1357,9 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     criteria["assisted"] = True if q.get("with_assist") and not citizen else None
     # 我提交的: what the reader registered (a grid inspector's reports), wherever it is and whoever holds it now.
     criteria["reported_by_id"] = principal.user_id if q.get("mine") and not citizen else None
+    # 只看我交办的: what the reader assigned (交办) — a leader's 交办已答复 lists their own first, not every leader's.
+    mine_assigned = q.get("assigned_mine") and not citizen and principal.user_id is not None
+    criteria["assigned_by_id"] = principal.user_id if mine_assigned else None
     # 查看导入的工单: the orders one import created (the import page's link), named by the batch's chip.
     raw_batch = "" if citizen else q.get("import_batch_id", "").strip()
     criteria["import_batch_id"], batch = _import_batch(db, principal, raw_batch, errors, t)
@@ -1534,6 +1537,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         reason_max=REASON_MAX_CHARS,
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
+        # 交办已答复 is the reader's own assignments (``assigned_mine``); a line above the list says so and leads to
+        # every leader's (the same list without it), and from there back — for whoever may assign (a leader).
+        assigned_scope=_assigned_scope(principal, listed.filters, base),
         now=utcnow(),
         decide=_callback_decisions(db, principal, rows, unsatisfied),
     )
@@ -1760,7 +1766,22 @@ _MORE_FILTERS = (
 # Every criterion of the list's form: none set (the whole list, in its order), the form folds on a phone as on a
 # 常用视图 — a supervisor's 工单列表 at 390 × 844 showed its search, state, sort and buttons and no order. A search's
 # results show under it open.
-_LIST_CRITERIA = ("q", "state", "mine", "import_batch_id", *_MORE_FILTERS)
+_LIST_CRITERIA = ("q", "state", "mine", "assigned_mine", "import_batch_id", *_MORE_FILTERS)
+
+
+def _assigned_scope(principal: Principal, filters: OrderFilter, base: list[tuple[str, str]]) -> tuple[bool, str] | None:
+    """Whether a list of the orders leaders assigned shows the reader's own (``assigned_mine``), and the address of the
+    other choice — every leader's, or the reader's own: None where the reader may not assign (a supervisor reads
+    every 交办 under 领导交办), the list is not of assigned orders, or is of open ones (领导交办) without the choice."""
+    if not filters.leader_assigned or not permissions.allows(principal.role, permissions.act(Action.ASSIGN)):
+        return None
+    mine = filters.assigned_by_id is not None
+    if not mine and set(filters.state or ()) & set(OPEN_STATES):
+        return None  # 领导交办 (open) is every leader's, as the centre follows it: its tab has no such line
+    others = [(k, v) for k, v in base if k != "assigned_mine"]
+    if not mine:
+        others.append(("assigned_mine", "1"))
+    return mine, "/orders?" + urlencode(others)
 
 
 # The actions whose form takes photos or files with it (答复, 协办答复: the work done, shown as it is reported — they

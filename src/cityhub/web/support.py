@@ -375,10 +375,11 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     # What was escalated to the leaders, and what they assigned (交办) and follow until it is answered.
     ("orders.view.escalated", "/orders?state=open&escalated=1&sort=due", permissions.act(Action.ASSIGN)),
     ("orders.view.assigned", "/orders?state=open&leader_assigned=1&sort=due", permissions.act(Action.ASSIGN)),
-    # … and once answered or closed, the last answered first: the outcome of a 交办 checked after it left 领导交办.
+    # … and once answered or closed, the last answered first: the outcome of a 交办 checked after it left 领导交办 —
+    # the reader's own 交办 (a line above the list leads to every leader's).
     (
         "orders.view.assigned_done",
-        "/orders?state=answered&leader_assigned=1&sort=answered",
+        "/orders?state=answered&leader_assigned=1&assigned_mine=1&sort=answered",
         permissions.act(Action.ASSIGN),
     ),
     # What the reader registered, newest first: a grid inspector follows their reports wherever they went.

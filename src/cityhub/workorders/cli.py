@@ -182,17 +182,30 @@ def act_cmd(
     reason: Annotated[
         str | None, typer.Option(help="Why: the step's reason in the audit trail (return, urge, cancel … need one).")
     ] = None,
-    actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+    actor: Annotated[
+        str | None, typer.Option(help="Name recorded in the audit trail (default cli; no user: see --as).")
+    ] = None,
     start: Annotated[
         bool, typer.Option("--start", help="accept only: start work right after (签收并开始办理), two audited steps.")
     ] = False,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="USERNAME",
+            help="Act as this user, recorded in the trail as the API and the pages record them (name, user, unit, "
+            "role), checked as they are: the role's permission for the action and the order in the user's scope.",
+        ),
+    ] = None,
 ) -> None:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
     problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order; instant_answer
     takes -p answer=… or a knowledge entry, -p kb_entry_id=… (秒回 checked and counted as from the knowledge base);
     return (退单) may name the unit that should have the order, -p suggest_unit_id=… (建议改派至, for the
     dispatcher); assign (领导交办) may give the day it is to be done by, -p deadline=2026-12-20 (限期办结, today or
-    later; the time limit is not moved); accept --start signs for and starts work (签收并开始办理)."""
+    later; the time limit is not moved); accept --start signs for and starts work (签收并开始办理). --as USERNAME
+    acts as that user (a leader's 交办 recorded as theirs), refused in one line for an unknown or deactivated user, one
+    whose role may not take the action, or an order outside their scope."""
     from cityhub.knowledge import service as kb
     from cityhub.workorders import service
 
@@ -201,20 +214,68 @@ def act_cmd(
         params["reason"] = reason
     if start and action != Action.ACCEPT.value:
         raise _fail(f"--start is taken only by accept, not {action}")
+    if as_user is not None and actor is not None:
+        raise _fail("give --as USERNAME or --actor NAME, not both: --as records the user's own name")
     try:
         with session_scope() as session:
             order = _find(session, ref)
+            who = (
+                named_actor(actor or "cli")
+                if as_user is None
+                else _acting_user(session, as_user, action, order, params)
+            )
             if start:
-                order = service.accept(session, order_id=order.id, actor=named_actor(actor), start=True, params=params)
+                order = service.accept(session, order_id=order.id, actor=who, start=True, params=params)
             else:
-                order = kb.act_on_order(
-                    session, order_id=order.id, action=action, params=params, actor=named_actor(actor)
-                )
+                order = kb.act_on_order(session, order_id=order.id, action=action, params=params, actor=who)
             typer.echo(f"{order.number}: {action} → {order.state.value}")
             if action == Action.SPLIT.value:  # 拆单: the new order the problem became
                 typer.echo(f"{order.number}: split off as {service.newest_part(session, order.id)}")
     except CityhubError as exc:
         raise fail_with(exc) from None
+
+
+def _acting_user(session: Any, username: str, action: str, order: Any, params: dict[str, Any]) -> Any:
+    """The actor ``--as USERNAME`` names, checked as the API's action route checks its caller (``workorders.views.
+    order_action``): an active account, whose role may take ``action``, reading the order (and a merge's master); an
+    assisting unit's step is its own unit's part. The CLI's one-line error (exit 1) otherwise."""
+    from sqlalchemy import select
+
+    from cityhub.auth import permissions
+    from cityhub.auth.principal import Principal
+    from cityhub.auth.scope import may_read, order_in_scope, scope_of
+    from cityhub.org.models import Role, Unit, User
+    from cityhub.workorders.lifecycle import ASSIST_STEPS
+
+    user = session.scalars(select(User).where(User.username == username.strip())).one_or_none()
+    if user is None:
+        raise _fail(f"--as: no user {username.strip()!r}")
+    if not user.active:
+        raise _fail(f"--as: user {user.username!r} is deactivated")
+    tier = session.scalar(select(Unit.tier).where(Unit.id == user.unit_id)) if user.unit_id is not None else None
+    principal = Principal(
+        user_id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        role=user.role,
+        unit_id=user.unit_id,
+        unit_tier=tier,
+        method="cli",
+        credential_id=0,
+    )
+    permission = permissions.act(Action(action))
+    if not permissions.allows(principal.role, permission):
+        raise _fail(f"--as: user {user.username!r} (role {principal.role.value}) may not {action} ({permission})")
+    if not may_read(session, principal, order.id):
+        raise _fail(f"--as: order {order.number} is outside the scope of user {user.username!r}")
+    master = params.get("master_id")
+    if isinstance(master, int) and not order_in_scope(session, scope_of(session, principal), master):
+        raise _fail(f"--as: master order {master} is outside the scope of user {user.username!r}")
+    if Action(action) in ASSIST_STEPS and principal.role != Role.ADMIN:
+        params.setdefault("unit_id", principal.unit_id)
+        if params["unit_id"] != principal.unit_id:
+            raise _fail(f"--as: user {user.username!r} may act only on their own unit's part of the order")
+    return principal.actor
 
 
 @app.command("urge")

@@ -676,6 +676,9 @@ class OrderFilter(BaseModel):
     citizen_user_id: int | None = None
     # Only the orders this person registered (``Order.reported_by_id``: 我提交的, the API's and the page's ``mine``).
     reported_by_id: int | None = None
+    # Only the orders this person assigned (交办: an ``assign`` event of theirs in the trail) — a leader's own
+    # 交办已答复, the page's ``assigned_mine``.
+    assigned_by_id: int | None = None
     # Only the orders these units hold, lead or assisting (``auth.scope.held_by``): the caller's own units' work,
     # chosen by the API's and the page's ``held`` (``auth.scope.own_units``); an empty list holds none.
     held_by: list[int] | None = None

@@ -1326,6 +1326,17 @@ def _search_conditions(
         conditions.append(text(ESCALATED_SQL if f.escalated else f"NOT ({ESCALATED_SQL})"))
     if f.reported_by_id is not None:
         conditions.append(Order.reported_by_id == f.reported_by_id)
+    if f.assigned_by_id is not None:
+        # 我交办的: an assign event of this person's in the order's trail (read per order of the leader_assigned index).
+        conditions.append(
+            select(OrderEvent.id)
+            .where(
+                OrderEvent.order_id == Order.id,
+                OrderEvent.action == Action.ASSIGN.value,
+                OrderEvent.actor_id == f.assigned_by_id,
+            )
+            .exists()
+        )
     if f.enterprise_need:
         # 企业呼's need, as the order's attributes say it (JSON ->> on PostgreSQL, json_extract on SQLite).
         conditions.append(ENTERPRISE_NEED.in_(f.enterprise_need))
