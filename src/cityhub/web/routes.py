@@ -802,11 +802,13 @@ def _intake_page(
     status_code: int = 200,
     dropped: list[str] | None = None,
     previewed: bool = False,
+    phone_order: CallerHistory | None = None,
 ) -> Response:
     """The intake form, with what was typed when it comes back refused. ``dropped``: the names of the files a refused
     post carried, which a page cannot give its file input back: named under it, to be chosen again (an inspector's
     photo was gone without a word, the report sent again without it). ``previewed``: the page 查询建议 asked for,
-    the focus at its suggestions."""
+    the focus at its suggestions. ``phone_order``: the order whose number was left in the phone field (its
+    ``earlier`` empty where the reader may not open it), linked under the field's refusal."""
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
@@ -846,6 +848,7 @@ def _intake_page(
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
         previewed=previewed,
+        phone_order=phone_order,
         # A citizen or an inspector on a phone picks the point on a small map (and hears where it lies) as well.
         place_map=place_map(support.translator(request), pick=PLACE_PICK, citizen=citizen)
         if citizen or inspector
@@ -1118,6 +1121,12 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
                 del errors["_form"]
         if unsaid:
             errors["appeal_type"] = t("err.choose", field=t("field.appeal_type"))
+        phone_order = None
+        if (number := _order_number_typed(form.get("citizen_phone"))) is not None:
+            # An order's number left in the phone field (looked up there beside the form: 进度查询) is no malformed
+            # phone: said as what it is, that order linked where the reader may open it, the caller's phone asked for.
+            errors["citizen_phone"] = t("intake.phone_holds_order", number=number)
+            phone_order = _order_asked_after(db, principal, number)
         dropped = _not_kept(t, errors, body)
         return _intake_page(
             request,
@@ -1129,6 +1138,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             assistance=_assistance(db, principal, form),
             status_code=error.http_status,
             dropped=dropped,
+            phone_order=phone_order,
         )
     if not may_read(db, principal, order.id):
         return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
