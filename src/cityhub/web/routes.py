@@ -809,10 +809,12 @@ def _intake_page(
     photo was gone without a word, the report sent again without it). ``previewed``: the page 查询建议 asked for,
     the focus at its suggestions. ``phone_order``: the order whose number was left in the phone field (its
     ``earlier`` empty where the reader may not open it), linked under the field's refusal."""
+    from cityhub.intake.models import InvalidCallKind
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
     citizen = principal.role == Role.CITIZEN
+    records_invalid = permissions.allows(principal.role, permissions.INVALID_CALL_RECORD)
     # An inspector files reports; an operator or a citizen says which kind of appeal it is (no kind chosen for them).
     kind = INSPECTOR_APPEAL.value if inspector else ""
     fresh = values is None
@@ -838,6 +840,8 @@ def _intake_page(
         urgencies=list(Urgency),
         categories=[] if citizen else support.active_categories(db),
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
+        # 无效来电: one button per kind records a call that became no appeal (``intake_invalid_call``).
+        invalid_kinds=list(InvalidCallKind) if records_invalid else [],
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
         # At the hotline's desk (the roles that pick the channel) a call begins with the caller's number, which brings
@@ -1008,6 +1012,24 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     return render(
         request, "_caller.html", phone=history.phone, earlier=history.earlier, total=history.total, history=history
     )
+
+
+@router.post("/intake/invalid", response_class=HTMLResponse)
+def intake_invalid_call(request: Request, db: DbSession, body: support.UploadBody) -> Response:
+    """无效来电: the call at the desk became no appeal (挂断, 无声, 骚扰, 打错, 转接其他热线 …) — one button of the
+    intake form records it (its kind, the phone if typed, the operator, the time: ``intake.invalid_calls.record``)
+    and opens a fresh form for the next call, as 清空，接下一个来电 does; the call is counted on the dashboard."""
+    from cityhub.intake import invalid_calls
+
+    form = body.form
+    principal = support.require_user(request, db, permissions.INVALID_CALL_RECORD, form=form)
+    kind = form.get("invalid_kind")
+    if kind not in {k.value for k in invalid_calls.KINDS}:
+        raise PageError(422, "err.invalid_call_kind")
+    phone = None if _order_number_typed(form.get("citizen_phone")) else form.get("citizen_phone")
+    invalid_calls.record(db, kind=kind, user_id=principal.user_id, unit_id=principal.unit_id, phone=phone)
+    t = support.translator(request)
+    return support.redirect("/intake", flash=("intake.invalid_recorded", {"kind": t.label("invalid_call", kind)}))
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -3550,6 +3572,15 @@ def _longer_periods(period: Any) -> list[str]:
     return [label for label in labels if kpi.parse_period(label).days > period.days]
 
 
+def _invalid_calls(db: Session, principal: Principal, period: Any) -> Any:
+    """无效来电 of ``period`` for the dashboard: all of them for a reader who sees every order, else those taken by the
+    operators of the reader's scope's units (``intake.invalid_calls.tally``)."""
+    from cityhub.intake import invalid_calls
+
+    scope = scope_of(db, principal)
+    return invalid_calls.tally(db, period=period, units=None if scope.everything else scope.units)
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DbSession) -> Response:
     """Leader dashboard: this period's counts by state, category and street, overdue, enterprise appeals by need,
@@ -3639,6 +3670,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         dispatch=outcomes(db, period=period, scope=scope),
         # 企业诉求: the period's enterprise appeals in the reader's scope by need (none: no such section).
         enterprise=reports.enterprise_needs(db, period=period, where=scope),
+        invalid_calls=_invalid_calls(db, principal, period),
         hot=hot,
         hot_fallback=hot_fallback,
         hot_mined_at=None if hot_fallback else topics_store.mined_at(db),
