@@ -405,6 +405,37 @@ def test_the_similar_cases_a_handler_reads_are_the_best_it_may_read_not_what_is_
     assert "京溪" not in found.group(0)
 
 
+def test_a_handlers_similar_cases_are_gathered_within_what_it_may_read(org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The candidates were drawn from the whole district before the handler's scope applied: where the next street's
+    close copies filled them (``max_candidates`` of the index, here four), the handler read no similar case though
+    its own street had answered the same problem. A scoped reader's candidates are gathered within its scope."""
+    for name, value in (("MAX_CANDIDATES", "4"), ("RERANK_COUNT", "4"), ("PREFILTER_LIMIT", "0")):
+        monkeypatch.setenv(f"CITYHUB_DEDUPE_{name}", value)
+    said = "云景路88号门口流动摊贩占道经营，晚上堆满杂物，行人只能走机动车道"
+    with session_scope() as s:
+        for when in ("早上", "中午", "下午", "傍晚", "夜里", "周末", "节假日", "每天"):
+            there = submit(s, data={"channel": "hotline", "content": f"{said}，{when}最严重", "street_code": "W-JX"})
+            orders.act(s, order_id=there.order.id, action="dispatch", params={"unit_id": org["street_b"]})
+        ours = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "content": "云景路流动摊贩占道经营，堆放杂物",
+                "street_code": "W-JT",
+            },
+        )
+        for action, params in (("dispatch", {"unit_id": org["street_a"]}), ("accept", {}), ("start", {})):
+            orders.act(s, order_id=ours.order.id, action=action, params=params)
+        orders.act(s, order_id=ours.order.id, action="reply", params={"text": "已联合城管中队清理摊档，设置劝导员值守"})
+        now = submit(s, data={"channel": "app", "content": said, "street_code": "W-JT"})
+        orders.act(s, order_id=now.order.id, action="dispatch", params={"unit_id": org["street_a"]})
+        earlier, order_id = ours.order.number, now.order.id
+    page = login("hand_a").get(f"/orders/{order_id}").text
+    found = re.search(r'data-testid="similar">.*?</section>', page, flags=re.S)
+    assert found is not None and earlier in found.group(0) and "已联合城管中队清理摊档" in found.group(0)
+    assert "京溪" not in found.group(0)
+
+
 def test_a_units_order_list_offers_the_units_places_and_categories_of_what_it_may_read(org) -> None:
     """A handler's list of ~20 orders was ~100 KB: its filters listed the district's ~450 units, ~300 communities and
     ~650 categories, most of which hold none of its orders. A reader whose scope is a part is offered the units,

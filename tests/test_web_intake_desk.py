@@ -18,6 +18,7 @@ from cityhub.intake.dedupe import get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
+from cityhub.org.models import User
 from cityhub.web.i18n import LANGUAGE_COOKIE
 from web_helpers import build_world, intake_form, login, use_world_env
 
@@ -381,3 +382,115 @@ def test_a_merged_appeal_in_the_callers_history_names_the_order_it_joined(org: d
     )
     page = client.get(f"/orders/{first_id}").text
     assert f'已并入 <a href="/orders/{first_id}">{number}</a>' in page
+
+
+def test_an_order_number_left_in_the_phone_field_is_named_as_such_when_the_form_is_refused(org: dict[str, Any]) -> None:
+    """The caller read out their order's number (looked up beside the form), then reported something new, and the
+    operator sent the form with the number still in the phone field: the refusal said the phone must be digits only.
+    It says the field holds order number BY… (linked, if the operator may open it) and asks for the caller's phone;
+    nothing typed is lost. To an operator who may not open that order, the number is named and nothing linked."""
+    number, first_id = _fumes_reported()
+    with session_scope() as s:
+        from cityhub.auth import service as auth
+        from cityhub.org.models import Role
+        from cityhub.org.schemas import UserCreate
+        from web_helpers import PASSWORD
+
+        auth.create_account(
+            s,
+            data=UserCreate(username="op_jx", full_name="京溪话务", role=Role.OPERATOR, unit_id=org["streets"]["W-JX"]),
+            password=PASSWORD,
+        )
+    client = login("op")
+    typed = f" {number[:2].lower()} {number[2:]}"
+    form = intake_form(client, citizen_phone=typed, citizen_name="王先生", content="小区门口路灯坏了一个星期了")
+    page = client.post("/intake", data=form)
+    assert page.status_code == 422, page.status_code
+    said = re.search(r'data-testid="field-error-citizen_phone">(.*?)</small>', page.text, flags=re.S)
+    assert said is not None, page.text
+    assert f"电话栏里填的是工单号 {number}" in _text(said.group(1)) and "来电人的电话" in _text(said.group(1))
+    assert "digits" not in said.group(1) and "数字" not in said.group(1)
+    link = re.search(r'<small data-testid="phone-order">(.*?)</small>', page.text, flags=re.S)
+    assert link is not None and f'href="/orders/{first_id}" target="_blank"' in link.group(1)
+    assert f"打开工单 {number}" in _text(link.group(1))
+    for kept in ("王先生", "小区门口路灯坏了一个星期了", f'value="{typed}"'):
+        assert kept in page.text, kept
+    other_street = login("op_jx")
+    theirs = other_street.post("/intake", data=intake_form(other_street, citizen_phone=number, content="路灯坏了"))
+    said = re.search(r'data-testid="field-error-citizen_phone">(.*?)</small>', theirs.text, flags=re.S)
+    assert said is not None and f"工单号 {number}" in _text(said.group(1))
+    assert 'data-testid="phone-order"' not in theirs.text and f"/orders/{first_id}" not in theirs.text
+    # a malformed phone number is still refused as one
+    wrong = client.post("/intake", data=intake_form(client, citizen_phone="139-abc", content="路灯坏了")).text
+    said = re.search(r'data-testid="field-error-citizen_phone">(.*?)</small>', wrong, flags=re.S)
+    assert said is not None and "工单号" not in said.group(1)
+
+
+def test_a_danger_the_caller_says_is_over_is_not_pointed_out(org: dict[str, Any]) -> None:
+    """煤气味没有了 and 着火了，火已经灭了 prompted 特急 as a leak and a fire still burning did: a danger said to be
+    over right after its word is not pointed out; one still there (火还没灭, 煤气味还没散) is."""
+    client = login("op")
+    for over in ("楼道里的煤气味没有了，想让燃气公司来查一下", "楼下饭店着火了，火已经灭了，消防通道一直被堵"):
+        panel = client.post("/intake/assist", data=intake_form(client, appeal_type="help", content=over)).text
+        assert re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">\s*</div>', panel), over
+    for still in ("楼下饭店着火了，火还没灭", "煤气味还没散，老人在家"):
+        panel = client.post("/intake/assist", data=intake_form(client, appeal_type="help", content=still)).text
+        note = re.search(r'<div id="intake-safety" hx-swap-oob="innerHTML">(.*?)</div>', panel, flags=re.S)
+        assert note is not None and 'data-pick-urgency="critical"' in note.group(1), still
+
+
+def test_an_invalid_call_is_recorded_in_one_button_and_counted_on_the_dashboard(org: dict[str, Any]) -> None:
+    """A caller who hung up, a prank, a wrong number: 清空，接下一个来电 discarded the form and nothing counted the
+    call. One button of the kind (挂断, 无声, 骚扰, 打错, 转接其他热线, 其他) under the form records it — the phone if
+    typed, the operator, the time — and opens the next call's form; the supervisor's dashboard counts the period's
+    invalid calls per kind and per operator. No order is made; a citizen has no such button and may not post one."""
+    from sqlalchemy import func, select
+
+    from cityhub.intake.models import InvalidCall
+    from cityhub.workorders.models import Order
+
+    client = login("op")
+    form = client.get("/intake").text
+    buttons = re.search(r'data-testid="invalid-call">(.*?)</div>', form, flags=re.S)
+    assert buttons is not None, form
+    assert 'formaction="/intake/invalid" name="invalid_kind" value="hang_up"' in buttons.group(1)
+    assert all(word in _text(buttons.group(1)) for word in ("无效来电", "挂断", "无声", "骚扰", "打错", "转接其他热线"))
+    done = client.post(
+        "/intake/invalid",
+        data=intake_form(client, citizen_phone="139 1111 2222", content="喂？", invalid_kind="hang_up"),
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/intake"
+    assert "已记录无效来电（挂断）" in client.get("/intake").text
+    client.post("/intake/invalid", data=intake_form(client, invalid_kind="harassment"))
+    client.post("/intake/invalid", data=intake_form(client, invalid_kind="hang_up", citizen_phone="BY20000101-000001"))
+    refused = client.post("/intake/invalid", data=intake_form(client, invalid_kind="moon"), follow_redirects=False)
+    assert refused.status_code == 422 and "请选择无效来电的类型" in refused.text
+    citizen = login("cit")
+    assert 'data-testid="invalid-call"' not in citizen.get("/intake").text
+    theirs = citizen.post("/intake/invalid", data=intake_form(citizen, invalid_kind="hang_up"), follow_redirects=False)
+    assert theirs.status_code == 403
+    with session_scope() as s:
+        calls = s.scalars(select(InvalidCall).order_by(InvalidCall.id)).all()
+        assert [(c.kind, c.citizen_phone) for c in calls] == [
+            ("hang_up", "13911112222"),
+            ("harassment", None),
+            ("hang_up", None),  # an order's number is no caller's phone
+        ]
+        assert {c.user_id for c in calls} == {s.scalar(select(User.id).where(User.username == "op"))}
+        assert s.scalar(select(func.count(Order.id))) == 0
+    board = login("sup").get("/dashboard").text
+    section = re.search(r'<section data-testid="invalid-calls">(.*?)</section>', board, flags=re.S)
+    assert section is not None, board
+    assert "共 3 个" in _text(section.group(1))
+    by_kind = re.search(r'data-testid="invalid-calls-by-kind">(.*?)</tr>', section.group(1), flags=re.S)
+    assert by_kind is not None
+    assert re.search(r'data-kind="hang_up"[^>]*>2<', by_kind.group(1)) and re.search(
+        r'data-kind="harassment"[^>]*>1<', by_kind.group(1)
+    )
+    operator = re.search(r'data-testid="invalid-calls-operator"[^>]*>(.*?)</tr>', section.group(1), flags=re.S)
+    assert (
+        operator is not None
+        and "王话务" in operator.group(1)
+        and re.search(r'data-kind="hang_up"[^>]*>2<', operator.group(1))
+    )

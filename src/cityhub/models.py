@@ -4,6 +4,7 @@ from cityhub.analytics.models import AssessmentExemption, HotTopic, HotTopicMode
 from cityhub.auditlog import LogEntry
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion, DispatchThreshold
+from cityhub.intake.models import InvalidCall
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.notify.models import OutboxMessage, Subscription, UserNotice
@@ -47,6 +48,7 @@ __all__ = [
     "HotTopicModelState",
     "HotTopicOrder",
     "ImportBatch",
+    "InvalidCall",
     "JobRun",
     "KnowledgeEntry",
     "KnowledgeRevision",

@@ -617,6 +617,41 @@ def test_the_orders_about_the_appeals_matter_are_found_behind_fifty_that_share_t
     assert set(fumes) <= set(candidates), [candidates.index(i) if i in candidates else None for i in fumes]
 
 
+def test_a_readers_similar_cases_are_gathered_within_its_scope(db_session, places):
+    """The candidates were drawn from the whole district (``max_candidates`` of the index, best first) before the
+    reader's scope applied: a unit's handler, whose unit holds a small share of the orders, was left with none when
+    closer orders of other units filled them. A scoped reader's candidates are drawn wider and those it may open
+    screened and scored on their own, so its own case is found; the centre's lookup stays as it was."""
+    base = "路边流动摊贩占道经营，晚上堆满杂物，行人只能走机动车道，请城管部门处理"
+    for i, when in enumerate(("早上", "中午", "下午", "傍晚", "夜里", "周末", "节假日", "每天")):
+        there = _intake(db_session, f"{base}，{when}最严重", at=T0 + timedelta(minutes=i))
+        orders.act(db_session, order_id=there.order.id, action="dispatch", params={"unit_id": places["s2"].id})
+    ours = _intake(db_session, "路边流动摊贩占道经营，晚上堆满杂物，请城管部门处理", at=T0 + timedelta(hours=1))
+    orders.act(db_session, order_id=ours.order.id, action="dispatch", params={"unit_id": places["s1"].id})
+    now = _intake(db_session, base, at=T0 + timedelta(hours=2))
+    db_session.commit()
+    # As many candidates as the other street's copies fill: the district's best four of each scheme, none ours.
+    settings = dedupe.DedupeSettings(auto_merge=False, max_candidates=4, rerank_count=4, prefilter_limit=0)
+    everyone = dedupe.check(db_session, order=now.order, settings=settings)
+    assert everyone.similar and ours.order.id not in [c.order.id for c in everyone.similar]
+    own = Order.lead_unit_id == places["s1"].id
+    mine = dedupe.check(db_session, order=now.order, settings=settings, shown_to=own)
+    assert [c.order.id for c in mine.similar] == [ours.order.id]
+    other_street = Order.lead_unit_id == places["s2"].id
+    theirs = dedupe.check(db_session, order=now.order, settings=settings, shown_to=other_street)
+    assert len(theirs.similar) == len(everyone.similar) and ours.order.id not in [c.order.id for c in theirs.similar]
+    # One candidate of the index, five for the reader: all the other street's. The reader's own newest orders are
+    # candidates too (the scope in the query, ``prefilter_limit`` of them).
+    narrow = dedupe.DedupeSettings(auto_merge=False, max_candidates=1, rerank_count=4)
+    assert ours.order.id not in [c.order.id for c in dedupe.check(db_session, order=now.order, settings=narrow).similar]
+    mine = dedupe.check(db_session, order=now.order, settings=narrow, shown_to=own)
+    assert [c.order.id for c in mine.similar] == [ours.order.id]
+    unread = dedupe.check(
+        db_session, order=now.order, settings=narrow.model_copy(update={"prefilter_limit": 0}), shown_to=own
+    )
+    assert unread.similar == []
+
+
 def test_a_complaint_posted_again_word_for_word_is_one_similar_case(db_session, places):
     """Four postings of one text (closed long ago, so not duplicates) fill no list: the operator sees it once, the
     newest, and the other cases after it."""

@@ -127,6 +127,31 @@ def drilldown_command(
         typer.echo(f"left out by approved exemptions (考核核减): {len(result.exempted)}: {numbers}")
 
 
+@app.command("invalid-calls")
+def invalid_calls_command(
+    period: str = typer.Option(..., "--period", help="2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, …"),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """无效来电: the calls recorded at the intake desk as no appeal (hung up, silent, harassment, wrong number,
+    transferred …) in PERIOD, per kind and per operator."""
+    from cityhub.analytics import kpi
+    from cityhub.db import session_scope
+    from cityhub.intake import invalid_calls
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("must be table or json", param_hint="--format")
+    with session_scope() as session:
+        result = invalid_calls.tally(session, period=kpi.parse_period(period))
+    if fmt == "json":
+        typer.echo(__import__("json").dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{result.period}: {result.total} invalid calls")
+    typer.echo("  " + ", ".join(f"{kind} {n}" for kind, n in result.by_kind.items()))
+    for o in result.operators:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in o.by_kind.items())
+        typer.echo(f"  {o.name or '(removed account)'}: {o.total} ({kinds})")
+
+
 # --- exemption requests (考核核减) ------------------------------------------------------------------------------
 
 exemptions_app = typer.Typer(

@@ -58,6 +58,9 @@ ALIASES_FROM_ORDER = "aliases:add_from_order"
 # caller ringing again about it — and merge it there at once, before it is sent anywhere (``intake.service.submit``'s
 # ``merge_into``): whoever records appeals at the hotline's desk. Merging orders otherwise is the merge action's.
 INTAKE_MERGE = "order:merge_at_intake"
+# 无效来电: record a call that became no appeal (hung up, silent, harassment, wrong number, transferred …) from the
+# intake desk, so that the day's statistics count it (``intake.invalid_calls``): whoever takes calls at that desk.
+INVALID_CALL_RECORD = "intake:invalid_call"
 # 考核核减: a unit's staff ask that an order their unit handled not count against it in the assessment (the fault was
 # not its own: 诉求不合理, 无法联系 …), for their own unit; the centre's supervisors (督办/考核) approve or reject the
 # requests of the units of their scope (``analytics.exemptions``). Administrators do both.
@@ -79,6 +82,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
     | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER, INTAKE_MERGE, EXEMPTION_REQUEST, EXEMPTION_DECIDE}
+    | {INVALID_CALL_RECORD}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -110,12 +114,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # (受理并并入), reads in scope.
     Role.OPERATOR: frozenset(
         {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, ALARMS_READ, INTAKE_MERGE}
+        | {INVALID_CALL_RECORD}
         | _acts(Action.INSTANT_ANSWER, Action.SPLIT, Action.COMMENT)
     ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
         {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
-        | {ALIASES_FROM_ORDER, INTAKE_MERGE}
+        | {ALIASES_FROM_ORDER, INTAKE_MERGE, INVALID_CALL_RECORD}
         | _acts(
             Action.DISPATCH,
             Action.TRANSFER,

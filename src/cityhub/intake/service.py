@@ -64,7 +64,8 @@ def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -
 # 涉及人身财产安全: words of a caller's account that make an appeal urgent whatever its matter — a gas leak, a fire,
 # someone trapped or hurt, a live wire, a collapse. The intake desk points them out while the urgency is still 一般
 # (a gas leak was registered 一般 unless the operator remembered the field at the form's end); it is a suggestion, the
-# operator judges. A word the caller denies (没有煤气味, 不是着火: :data:`_DENIED`) is not pointed out.
+# operator judges. A word the caller denies (没有煤气味, 不是着火: :data:`_DENIED`) or says is over
+# (煤气味没有了, 着火了，火已经灭了: :data:`_GONE`) is not pointed out.
 SAFETY_WORDS = (
     "燃气泄漏",
     "煤气泄漏",
@@ -102,15 +103,40 @@ _BETWEEN = "闻到|闻见|看到|看见|见到|听到|发现|发生|出现|存�
 _DENIED = re.compile(rf"(?<![是有会能])(?:{_NEGATION})(?:{_BETWEEN}){{0,2}}$")
 _DENIAL_REACH = 10  # characters before a word looked at: a negation and two words between
 
+# A danger word said to be over right after it (煤气味没有了, 煤气味已经散了, 着火了，火已经灭了, 漏电已经修好了,
+# 被困的人已经救出来了): the word, perhaps 了 and a comma, perhaps a time (现在), perhaps the thing named again
+# (火, 明火, 味道 …, or the word itself: a title 煤气味 and the content 煤气味已经散了), perhaps 已经 / 都 / 早就,
+# then a word of its end in the past (没有了, 没了, 灭了, 扑灭, 消失了, 散了, 好了, 修好了 …) — not a danger still
+# there (煤气味越来越大, 着火了, 火还没灭, 煤气味还没散: 还 is no word this reads), nor a question (灭了吗), nor an
+# end undone (散了又来了).
+_SINCE = "现在|目前|后来|这会儿|刚刚|刚才|今天|今早|早上"
+_AGAIN = "明火|火势|火苗|火|味道|气味|味儿|味|人员|的人|人|电线|电"
+_QUITE = "已经|已|都|早就|早已|也|基本上|基本|全|全部|完全|总算|终于"
+_OVER = (
+    "没有了|没了|不见了|没事了|"
+    "(?:被)?(?:扑|熄)?灭了|(?:被)?(?:扑|熄)灭|"
+    "(?:消失|消散|散掉|散去|散|消)了|"
+    "(?:修|弄|处理)?好了|(?:修复|处理|排除|解除)了|止住了|"
+    "(?:被)?(?:救)?出来了|获救了|脱困了"
+)
+_GONE = {
+    word: re.compile(
+        rf"了?[，,、\s]*(?:{_SINCE})?[，,\s]*(?:{re.escape(word)}|{_AGAIN})?(?:{_SINCE})?(?:{_QUITE}){{0,2}}(?:{_OVER})"
+        r"(?![吗么没？?]|[，,\s]*又)"
+    )
+    for word in SAFETY_WORDS
+}
+
 
 def safety_words(*texts: str | None) -> list[str]:
     """The :data:`SAFETY_WORDS` the appeal's texts hold, in the list's order: what makes it look urgent — each said
-    at least once without a negation right before it (:data:`_DENIED`)."""
+    at least once without a negation right before it (:data:`_DENIED`) nor its end right after it (:data:`_GONE`)."""
     said = " ".join(text for text in texts if text)
 
     def asserted(word: str) -> bool:
         return any(
             not _DENIED.search(said[max(0, at.start() - _DENIAL_REACH) : at.start()])
+            and not _GONE[word].match(said, at.end())
             for at in re.finditer(re.escape(word), said)
         )
 

@@ -802,15 +802,19 @@ def _intake_page(
     status_code: int = 200,
     dropped: list[str] | None = None,
     previewed: bool = False,
+    phone_order: CallerHistory | None = None,
 ) -> Response:
     """The intake form, with what was typed when it comes back refused. ``dropped``: the names of the files a refused
     post carried, which a page cannot give its file input back: named under it, to be chosen again (an inspector's
     photo was gone without a word, the report sent again without it). ``previewed``: the page 查询建议 asked for,
-    the focus at its suggestions."""
+    the focus at its suggestions. ``phone_order``: the order whose number was left in the phone field (its
+    ``earlier`` empty where the reader may not open it), linked under the field's refusal."""
+    from cityhub.intake.models import InvalidCallKind
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
     citizen = principal.role == Role.CITIZEN
+    records_invalid = permissions.allows(principal.role, permissions.INVALID_CALL_RECORD)
     # An inspector files reports; an operator or a citizen says which kind of appeal it is (no kind chosen for them).
     kind = INSPECTOR_APPEAL.value if inspector else ""
     fresh = values is None
@@ -836,6 +840,8 @@ def _intake_page(
         urgencies=list(Urgency),
         categories=[] if citizen else support.active_categories(db),
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
+        # 无效来电: one button per kind records a call that became no appeal (``intake_invalid_call``).
+        invalid_kinds=list(InvalidCallKind) if records_invalid else [],
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
         # At the hotline's desk (the roles that pick the channel) a call begins with the caller's number, which brings
@@ -846,6 +852,7 @@ def _intake_page(
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
         previewed=previewed,
+        phone_order=phone_order,
         # A citizen or an inspector on a phone picks the point on a small map (and hears where it lies) as well.
         place_map=place_map(support.translator(request), pick=PLACE_PICK, citizen=citizen)
         if citizen or inspector
@@ -1007,6 +1014,24 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     )
 
 
+@router.post("/intake/invalid", response_class=HTMLResponse)
+def intake_invalid_call(request: Request, db: DbSession, body: support.UploadBody) -> Response:
+    """无效来电: the call at the desk became no appeal (挂断, 无声, 骚扰, 打错, 转接其他热线 …) — one button of the
+    intake form records it (its kind, the phone if typed, the operator, the time: ``intake.invalid_calls.record``)
+    and opens a fresh form for the next call, as 清空，接下一个来电 does; the call is counted on the dashboard."""
+    from cityhub.intake import invalid_calls
+
+    form = body.form
+    principal = support.require_user(request, db, permissions.INVALID_CALL_RECORD, form=form)
+    kind = form.get("invalid_kind")
+    if kind not in {k.value for k in invalid_calls.KINDS}:
+        raise PageError(422, "err.invalid_call_kind")
+    phone = None if _order_number_typed(form.get("citizen_phone")) else form.get("citizen_phone")
+    invalid_calls.record(db, kind=kind, user_id=principal.user_id, unit_id=principal.unit_id, phone=phone)
+    t = support.translator(request)
+    return support.redirect("/intake", flash=("intake.invalid_recorded", {"kind": t.label("invalid_call", kind)}))
+
+
 @router.post("/intake", response_class=HTMLResponse)
 def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> Response:
     """Register the appeal (or, with a knowledge entry chosen, answer it instantly and close it), with the files
@@ -1118,6 +1143,12 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
                 del errors["_form"]
         if unsaid:
             errors["appeal_type"] = t("err.choose", field=t("field.appeal_type"))
+        phone_order = None
+        if (number := _order_number_typed(form.get("citizen_phone"))) is not None:
+            # An order's number left in the phone field (looked up there beside the form: 进度查询) is no malformed
+            # phone: said as what it is, that order linked where the reader may open it, the caller's phone asked for.
+            errors["citizen_phone"] = t("intake.phone_holds_order", number=number)
+            phone_order = _order_asked_after(db, principal, number)
         dropped = _not_kept(t, errors, body)
         return _intake_page(
             request,
@@ -1129,6 +1160,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             assistance=_assistance(db, principal, form),
             status_code=error.http_status,
             dropped=dropped,
+            phone_order=phone_order,
         )
     if not may_read(db, principal, order.id):
         return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
@@ -3561,6 +3593,15 @@ def _longer_periods(period: Any) -> list[str]:
     return [label for label in labels if kpi.parse_period(label).days > period.days]
 
 
+def _invalid_calls(db: Session, principal: Principal, period: Any) -> Any:
+    """无效来电 of ``period`` for the dashboard: all of them for a reader who sees every order, else those taken by the
+    operators of the reader's scope's units (``intake.invalid_calls.tally``)."""
+    from cityhub.intake import invalid_calls
+
+    scope = scope_of(db, principal)
+    return invalid_calls.tally(db, period=period, units=None if scope.everything else scope.units)
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DbSession) -> Response:
     """Leader dashboard: this period's counts by state, category and street, overdue, enterprise appeals by need,
@@ -3650,6 +3691,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         dispatch=outcomes(db, period=period, scope=scope),
         # 企业诉求: the period's enterprise appeals in the reader's scope by need (none: no such section).
         enterprise=reports.enterprise_needs(db, period=period, where=scope),
+        invalid_calls=_invalid_calls(db, principal, period),
         hot=hot,
         hot_fallback=hot_fallback,
         hot_mined_at=None if hot_fallback else topics_store.mined_at(db),
