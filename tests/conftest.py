@@ -348,6 +348,16 @@ def _backend_dbs(
     dbs.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database migrated to the head, made once per session (per xdist worker): a template that
+    ``web_helpers.module_database`` copies for a module that keeps a database of its own (one server for all its
+    tests) instead of running the migrations again. Nothing writes to it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, _backend_dbs: _BackendDatabases) -> Iterator[str]:
     """URL of an empty, migrated database; parametrized over SQLite and PostgreSQL."""

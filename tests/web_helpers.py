@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,36 @@ def use_world_env(app_db: str, tmp_path: Path, monkeypatch: Any) -> dict[str, st
         monkeypatch.setenv(key, value)
     reset_engine()
     return env
+
+
+def module_database(template: Path, directory: Path) -> str:
+    """A database of a module's own (one server for all its tests): a copy of the migrated, empty ``template`` (the
+    ``migrated_sqlite_template`` fixture) in ``directory``, by SQLite's backup API; returns its URL."""
+    import sqlite3
+    from contextlib import closing
+
+    target = directory / "module.db"
+    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(target)) as copy:
+        source.backup(copy)
+    return f"sqlite:///{target}"
+
+
+@contextmanager
+def pointed_at(env: dict[str, str]) -> Iterator[None]:
+    """This process's settings and engine pointed at ``env`` (a module's database and settings) for the block: what
+    a module-scoped fixture uses where a test's ``monkeypatch`` cannot."""
+    import pytest
+
+    from cityhub.db import reset_engine
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        reset_engine()
+        try:
+            yield
+        finally:
+            reset_engine()  # while the environment still names the module's database
 
 
 def small_world(tmp_path: Path, monkeypatch: Any) -> World:

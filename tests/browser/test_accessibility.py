@@ -31,13 +31,10 @@ from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import categories
 from cityhub.workorders.service import act
 from process_helpers import served_app
-from web_helpers import PASSWORD, build_world, use_world_env
+from web_helpers import PASSWORD, build_world, module_database, pointed_at, world_env
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-pytestmark = [
-    pytest.mark.sqlite_only("the pages' markup does not depend on the database backend: run on SQLite only"),
-    pytest.mark.skipif(not AXE.exists(), reason="axe-core is missing from node_modules (npm ci)"),
-]
+pytestmark = pytest.mark.skipif(not AXE.exists(), reason="axe-core is missing from node_modules (npm ci)")
 
 # Below serious, but fixed here and kept fixed: every navigation landmark named, headings in order, every table
 # header named.
@@ -82,10 +79,17 @@ ENGLISH = {
 }
 
 
-@pytest.fixture
-def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    env = use_world_env(app_db, tmp_path, monkeypatch)
-    with session_scope() as s:
+@pytest.fixture(scope="module")
+def server(migrated_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One server for the module over a database of its own, made once: the tests read it (a theme or a language
+    chosen is the browser context's cookie; the intake refused registers nothing)."""
+    directory = tmp_path_factory.mktemp("a11y")
+    env = {
+        "CITYHUB_DATABASE_URL": module_database(migrated_sqlite_template, directory),
+        **world_env(directory / "no-model"),
+        "CITYHUB_FILES_DIR": str(directory),
+    }
+    with pointed_at(env), session_scope() as s:
         world = build_world(s)
         s.add(Unit(code="A11Y-C1", name="景泰社区居委会", tier=UnitTier.COMMUNITY, parent_id=world.street_a))
         # 分类管理's folded third level (展开 1 个下级分类) and a search's match under the categories above it.
@@ -132,7 +136,7 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             for i, v in enumerate([12, 31, 33, 35, 15, 10])
         ]
         monitoring.ingest(s, items=items)
-    log_path = tmp_path / "serve.log"
+    log_path = directory / "serve.log"
     with served_app(env, log_path) as base:
         yield {"base": base, "order": order_id, "unit": world.street_a}
 

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cityhub.auth import service as auth
-from cityhub.db import session_scope, utcnow
+from cityhub.db import reset_engine, session_scope, utcnow
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.schemas import RuleCreate
 from cityhub.intake.service import submit
@@ -38,11 +38,11 @@ from cityhub.org.schemas import UserCreate
 from cityhub.workorders import categories
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import Category, Order, Urgency
 from process_helpers import BROWSER_SIDE, PHONES, served_app
 from test_web_brain import PERIOD
 from test_web_brain import world as brain_world  # noqa: F401  (a fixture: June's recurring problems)
-from web_helpers import PASSWORD, build_world, sign_in, use_world_env, world_env
+from web_helpers import PASSWORD, build_world, module_database, pointed_at, sign_in, world_env
 
 pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
@@ -51,15 +51,30 @@ COMMUNITY = "广州市白云区景泰街道云苑社区居民委员会"
 APPEALS = ("景泰街道夜间施工噪音扰民", "小区垃圾站臭味很大", "河道有污水排放", "工地扬尘严重")
 
 
-@pytest.fixture
-def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    env = use_world_env(app_db, tmp_path, monkeypatch)
-    with session_scope() as s:
+def _queued(s: Any, texts: tuple[str, ...], **data: str) -> None:
+    """Environmental appeals the routing rule suggests a street for: queued orders with a choice each (at 京溪街道 and
+    景泰街道 by turns, unless ``data`` says)."""
+    environmental = {
+        "channel": "hotline",
+        "category_id": s.scalars(select(Category.id).where(Category.name == "环境保护")).one(),
+    }
+    for n, text in enumerate(texts):
+        submit(s, data={**environmental, "content": text, "street_code": "W-JT" if n % 2 else "W-JX", **data})
+
+
+@pytest.fixture(scope="module")
+def served(migrated_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One server for the module, over a database of its own made once: its tests read it, and the one that
+    dispatches orders queues its own first."""
+    directory = tmp_path_factory.mktemp("phone-pages")
+    env = {
+        "CITYHUB_DATABASE_URL": module_database(migrated_sqlite_template, directory),
+        **world_env(directory / "no-model"),
+        "CITYHUB_FILES_DIR": str(directory),
+    }
+    with pointed_at(env), session_scope() as s:
         world = build_world(s)
-        # Environmental appeals the routing rule suggests a street for: the queue's orders with a choice each.
-        environmental = {"channel": "hotline", "category_id": world.cats["环境保护"]}
-        for n, text in enumerate(APPEALS):
-            submit(s, data={**environmental, "content": text, "street_code": "W-JT" if n % 2 else "W-JX"})
+        _queued(s, APPEALS)
         # An order the street holds: the figures of its assessment.
         held = submit(
             s, data={"channel": "hotline", "content": "景泰路人行道井盖破损，行人容易绊倒", "street_code": "W-JT"}
@@ -124,8 +139,18 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
                 for i, v in enumerate([8, 18, 21, 24, 26])
             ],
         )
-    with served_app(env, tmp_path / "serve.log") as base:
-        yield base
+    with served_app(env, directory / "serve.log") as base:
+        yield {"base": base, "env": env}
+
+
+@pytest.fixture
+def server(served: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The module's server; this process pointed at its database."""
+    for key, value in served["env"].items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    yield served["base"]
+    reset_engine()  # while the environment still names the module's database
 
 
 def _phone(browser: Any, base: str, viewport: dict[str, int], username: str) -> Any:
@@ -156,12 +181,23 @@ _SQUEEZED = """sel => [...document.querySelectorAll(sel)].flatMap(e => [...e.chi
     .filter(([text, lines]) => lines > 1 && text.length / lines < 5)"""
 
 
-def _dispatched() -> int:
+def _urgent_dispatched() -> int:
+    """How many urgent orders are dispatched (the ones the bulk dispatch's test queues are)."""
+    where = (Order.state == State.DISPATCHED, Order.urgency == Urgency.URGENT)
     with session_scope() as s:
-        return s.scalar(select(func.count()).select_from(Order).where(Order.state == State.DISPATCHED)) or 0
+        return s.scalar(select(func.count()).select_from(Order).where(*where)) or 0
 
 
 def test_a_dispatcher_ticks_orders_for_a_bulk_dispatch_by_thumb(server: str, browser: Any) -> None:
+    # The two it dispatches, its own: urgent, they come first in the queue, and at 京溪街道 (the module's queue and
+    # 景泰街道's assessment stay as the other tests read them).
+    with session_scope() as s:
+        _queued(
+            s,
+            ("小区门口餐馆油烟直排，熏得没法开窗", "楼下烧烤店油烟很大，晚上还很吵"),
+            urgency="urgent",
+            street_code="W-JX",
+        )
     for viewport in PHONES:
         page = _phone(browser, server, viewport, "disp")
         page.goto(server + "/queue")
@@ -175,7 +211,7 @@ def test_a_dispatcher_ticks_orders_for_a_bulk_dispatch_by_thumb(server: str, bro
     # street suggested for it.
     page = _phone(browser, server, PHONES[1], "disp")
     page.goto(server + "/queue")
-    dispatched = _dispatched()
+    dispatched = _urgent_dispatched()
     boxes = page.locator('[data-testid="queue-item"]:has([data-testid^="choose-"]) header input[type=checkbox]')
     for n in range(2):
         boxes.nth(n).scroll_into_view_if_needed()
@@ -186,7 +222,7 @@ def test_a_dispatcher_ticks_orders_for_a_bulk_dispatch_by_thumb(server: str, bro
     page.click('[data-testid="bulk-submit"]')
     page.wait_for_load_state()
     assert page.locator('[data-testid="bulk-result"]').count() == 1
-    assert _dispatched() == dispatched + 2, page.locator('[data-testid="bulk-result"]').inner_text()
+    assert _urgent_dispatched() == dispatched + 2, page.locator('[data-testid="bulk-result"]').inner_text()
     # The routing rules: a card each, the keywords at the screen's width, the rule's link a thumb's target.
     page.goto(server + "/rules")
     scrolled = "(w => w.scrollWidth - w.clientWidth)(document.querySelector('[data-testid=rules]').parentElement)"

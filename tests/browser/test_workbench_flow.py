@@ -2,8 +2,9 @@
 dispatcher dispatches it from the queue, the handler accepts and replies, and the audit trail shows every step.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium (``.ci/run`` installs it) and ``playwright`` from PyPI (the
-dev extra); the test never downloads a browser. Runs on both backends: the server subprocess uses the test
-database of the current backend.
+dev extra); the test never downloads a browser. The end-to-end test and the unit filter run on both backends, each
+with a server of its own over the test database of the current backend; the others, whose subject is what the
+browser does (SQLite only), share one server over a database of their own.
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, served_app
-from web_helpers import PASSWORD, STREETS, build_world, sign_in, train_classifier, world_env
+from process_helpers import served_app
+from web_helpers import (
+    PASSWORD,
+    STREETS,
+    build_world,
+    module_database,
+    pointed_at,
+    sign_in,
+    train_classifier,
+    world_env,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,29 +42,58 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_classifier(tmp_path_factory.mktemp("model"))
 
 
+PAST = {
+    "channel": "hotline",
+    "title": "餐馆油烟噪音扰民",
+    "content": "小区楼下餐馆油烟排放严重，噪音扰民",
+    "street_code": "W-JT",
+}
+
+
 @pytest.fixture
 def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Seed the small world of ``web_helpers``, then run ``cityhub serve`` on a free loopback port against the test
-    database."""
+    database: for the tests run on both backends."""
     env = {"CITYHUB_DATABASE_URL": app_db, **world_env(model_dir), "CITYHUB_FILES_DIR": str(tmp_path / "files")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reset_engine()
     with session_scope() as s:
         build_world(s)
-        past = submit(
-            s,
-            data={
-                "channel": "hotline",
-                "title": "餐馆油烟噪音扰民",
-                "content": "小区楼下餐馆油烟排放严重，噪音扰民",
-                "street_code": "W-JT",
-            },
-        ).order
-        past_number = past.number
+        past_number = submit(s, data=PAST).order.number
     log_path = tmp_path / "serve.log"
     with served_app(env, log_path) as base:
         yield {"base": base, "past_number": past_number, "street": STREETS["W-JT"], "log": log_path}
+
+
+@pytest.fixture(scope="module")
+def served(
+    model_dir: Path, migrated_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The same world and server, once for the module's SQLite-only tests, over a database of its own: they read it,
+    and each order a test acts on or looks for in the queue is its own."""
+    directory = tmp_path_factory.mktemp("workbench")
+    env = {
+        "CITYHUB_DATABASE_URL": module_database(migrated_sqlite_template, directory),
+        **world_env(model_dir),
+        "CITYHUB_FILES_DIR": str(directory / "files"),
+    }
+    with pointed_at(env), session_scope() as s:
+        build_world(s)
+        past_number = submit(s, data=PAST).order.number
+    log_path = directory / "serve.log"
+    with served_app(env, log_path) as base:
+        yield {"base": base, "past_number": past_number, "street": STREETS["W-JT"], "log": log_path, "env": env}
+
+
+@pytest.fixture
+def sqlite_server(served: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The module's server (:func:`served`); this process pointed at its database."""
+    for key, value in served["env"].items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    yield served
+    reset_engine()  # while the environment still names the module's database
 
 
 def _login(browser: Any, base: str, username: str, refused: list[str]) -> Any:
@@ -160,12 +199,13 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     assert not refused, refused
 
 
-@pytest.mark.sqlite_only(BROWSER_SIDE)
-def test_the_intake_form_is_sent_once_however_often_it_is_submitted(server: dict[str, Any], browser: Any) -> None:
+def test_the_intake_form_is_sent_once_however_often_it_is_submitted(
+    sqlite_server: dict[str, Any], browser: Any
+) -> None:
     """A double click on 受理 (or a second tap while the answer is on its way) would register the appeal twice: the
     form's second submission is cancelled; coming back to the page from the history lets it be sent again."""
     refused: list[str] = []
-    op = _login(browser, server["base"], "op", refused)
+    op = _login(browser, sqlite_server["base"], "op", refused)
     # Listened to on the window (after the page's own handler): what the page decided, then no navigation here.
     outcomes = op.evaluate(
         """() => {
@@ -185,14 +225,13 @@ def test_the_intake_form_is_sent_once_however_often_it_is_submitted(server: dict
     op.context.close()
 
 
-@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_suggestions_place_the_appeal_by_the_address_typed_after_its_text(
-    server: dict[str, Any], browser: Any
+    sqlite_server: dict[str, Any], browser: Any
 ) -> None:
     """The form's order is the text, then the address: the address typed last places the appeal (属地识别) and checks
     it for duplicates there too — the suggestions were refreshed by the text only, and said 未识别 until it changed."""
     errors: list[str] = []
-    op = _login(browser, server["base"], "op", errors)
+    op = _login(browser, sqlite_server["base"], "op", errors)
     op.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     op.select_option("#f-appeal_type", "complaint")
     op.fill("#f-content", "路边的沙井一直往外冒污水，三天没人处理")
@@ -200,24 +239,25 @@ def test_the_suggestions_place_the_appeal_by_the_address_typed_after_its_text(
     # the first suggestion loads the classifier and builds the similar-orders index: allowed for
     sync_api.expect(place).to_contain_text("未识别", timeout=60_000)
     op.locator("#f-address").press_sequentially("景泰街道云景路1号")
-    sync_api.expect(place).to_contain_text(server["street"])
+    sync_api.expect(place).to_contain_text(sqlite_server["street"])
     assert errors == []
     op.context.close()
 
 
-@pytest.mark.sqlite_only(BROWSER_SIDE)
-def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict[str, Any], browser: Any) -> None:
+def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(
+    sqlite_server: dict[str, Any], browser: Any
+) -> None:
     """使用当前位置: the device's position (here the browser's granted geolocation) fills the form's lat/lng."""
     context = browser.new_context(
         locale="zh-CN", geolocation={"latitude": 23.1812, "longitude": 113.2815}, permissions=["geolocation"]
     )
     context.set_default_timeout(20_000)
     page = context.new_page()
-    page.goto(f"{server['base']}/login")
+    page.goto(f"{sqlite_server['base']}/login")
     page.fill("#username", "cit")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.goto(f"{server['base']}/intake")
+    page.goto(f"{sqlite_server['base']}/intake")
     with page.expect_response(lambda r: r.url.endswith("/intake/assist"), timeout=60_000):
         page.fill("#f-content", "路灯不亮")
     # The suggestions are asked for afresh with the position (the text's own request answered before).
@@ -229,9 +269,8 @@ def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict
     context.close()
 
 
-@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
-    server: dict[str, Any], browser: Any
+    sqlite_server: dict[str, Any], browser: Any
 ) -> None:
     """批量派单 in the browser: 全选本页 (the page's script) ticks every order that has a suggestion; the dispatcher
     keeps two and sends them to their first suggestions in one submission."""
@@ -243,7 +282,7 @@ def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
             data = {"channel": "hotline", "content": text, "street_code": "W-JT"}
             numbers.append(submit(s, data=data).order.number)
     refused: list[str] = []
-    disp = _login(browser, server["base"], "disp", refused)
+    disp = _login(browser, sqlite_server["base"], "disp", refused)
     picks = disp.locator("input[name=pick]")
     expect(disp.locator(f"[data-testid=pick-{numbers[0]}]")).to_have_count(1)
     disp.check("[data-testid=pick-all]")
@@ -293,14 +332,15 @@ def test_a_long_list_of_units_is_filtered_by_the_name_typed(server: dict[str, An
     assert not refused, refused
 
 
-@pytest.mark.sqlite_only(BROWSER_SIDE)
-def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dict[str, Any], browser: Any) -> None:
+def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(
+    sqlite_server: dict[str, Any], browser: Any
+) -> None:
     """工作台 on a small phone (360 px wide): no page scrolls sideways — a wide table scrolls inside its own box, an
     order's number in its page's heading keeps whole on a line of its own — the
     order's actions come before its trail, and the trail is a list of short entries rather than five narrow
     columns."""
     with session_scope() as s:
-        order_id = s.query(Order.id).filter(Order.number == server["past_number"]).scalar()
+        order_id = s.query(Order.id).filter(Order.number == sqlite_server["past_number"]).scalar()
     pages = {
         # The leader's 专报 opened from the dashboard on a phone: its summary cards wrap, its tables scroll.
         "lead": ["/dashboard", f"/api/v1/kpi/report?period={datetime.now(UTC):%Y-%m}&format=html"],
@@ -311,13 +351,13 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
         context = browser.new_context(locale="zh-CN", viewport={"width": 360, "height": 780}, is_mobile=True)
         context.set_default_timeout(20_000)
         page = context.new_page()
-        page.goto(f"{server['base']}/login")
+        page.goto(f"{sqlite_server['base']}/login")
         page.fill("#username", username)
         page.fill("#password", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_load_state()
         for path in paths:
-            page.goto(f"{server['base']}{path}")
+            page.goto(f"{sqlite_server['base']}{path}")
             width, viewport = page.evaluate(
                 "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
             )
@@ -338,8 +378,9 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
         context.close()
 
 
-@pytest.mark.sqlite_only(BROWSER_SIDE)
-def test_the_order_trail_takes_the_full_width_and_still_fits_a_phone(server: dict[str, Any], browser: Any) -> None:
+def test_the_order_trail_takes_the_full_width_and_still_fits_a_phone(
+    sqlite_server: dict[str, Any], browser: Any
+) -> None:
     """At 1440 px the audit trail sat in the facts' column: its 说明 wrapped a few characters a line while the column
     of actions beside it stood empty. It now spans both columns, its explanations read as lines; at 390 px the page
     still does not scroll sideways and the actions still come before the trail."""
@@ -347,8 +388,9 @@ def test_the_order_trail_takes_the_full_width_and_still_fits_a_phone(server: dic
 
     note = "市民再次来电补充：油烟在晚上七点到十点最严重，楼上三户居民均受影响，希望执法人员在晚间到场核查。"
     with session_scope() as s:
-        order_id = s.query(Order.id).filter(Order.number == server["past_number"]).scalar()
-        street = s.query(Unit.id).filter(Unit.name == server["street"]).scalar()
+        # An order like the module's past one, its own: its steps would change the order the other tests read.
+        order_id = submit(s, data=PAST).order.id
+        street = s.query(Unit.id).filter(Unit.name == sqlite_server["street"]).scalar()
         steps = [
             ("comment", {"text": note}),
             ("dispatch", {"unit_id": street}),
@@ -358,11 +400,11 @@ def test_the_order_trail_takes_the_full_width_and_still_fits_a_phone(server: dic
         ]
         for action, params in steps:
             orders.act(s, order_id=order_id, action=action, params=params)
-    page = _login(browser, server["base"], "disp", [])
+    page = _login(browser, sqlite_server["base"], "disp", [])
     for width, lang in ((1440, "zh-CN"), (390, "zh-CN"), (390, "en")):
-        page.goto(f"{server['base']}/lang/{lang}")
+        page.goto(f"{sqlite_server['base']}/lang/{lang}")
         page.set_viewport_size({"width": width, "height": 900})
-        page.goto(f"{server['base']}/orders/{order_id}")
+        page.goto(f"{sqlite_server['base']}/orders/{order_id}")
         assert page.locator("html").get_attribute("lang") == lang
         assert page.locator("[data-testid=reply-sent-back]").count() == 1
         facts, actions, trail = (
@@ -378,18 +420,19 @@ def test_the_order_trail_takes_the_full_width_and_still_fits_a_phone(server: dic
             assert said["width"] >= 400, f"the trail's 说明 is {said['width']} px wide at 1440 px"
 
 
-@pytest.mark.sqlite_only(BROWSER_SIDE)
-def test_the_menu_the_queue_and_the_intake_suggestions_keep_their_layout(server: dict[str, Any], browser: Any) -> None:
+def test_the_menu_the_queue_and_the_intake_suggestions_keep_their_layout(
+    sqlite_server: dict[str, Any], browser: Any
+) -> None:
     """At 1440 px an administrator's menu is one line, every entry still there, and a phone's 390 px still shows it
     all without scrolling sideways; in each queued order 推荐单位（前三）is a label, no larger than the order's title
     line; the classifier's 选用 buttons stand in one column, each on its suggestion's line, however long its label."""
     expect = sync_api.expect
     expect.set_options(timeout=30_000)
     refused: list[str] = []
-    adm = _login(browser, server["base"], "adm", refused)
+    adm = _login(browser, sqlite_server["base"], "adm", refused)
     for width in (1440, 390):
         adm.set_viewport_size({"width": width, "height": 900})
-        adm.goto(f"{server['base']}/orders")
+        adm.goto(f"{sqlite_server['base']}/orders")
         links = adm.locator(".topbar nav > ul:first-child a")
         hrefs = links.evaluate_all("links => links.map(a => a.getAttribute('href'))")
         assert hrefs == [
@@ -415,7 +458,7 @@ def test_the_menu_the_queue_and_the_intake_suggestions_keep_their_layout(server:
     with session_scope() as s:
         data = {"channel": "hotline", "content": "小区门口餐馆油烟直排，熏得没法开窗", "street_code": "W-JT"}
         number = submit(s, data=data).order.number
-    disp = _login(browser, server["base"], "disp", refused)
+    disp = _login(browser, sqlite_server["base"], "disp", refused)
     disp.set_viewport_size({"width": 1440, "height": 900})
     item = disp.locator(f"[data-testid=queue-item][data-number='{number}']")
     heading, title = (
@@ -424,7 +467,7 @@ def test_the_menu_the_queue_and_the_intake_suggestions_keep_their_layout(server:
     )
     assert heading <= title, f"推荐单位 drawn at {heading} px over the order's title at {title} px"
 
-    op = _login(browser, server["base"], "op", refused)
+    op = _login(browser, sqlite_server["base"], "op", refused)
     op.set_viewport_size({"width": 1440, "height": 900})
     op.fill("#f-content", "小区楼下餐馆油烟排放严重，噪音扰民，晚上无法休息")
     suggestions = op.locator("[data-testid=classify] li")
