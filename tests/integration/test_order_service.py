@@ -800,12 +800,14 @@ def test_the_cli_assigns_as_a_named_user_recorded_in_the_trail_and_checked_as_th
     with session_scope() as s:
         district = Unit(code="U-CLI-QU", name="交办区", tier=UnitTier.DISTRICT)
         street = Unit(code="U-CLI-JD", name="交办街道", tier=UnitTier.STREET, parent_id=None)
-        s.add_all([district, street])
+        other = Unit(code="U-CLI-JD2", name="另一街道", tier=UnitTier.STREET, parent_id=None)
+        s.add_all([district, street, other])
         s.flush()
         for username, name, role, unit in (
             ("liu", "刘领导", Role.LEADER, district.id),
             ("gone", "钱领导", Role.LEADER, district.id),
             ("li", "李承办", Role.HANDLER, street.id),
+            ("zhao", "赵承办", Role.HANDLER, other.id),
         ):
             auth.create_account(s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit))
         s.scalars(select(User).where(User.username == "gone")).one().active = False
@@ -819,11 +821,14 @@ def test_the_cli_assigns_as_a_named_user_recorded_in_the_trail_and_checked_as_th
     for who, problem in (
         ("nobody", "--as: no user 'nobody'"),
         ("gone", "--as: user 'gone' is deactivated"),
-        ("li", "--as: user 'li' (role handler) may not assign"),
+        ("li", "--as: user 'li': role handler may not assign"),
     ):
         code, out, err = cli_run("orders", "act", mine, "assign", "--reason", "请尽快办结", "--as", who)
         lines = err.strip().splitlines()
         assert code == 1 and out == "" and len(lines) == 1 and problem in lines[0], (who, out, err)
+    # A handler may sign for an order, but not for one of another street's, outside its scope.
+    code, out, err = cli_run("orders", "act", mine, "accept", "--as", "zhao")
+    assert code == 1 and out == "" and err.strip() == f"error: --as: order {mine} is outside the scope of user 'zhao'"
     code, _, err = cli_run("orders", "act", mine, "assign", "--reason", "请尽快办结", "--as", "liu", "--actor", "x")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "not both" in err, err
     with session_scope() as s:

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session, aliased
 
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
-from cityhub.errors import Conflict, PermissionDenied
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.masking import names_a_door, names_a_person, scrub_text
 from cityhub.org.models import Role, Unit, UnitTier
-from cityhub.workorders.lifecycle import AssistStatus, State
+from cityhub.workorders.lifecycle import ASSIST_STEPS, Action, AssistStatus, State
 from cityhub.workorders.models import Channel, Order, OrderAssist
 
 DISTRICT_TIERS = frozenset({UnitTier.DISTRICT, UnitTier.CITY})
@@ -333,3 +333,27 @@ def sees_personal_data_of(
             and principal.unit_id in (street_id, community_id)
         )
     return False
+
+
+def check_may_act(
+    session: Session, principal: Principal, *, order_id: int, action: Action, params: dict[str, Any]
+) -> None:
+    """What a person is checked for before a life-cycle step on an order — the API's action route and `cityhub orders
+    act --as` alike: their role may take ``action`` (PermissionDenied); the order lies within their scope (NotFound,
+    the same answer as for a missing order: ids outside it reveal nothing), and a merge's master
+    (``params["master_id"]``) too (ValidationFailed on the field); an assisting unit's step is its own unit's part
+    (``params["unit_id"]`` set to it when not given; PermissionDenied for another's) — an administrator's excepted."""
+    permission = permissions.act(action)
+    if not permissions.allows(principal.role, permission):
+        raise PermissionDenied(
+            f"role {principal.role.value} may not {action.value}", details={"permission": permission}
+        )
+    if not may_read(session, principal, order_id):
+        raise NotFound(f"order {order_id} not found")
+    master = params.get("master_id")
+    if master is not None and not order_in_scope(session, scope_of(session, principal), master):
+        raise ValidationFailed(f"master order {master} not found", details={"field": "master_id"})
+    if action in ASSIST_STEPS and principal.role != Role.ADMIN:
+        params.setdefault("unit_id", principal.unit_id)
+        if params["unit_id"] != principal.unit_id:
+            raise PermissionDenied("a unit may act only on its own part of a co-handled order")

@@ -241,11 +241,9 @@ def _acting_user(session: Any, username: str, action: str, order: Any, params: d
     assisting unit's step is its own unit's part. The CLI's one-line error (exit 1) otherwise."""
     from sqlalchemy import select
 
-    from cityhub.auth import permissions
     from cityhub.auth.principal import Principal
-    from cityhub.auth.scope import may_read, order_in_scope, scope_of
-    from cityhub.org.models import Role, Unit, User
-    from cityhub.workorders.lifecycle import ASSIST_STEPS
+    from cityhub.auth.scope import check_may_act
+    from cityhub.org.models import Unit, User
 
     user = session.scalars(select(User).where(User.username == username.strip())).one_or_none()
     if user is None:
@@ -263,18 +261,12 @@ def _acting_user(session: Any, username: str, action: str, order: Any, params: d
         method="cli",
         credential_id=0,
     )
-    permission = permissions.act(Action(action))
-    if not permissions.allows(principal.role, permission):
-        raise _fail(f"--as: user {user.username!r} (role {principal.role.value}) may not {action} ({permission})")
-    if not may_read(session, principal, order.id):
-        raise _fail(f"--as: order {order.number} is outside the scope of user {user.username!r}")
-    master = params.get("master_id")
-    if isinstance(master, int) and not order_in_scope(session, scope_of(session, principal), master):
-        raise _fail(f"--as: master order {master} is outside the scope of user {user.username!r}")
-    if Action(action) in ASSIST_STEPS and principal.role != Role.ADMIN:
-        params.setdefault("unit_id", principal.unit_id)
-        if params["unit_id"] != principal.unit_id:
-            raise _fail(f"--as: user {user.username!r} may act only on their own unit's part of the order")
+    try:
+        check_may_act(session, principal, order_id=order.id, action=Action(action), params=params)
+    except NotFound:
+        raise _fail(f"--as: order {order.number} is outside the scope of user {user.username!r}") from None
+    except CityhubError as exc:
+        raise _fail(f"--as: user {user.username!r}: {exc.message}") from None
     return principal.actor
 
 

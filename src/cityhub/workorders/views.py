@@ -20,6 +20,7 @@ from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import (
     check_attach,
+    check_may_act,
     may_read,
     order_in_scope,
     own_units,
@@ -40,7 +41,6 @@ from cityhub.org.places import PlaceSource
 from cityhub.timerange import RequestTime
 from cityhub.workorders import feeds, files, service
 from cityhub.workorders.lifecycle import (
-    ASSIST_STEPS,
     ROUTING_STEPS,
     Action,
     State,
@@ -494,20 +494,8 @@ def order_action(
     answer unless ``answer`` is given; its category if the order has none."""
     matched = _version_matched(if_match)  # checked even when the body says the version: a bad header is refused
     version = body.version if body.version is not None else matched
-    if not permissions.allows(principal.role, permissions.act(action)):
-        raise PermissionDenied(
-            f"role {principal.role.value} may not {action.value}", details={"permission": permissions.act(action)}
-        )
-    _order(db, order_id, principal)
     params = body.params()
-    if params.get("master_id") is not None and not order_in_scope(db, scope_of(db, principal), params["master_id"]):
-        # The same answer as for a missing order: ids outside the caller's scope reveal nothing, take nothing.
-        raise ValidationFailed(f"master order {params['master_id']} not found", details={"field": "master_id"})
-    if action in ASSIST_STEPS and principal.role != Role.ADMIN:
-        # A unit answers only for its own part of a co-handled order.
-        params.setdefault("unit_id", principal.unit_id)
-        if params["unit_id"] != principal.unit_id:
-            raise PermissionDenied("a unit may act only on its own part of a co-handled order")
+    check_may_act(db, principal, order_id=order_id, action=action, params=params)
     from cityhub.knowledge import service as kb  # an instant answer from a knowledge entry is checked there
 
     if body.start is not None and action != Action.ACCEPT:
