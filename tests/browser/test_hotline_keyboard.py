@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from browser_helpers import sync_api
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
@@ -61,13 +61,10 @@ def served(
 
 
 @pytest.fixture
-def server(served: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def server(served: dict[str, Any]) -> Iterator[str]:
     """The module's server; this process pointed at its database (the orders a test makes before it calls)."""
-    for key, value in served["env"].items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
-    yield served["base"]
-    reset_engine()  # while the environment still names the module's database
+    with pointed_at(served["env"]):
+        yield served["base"]
 
 
 def _operator(browser: Any, base: str) -> Any:

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cityhub.auth import service as auth
-from cityhub.db import reset_engine, session_scope, utcnow
+from cityhub.db import session_scope, utcnow
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.schemas import RuleCreate
 from cityhub.intake.service import submit
@@ -144,13 +144,10 @@ def served(migrated_sqlite_template: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture
-def server(served: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def server(served: dict[str, Any]) -> Iterator[str]:
     """The module's server; this process pointed at its database."""
-    for key, value in served["env"].items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
-    yield served["base"]
-    reset_engine()  # while the environment still names the module's database
+    with pointed_at(served["env"]):
+        yield served["base"]
 
 
 def _phone(browser: Any, base: str, viewport: dict[str, int], username: str) -> Any:

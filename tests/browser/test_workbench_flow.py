@@ -87,13 +87,10 @@ def served(
 
 
 @pytest.fixture
-def sqlite_server(served: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def sqlite_server(served: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The module's server (:func:`served`); this process pointed at its database."""
-    for key, value in served["env"].items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
-    yield served
-    reset_engine()  # while the environment still names the module's database
+    with pointed_at(served["env"]):
+        yield served
 
 
 def _login(browser: Any, base: str, username: str, refused: list[str]) -> Any:
