@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from browser_helpers import sync_api
 from cityhub.db import session_scope
+from cityhub.intake.models import InvalidCall
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
@@ -288,6 +290,40 @@ def test_clearing_for_the_next_call_asks_first_only_when_something_was_typed(ser
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert len(asked) == 2 and page.input_value("#f-content") == page.input_value("#f-citizen_phone") == ""
+    page.context.close()
+
+
+def test_an_invalid_call_asks_first_only_when_the_appeal_was_typed(server: str, browser: Any) -> None:
+    """无效来电's buttons record the call and drop the form: a misclick on 挂断 threw a half-typed appeal away. They ask
+    first once the appeal's words were typed; the phone alone, which they record, asks nothing."""
+    page = _operator(browser, server)
+    asked: list[str] = []
+    accept = {"yes": False}
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        if accept["yes"]:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", answer)
+    page.fill("#f-citizen_phone", "13800138071")
+    page.fill("#f-content", "我家楼下的路灯坏了一个星期")
+    page.click("[data-testid=invalid-hang_up]")
+    assert asked == ["记为无效来电？已填写的诉求内容不会保存。"]
+    assert page.input_value("#f-content") == "我家楼下的路灯坏了一个星期"  # kept: the operator said no
+    accept["yes"] = True
+    with page.expect_navigation():
+        page.click("[data-testid=invalid-hang_up]")
+    assert len(asked) == 2 and "已记录无效来电（挂断）" in page.content()
+    page.fill("#f-citizen_phone", "13800138072")
+    with page.expect_navigation():
+        page.click("[data-testid=invalid-silent]")  # the phone alone: recorded at once
+    assert len(asked) == 2 and "已记录无效来电（无声）" in page.content()
+    with session_scope() as s:
+        phones = set(s.scalars(select(InvalidCall.citizen_phone).where(InvalidCall.citizen_phone.like("1380013807%"))))
+    assert phones == {"13800138071", "13800138072"}
     page.context.close()
 
 

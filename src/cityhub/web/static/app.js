@@ -135,6 +135,18 @@
     });
     if (typed && !window.confirm(link.getAttribute("data-confirm-typed"))) { event.preventDefault(); }
   });
+  // 无效来电's buttons (data-confirm-content) record the call and drop the form: they ask first once the appeal's words
+  // (title, content) were typed — a misclick on 挂断 threw a half-typed appeal away; the phone alone, which they record,
+  // asks nothing.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-confirm-content]");
+    if (!button || !button.form) { return; }
+    var typed = ["title", "content"].some(function (name) {
+      var field = button.form.elements[name];
+      return Boolean(field) && field.value.trim() !== "";
+    });
+    if (typed && !window.confirm(button.getAttribute("data-confirm-content"))) { event.preventDefault(); }
+  });
   // The option a select shows before anyone chose: the one marked selected, else its first one not disabled.
   function initialIndex(select) {
     var options = Array.prototype.slice.call(select.options);
