@@ -248,6 +248,11 @@ def test_answered_assignments_are_the_leaders_own_first_with_every_leaders_one_c
     back = re.search(r'<a href="([^"]+)" data-testid="assigned-other">只看我交办的</a>', everything)
     assert back is not None and "列出全部领导的交办" in everything
     assert theirs["number"] not in lead.get(back.group(1).replace("&amp;", "&")).text
+    # The API's list takes the same criterion.
+    answered = [("state", s) for s in ("replied", "called_back", "closed_resolved", "closed_unresolved")]
+    listed = lead.get("/api/v1/orders", params=[("assigned_mine", "true"), *answered, ("sort", "answered")])
+    assert listed.status_code == 200, listed.text
+    assert [o["number"] for o in listed.json()["items"]] == [mine["number"]]
     # The other leader's tab is theirs.
     others = other.get(tab_of(other.get("/orders").text)).text
     assert theirs["number"] in others and mine["number"] not in others

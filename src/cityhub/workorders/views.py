@@ -173,6 +173,10 @@ MINE_DESCRIPTION = (
     "only the orders the caller registered (我提交的): a grid inspector's reports, an operator's calls, wherever they "
     "are and whoever holds them now — read by their registrant beyond their data scope"
 )
+ASSIGNED_MINE_DESCRIPTION = (
+    "only the orders the caller assigned (交办) — an `assign` of theirs in the trail, whoever assigned them since: a "
+    "leader's own, as the page's 交办已答复 lists them (with the answered states and `sort=answered`)"
+)
 REPLAY_HEADER = "X-Cityhub-Replay"
 REPLAY_DIFFERS_HEADER = "X-Cityhub-Replay-Differs"
 # What a replay may say otherwise than the order it repeats without being another message (title and content are):
@@ -284,6 +288,7 @@ def list_orders(
     assisting: Annotated[bool | None, Query(description=ASSISTING_DESCRIPTION)] = None,
     with_assist: Annotated[bool | None, Query(description=WITH_ASSIST_DESCRIPTION)] = None,
     mine: Annotated[bool | None, Query(description=MINE_DESCRIPTION)] = None,
+    assigned_mine: Annotated[bool | None, Query(description=ASSIGNED_MINE_DESCRIPTION)] = None,
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     enterprise_need: Annotated[list[Need] | None, Query(description=ENTERPRISE_NEED_DESCRIPTION)] = None,
     satisfied: Annotated[bool | None, Query(description=SATISFIED_DESCRIPTION)] = None,
@@ -338,6 +343,7 @@ def list_orders(
         assisting_by=own if assisting else None,
         assisted=with_assist if principal.role != Role.CITIZEN else None,
         reported_by_id=(principal.user_id if principal.user_id is not None else -1) if mine else None,
+        assigned_by_id=(principal.user_id if principal.user_id is not None else -1) if assigned_mine else None,
         import_batch_id=import_batch_id,
         updated_since=updated_since,
         enterprise_need=enterprise_need,
