@@ -257,11 +257,9 @@ def test_the_callers_history_is_announced_by_its_count_not_read_out_whole(server
     page.context.close()
 
 
-def test_clearing_for_the_next_call_asks_first_only_when_something_was_typed(server: str, browser: Any) -> None:
-    """清空，接下一个来电 threw a half-typed call away at a stray key: it asks first (the browser's own dialog, Enter
-    or Escape) once something is typed or chosen, and clears an untouched form at once."""
-    expect = sync_api.expect
-    page = _operator(browser, server)
+def _answering(page: Any) -> tuple[list[str], dict[str, bool]]:
+    """The page's dialogs (confirm) answered as the test says — no until ``accept["yes"]`` — each one's question kept
+    in ``asked``."""
     asked: list[str] = []
     accept = {"yes": False}
 
@@ -273,6 +271,15 @@ def test_clearing_for_the_next_call_asks_first_only_when_something_was_typed(ser
             dialog.dismiss()
 
     page.on("dialog", answer)
+    return asked, accept
+
+
+def test_clearing_for_the_next_call_asks_first_only_when_something_was_typed(server: str, browser: Any) -> None:
+    """清空，接下一个来电 threw a half-typed call away at a stray key: it asks first (the browser's own dialog, Enter
+    or Escape) once something is typed or chosen, and clears an untouched form at once."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    asked, accept = _answering(page)
     _tab_to(page, "[data-testid=new-call]")
     with page.expect_navigation():
         page.keyboard.press("Enter")  # nothing typed: cleared without a question
@@ -297,17 +304,7 @@ def test_an_invalid_call_asks_first_only_when_the_appeal_was_typed(server: str, 
     """无效来电's buttons record the call and drop the form: a misclick on 挂断 threw a half-typed appeal away. They ask
     first once the appeal's words were typed; the phone alone, which they record, asks nothing."""
     page = _operator(browser, server)
-    asked: list[str] = []
-    accept = {"yes": False}
-
-    def answer(dialog: Any) -> None:
-        asked.append(dialog.message)
-        if accept["yes"]:
-            dialog.accept()
-        else:
-            dialog.dismiss()
-
-    page.on("dialog", answer)
+    asked, accept = _answering(page)
     page.fill("#f-citizen_phone", "13800138071")
     page.fill("#f-content", "我家楼下的路灯坏了一个星期")
     page.click("[data-testid=invalid-hang_up]")
