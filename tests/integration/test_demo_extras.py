@@ -58,7 +58,7 @@ from cityhub.org.service import BAIYUN_USERS, read_csv_table
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders.categories import find_category
 from cityhub.workorders.lifecycle import OPEN_STATES
-from cityhub.workorders.models import Order, OrderEvent
+from cityhub.workorders.models import Order, OrderAssist, OrderEvent
 from web_helpers import hidden, intake_form
 
 SEED = ["demo", "seed", "--orders", "300", "--seed", "3", "--years", "1", "--end", "2025-03-31"]
@@ -415,10 +415,17 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
         assert kb.check_pending_replies(s)["weak"] >= 1
         weak = {o.external_id for o in s.scalars(select(Order).join(ReplyCheck).where(ReplyCheck.weak.is_(True)))}
         assert "demo-staff-drain" in weak and "demo-staff-bins" not in weak
+        # One order the street works with the urban-management bureau's help (协办), waiting for the bureau to accept.
+        awning = by_key["awning"]
+        assert awning.state.value == "in_progress" and awning.lead_unit_id == units["440111002"]
+        helping = s.scalars(select(OrderAssist).where(OrderAssist.order_id == awning.id)).all()
+        assert [(a.unit_id, a.status.value) for a in helping] == [(units["440111-D02"], "dispatched")]
+        awning_number = awning.number
         drain, bins = by_key["drain"].number, by_key["bins"].number
         example = track_example(s)
     client = TestClient(shared_app(), raise_server_exceptions=False)
-    for username, expected in (("handler", 5), ("dept_handler", 2), ("enterprise_handler", 1)):
+    # The bureau's handler: its five and the street's order it is asked to assist on (本单位协办).
+    for username, expected in (("handler", 6), ("dept_handler", 2), ("enterprise_handler", 1)):
         page = client.get("/login")
         login = client.post(
             "/login",
@@ -434,6 +441,8 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
     assert client.post("/login", data=data).status_code == 200
     reviews = client.get("/reviews").text
     assert drain in reviews and bins not in reviews
+    # The 协办 tab (open orders with an assisting unit) is not empty.
+    assert awning_number in client.get("/orders", params={"with_assist": "1"}).text
     if example is not None:  # a replied order with a phone: the progress lookup shows it and lets the caller rate
         number, phone = example
         found = client.post("/api/v1/track", json={"number": number, "phone": phone})
@@ -456,7 +465,7 @@ def test_the_demo_staffs_bells_are_not_empty(demo_env: Path) -> None:
             select(User.username, UserNotice.kind).join(User, User.id == UserNotice.user_id)
         ):
             kinds.setdefault(username, set()).add(kind)
-    assert {"dispatched", "urged"} <= kinds["handler"]
+    assert {"dispatched", "urged", "assist_requested"} <= kinds["handler"]
     assert "dispatched" in kinds["dept_handler"] and "dispatched" in kinds["enterprise_handler"]
     assert "extension_requested" in kinds["supervisor"]
 

@@ -376,7 +376,8 @@ class StaffCase:
     ``dispatched``, else of the finishing limit (办结) — so 0.9 is a warning (预警) and 1.2 overdue (超期) whenever
     ``demo seed`` runs. ``reach``: ``received`` (waiting in the dispatcher's queue), ``dispatched`` (waiting to be
     accepted), ``in_progress`` (accepted and being worked), ``extension`` (being worked, more days asked for),
-    ``replied`` (answered with ``reply``, waiting for the callback).
+    ``replied`` (answered with ``reply``, waiting for the callback). ``assist``: the code of a unit the handler asks
+    for help (增加协办, with ``assist_reason``) once the case is being worked — the order waits on its answer.
     """
 
     key: str  # external id suffix: a second run finds the appeal received
@@ -391,6 +392,8 @@ class StaffCase:
     reach: str
     used: float
     reply: str = ""  # the unit's reply, for ``reach`` ``replied``
+    assist: str = ""  # code of a unit asked to assist (协办), for ``reach`` ``in_progress``
+    assist_reason: str = ""  # what help is asked of it
 
 
 # The demo staff's work in hand (the generated history's open orders are few and scattered over ~450 units): the
@@ -545,6 +548,23 @@ STAFF_WORK: tuple[StaffCase, ...] = (
         "经现场核查，三元里大道公交站旁垃圾桶因收运车辆故障两日未清运，已于当日下午全部清运完毕，并对站点周边冲洗消毒；"
         "已要求环卫公司将该点位每日收运增至两次，街道城管科每周巡查。",
     ),
+    # One order with an assisting unit (协办): the street works it and has asked the district's urban-management
+    # bureau to help — the bureau's handler has it to accept, the centre's 协办 tab lists it.
+    StaffCase(
+        "awning",
+        "440111002",
+        "street_handler",
+        "hotline",
+        "complaint",
+        "城乡建设/城市建设和市政管理/城管执法",
+        "松柏东街商铺违规搭建雨棚占用人行道",
+        "三元里街道松柏东街几家商铺在门口私自搭了铁皮雨棚，把人行道占了一大半，行人只能走到机动车道上，很危险，请处理。",
+        "白云区三元里街道松柏东街",
+        "in_progress",
+        0.3,
+        assist="440111-D02",
+        assist_reason="商铺违规搭建雨棚属违法建设，需区城管执法局协助依法认定并督促拆除，街道负责现场劝导和后续巡查。",
+    ),
 )
 STAFF_WORK_PREFIX = "demo-staff-"
 
@@ -633,6 +653,9 @@ def staff_work(session: Session, *, now: datetime | None = None) -> int:
         if case.reach in ("in_progress", "extension", "replied"):
             steps.append((Action.ACCEPT, handler, {}, cal.add_work_seconds(dispatched, min(3600.0, working * 0.1))))
             steps.append((Action.START, handler, {}, cal.add_work_seconds(dispatched, min(2 * 3600.0, working * 0.2))))
+        if case.assist and units.get(case.assist) is not None:
+            params = {"unit_id": units[case.assist], "reason": case.assist_reason}
+            steps.append((Action.ADD_ASSIST, handler, params, cal.add_work_seconds(dispatched, working * 0.5)))
         if case.reach == "replied":
             steps.append((Action.REPLY, handler, {"text": case.reply}, cal.add_work_seconds(dispatched, working * 0.9)))
         if case.reach == "extension":
