@@ -396,6 +396,10 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
         for case in STAFF_WORK:
             order = cases[f"demo-staff-{case.key}"]
             assert order.category_id is not None and order.street_id is not None, case.key
+            # taken as a call is: with the caller's name and phone (the callback desk's number to call); a grid
+            # inspector's report without
+            assert (order.citizen_phone is not None) == (case.channel != "grid"), case.key
+            assert (order.citizen_name is not None) == (case.channel != "grid"), case.key
             if case.reach == "received":
                 assert order.state.value == "received" and order.street_id == units["440111002"]
                 continue

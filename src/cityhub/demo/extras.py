@@ -583,6 +583,19 @@ def _worked_back(cal: Any, now: datetime, seconds: float) -> datetime:
     return hi
 
 
+def _caller(case: StaffCase) -> tuple[str | None, str | None]:
+    """The name and phone a citizen's appeal of ``case`` was taken with (the callback desk calls the phone back; the
+    citizen looks the order up on /track with it) — the same on every seed, none for a grid inspector's report."""
+    from cityhub.demo import corpus
+
+    if case.channel == "grid":
+        return None, None
+    rng = random.Random(STAFF_WORK_PREFIX + case.key)
+    surname = rng.choice(corpus.SURNAMES)
+    name = surname + rng.choice(("先生", "女士")) if rng.random() < 0.5 else surname + rng.choice(corpus.GIVEN)
+    return name, f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
+
+
 def staff_work(session: Session, *, now: datetime | None = None) -> int:
     """Receive :data:`STAFF_WORK` through intake (categorised, as an operator does) and take each case as far as it
     says, in working time, so that at seed time each named handler's open orders, the supervisor's filters (签收超时,
@@ -630,6 +643,7 @@ def staff_work(session: Session, *, now: datetime | None = None) -> int:
         else:
             dispatched = _worked_back(cal, now, case.used * terms.finish_days * cal.day_seconds)
         received = dispatched - timedelta(minutes=25) if case.reach != "received" else now - timedelta(minutes=40)
+        citizen_name, citizen_phone = _caller(case)
         data = OrderCreate(
             channel=case.channel,
             external_id=STAFF_WORK_PREFIX + case.key,
@@ -638,6 +652,8 @@ def staff_work(session: Session, *, now: datetime | None = None) -> int:
             content=case.content,
             address=case.address,
             category=case.category,
+            citizen_name=citizen_name,
+            citizen_phone=citizen_phone,
             created_at=received,
         )
         result = submit(session, data=with_point(session, data), actor=actor("operator"), similar=False)
