@@ -70,6 +70,12 @@ def test_a_citizen_on_a_phone_reads_the_public_answer_while_typing_and_may_file_
     # below the whole form on a phone: a link under the question says so and leads there
     skip = page.get_by_test_id("skip-faq")
     skip.wait_for(state="visible")
+    # reached by Tab, it is outlined as every focused control is (was the faint default)
+    skip.focus()
+    outline = skip.evaluate(
+        "e => e.matches(':focus-visible') && getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth"
+    )
+    assert outline == "solid 3px", outline
     skip.click()
     assert faq.is_visible() and faq.evaluate("e => e.getBoundingClientRect().top < innerHeight")
     assert "常见问题解答" in faq.inner_text() and "社保卡丢失后如何补卡" in faq.inner_text()
