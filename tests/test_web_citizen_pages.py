@@ -667,7 +667,7 @@ def test_a_citizen_sets_and_verifies_their_phone_on_their_account(org: dict[str,
     assert "验证码 10 分钟内有效，最多可输错 5 次；重新发送需间隔 60 秒，每小时最多发送 5 次。" in page
     _relay()
     sent = _post(citizen, "/account/phone/code")
-    assert sent.status_code == 303 and sent.headers["location"] == "/account#phone"
+    assert sent.status_code == 303 and sent.headers["location"] == "/account#my-phone"
     page = citizen.get("/account").text
     assert "验证码已发送至 138****5678" in page and 'data-testid="code-pending"' in page
     code = _sent_code()

@@ -612,15 +612,15 @@ def account_phone(request: Request, db: DbSession, form: FormBody) -> Response:
         return _phone_refused(request, db, principal, exc, "phone", typed)
     db.commit()
     if not now.phone:
-        return support.redirect("/account#phone", flash=("account.phone_removed", {}))
+        return support.redirect("/account#my-phone", flash=("account.phone_removed", {}))
     if now.verified or (now.phone == before.phone and now.pending):
-        return support.redirect("/account#phone", flash=("account.phone_unchanged", {}))
+        return support.redirect("/account#my-phone", flash=("account.phone_unchanged", {}))
     try:
         sent = citizen_phone.send_code(db, user_id=principal.user_id)
     except CityhubError as exc:
         return _phone_refused(request, db, principal, exc, "phone")
     db.commit()
-    return support.redirect("/account#phone", flash=("account.code_sent", {"phone": sent.masked}))
+    return support.redirect("/account#my-phone", flash=("account.code_sent", {"phone": sent.masked}))
 
 
 @router.post("/account/phone/code", response_class=HTMLResponse)
@@ -632,7 +632,7 @@ def account_phone_code(request: Request, db: DbSession, form: FormBody) -> Respo
     except CityhubError as exc:
         return _phone_refused(request, db, principal, exc, "code")
     db.commit()
-    return support.redirect("/account#phone", flash=("account.code_sent", {"phone": sent.masked}))
+    return support.redirect("/account#my-phone", flash=("account.code_sent", {"phone": sent.masked}))
 
 
 @router.post("/account/phone/verify", response_class=HTMLResponse)
@@ -644,7 +644,7 @@ def account_phone_verify(request: Request, db: DbSession, form: FormBody) -> Res
     except CityhubError as exc:
         return _phone_refused(request, db, principal, exc, "code")
     db.commit()
-    return support.redirect("/account#phone", flash=("account.phone_verified_done", {}))
+    return support.redirect("/account#my-phone", flash=("account.phone_verified_done", {}))
 
 
 @router.post("/account/tokens/{token_id}/revoke", response_class=HTMLResponse)
