@@ -185,10 +185,16 @@ def test_a_change_of_the_number_unverifies_it_whoever_makes_it(env) -> None:
         assert user is not None and user.phone == PHONE and user.verified_phone is None
 
 
-def test_the_verified_phone_s_hotline_orders_are_the_citizen_s_own_to_list_read_and_rate(env) -> None:
+def test_the_verified_phone_s_hotline_orders_are_the_citizen_s_own_to_list_read_and_rate(
+    env, tmp_path, monkeypatch
+) -> None:
     """An order an operator registered with the citizen's number (+86 from the caller ID) is in their list, read
-    unmasked and rated by them once the number is verified; before, and after the number changes, it is not theirs
-    (404 as for a missing order); another number's order never is."""
+    unmasked, given files (补充材料) and rated by them once the number is verified; before, and after the number
+    changes, it is not theirs (404 as for a missing order); another number's order never is."""
+    from web_helpers import jpeg_photo
+
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    photo = [("files", ("p.jpg", jpeg_photo(), "image/jpeg"))]
     _relay()
     citizen, user_id = env["citizen"], env["user_id"]
     theirs = _hotline_replied(env, "+86" + PHONE)
@@ -206,6 +212,7 @@ def test_the_verified_phone_s_hotline_orders_are_the_citizen_s_own_to_list_read_
     refused = citizen.post(f"/api/v1/orders/{theirs['id']}/actions/callback", json={"satisfied": True})
     assert refused.status_code == 404, refused.text
     assert citizen.get("/api/v1/auth/me").json()["phone_verified"] is False
+    assert citizen.post(f"/api/v1/orders/{theirs['id']}/attachments", files=photo).status_code == 404
 
     _verified(user_id)
     assert citizen.get("/api/v1/auth/me").json()["phone_verified"] is True
@@ -214,6 +221,8 @@ def test_the_verified_phone_s_hotline_orders_are_the_citizen_s_own_to_list_read_
     assert read.status_code == 200 and read.json()["channel"] == "hotline"
     assert read.json()["citizen_phone"] == "+86" + PHONE  # their own number, not masked
     assert citizen.get(f"/api/v1/orders/{other['id']}").status_code == 404
+    added = citizen.post(f"/api/v1/orders/{theirs['id']}/attachments", files=photo)
+    assert added.status_code == 201, added.text
     rated = citizen.post(f"/api/v1/orders/{theirs['id']}/actions/callback", json={"satisfied": True})
     assert rated.status_code == 200, rated.text
     assert rated.json()["state"] == "called_back" and rated.json()["satisfied"] is True
