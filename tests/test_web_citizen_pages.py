@@ -598,3 +598,109 @@ def test_a_citizens_appeal_merged_into_another_of_theirs_is_folded_under_it_on_t
 def _appeal_of(response: Any) -> int:
     assert response.status_code == 303, response.text
     return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+# --- 我的手机号 (auth.phone) ------------------------------------------------------------------------------------
+
+CIT_PHONE = "13812345678"
+
+
+def _relay() -> None:
+    from cityhub.notify import service as notify
+
+    with session_scope() as s:
+        notify.add_subscription(s, target="http://127.0.0.1:9/relay", topics=["citizen"])
+
+
+def _sent_code() -> str:
+    from sqlalchemy import select
+
+    from cityhub.notify.models import OutboxMessage, Topic
+
+    with session_scope() as s:
+        message = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.topic == Topic.CITIZEN).order_by(OutboxMessage.id.desc())
+        ).first()
+        assert message is not None and message.payload is not None and message.order_id is None
+        found = re.search(r"验证码为(\d{6})", message.payload["text"])
+        assert found
+        return found.group(1)
+
+
+def _post(client: TestClient, path: str, **data: str) -> Any:
+    return client.post(path, data={"csrf_token": client.cookies["cityhub_csrf"], **data}, follow_redirects=False)
+
+
+def _hotline_call(org: dict[str, Any], phone: str) -> int:
+    """An appeal the hotline's operator registered from a call of ``phone``, dispatched to 景泰街道 and answered."""
+    op = login("op")
+    response = op.post(
+        "/intake",
+        data=intake_form(
+            op, title="井盖缺失", content="景泰街道云景路口井盖丢了", citizen_name="张先生", citizen_phone=phone
+        ),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    hand = login("hand_a")
+    assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(hand, order_id, "accept").status_code == 303
+    assert act_on(hand, order_id, "reply", text="已补装井盖。").status_code == 303
+    return order_id
+
+
+def test_a_citizen_sets_and_verifies_their_phone_on_their_account(org: dict[str, Any]) -> None:
+    """我的账户 had no phone. It now has one to set (checked as an appeal's phone, said at the field), a code sent
+    by text message to verify it (the rules said on the page: valid 10 minutes, 5 wrong tries, resend after 60 s, 5
+    an hour), the number shown masked with whether it is verified — and the intake form filled with it."""
+    citizen = login("cit")
+    page = citizen.get("/account").text
+    assert 'data-testid="phone-form"' in page and 'name="phone"' in page
+    bad = _post(citizen, "/account/phone", phone="138abc")
+    assert bad.status_code == 422 and "请输入正确的电话号码" in bad.text
+    # no relay subscribed: the number is kept, unverified, and the page says no code can go
+    no_relay = _post(citizen, "/account/phone", phone="138 1234 5678")
+    assert no_relay.status_code == 409 and "短信通道暂不可用" in no_relay.text
+    page = citizen.get("/account").text
+    assert "138****5678" in page and 'data-testid="phone-unverified"' in page and CIT_PHONE not in page
+    assert "验证码 10 分钟内有效，最多可输错 5 次；重新发送需间隔 60 秒，每小时最多发送 5 次。" in page
+    _relay()
+    sent = _post(citizen, "/account/phone/code")
+    assert sent.status_code == 303 and sent.headers["location"] == "/account#my-phone"
+    page = citizen.get("/account").text
+    assert "验证码已发送至 138****5678" in page and 'data-testid="code-pending"' in page
+    code = _sent_code()
+    again = _post(citizen, "/account/phone/code")  # too soon
+    assert again.status_code == 429 and "发送过于频繁" in again.text
+    wrong = _post(citizen, "/account/phone/verify", code="000000" if code != "000000" else "111111")
+    assert wrong.status_code == 422 and "验证码不正确，还可尝试 4 次" in wrong.text
+    done = _post(citizen, "/account/phone/verify", code=code)
+    assert done.status_code == 303
+    page = citizen.get("/account").text
+    assert 'data-testid="phone-verified"' in page and 'data-testid="verify-form"' not in page
+    assert re.search(rf'name="citizen_phone"[^>]* value="{CIT_PHONE}"', citizen.get("/intake").text)
+    # a new number is unverified again
+    assert _post(citizen, "/account/phone", phone="13900001111").status_code == 303
+    assert 'data-testid="phone-unverified"' in citizen.get("/account").text
+
+
+def test_my_appeals_lists_the_hotline_calls_of_the_verified_phone_with_their_channel(org: dict[str, Any]) -> None:
+    """我的诉求 held only what the citizen filed on the site: their call to 12345 never showed. With their phone
+    verified it shows, marked 12345热线, opens and is rated by them; with the phone only set, it does not."""
+    citizen = login("cit")
+    order_id = _hotline_call(org, "+86" + CIT_PHONE)
+    _relay()
+    assert _post(citizen, "/account/phone", phone=CIT_PHONE).status_code == 303  # set, code sent, not verified
+    assert f'href="/orders/{order_id}"' not in citizen.get("/orders").text
+    assert citizen.get(f"/orders/{order_id}").status_code == 404
+    assert _post(citizen, "/account/phone/verify", code=_sent_code()).status_code == 303
+    mine = citizen.get("/orders").text
+    assert f'href="/orders/{order_id}"' in mine
+    assert re.search(r'data-testid="by-phone">12345热线</span>', mine)
+    page = citizen.get(f"/orders/{order_id}")
+    assert page.status_code == 200 and "已补装井盖" in page.text
+    assert act_on(citizen, order_id, "callback", satisfied="true").status_code == 303
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None and order.satisfied is True

@@ -86,9 +86,11 @@ def create(
 @app.command("list")
 def list_users(role: Annotated[Role | None, typer.Option("--role", help="Only this role.")] = None) -> None:
     """List accounts: username, role, unit, state (active, disabled, locked by an administrator, or login-locked:
-    password logins locked after failed attempts), password or not, name."""
+    password logins locked after failed attempts), password or not, name, then the phone masked (- for none) and
+    whether its owner verified it (phone-verified, phone-unverified, or -)."""
     from cityhub.auth.service import is_locked, list_accounts, password_lockouts
     from cityhub.db import session_scope
+    from cityhub.masking import mask_phone
 
     with session_scope() as session:
         users = list_accounts(session, role=role)
@@ -105,7 +107,12 @@ def list_users(role: Annotated[Role | None, typer.Option("--role", help="Only th
             )
             has_password = "password" if user.password_hash else "no-password"
             unit = user.unit.code if user.unit else "-"
-            typer.echo(f"{user.username}\t{user.role.value}\t{unit}\t{state}\t{has_password}\t{user.full_name}")
+            phone = mask_phone(user.phone) or "-"
+            verified = "-" if not user.phone else "phone-verified" if user.verified_phone else "phone-unverified"
+            typer.echo(
+                f"{user.username}\t{user.role.value}\t{unit}\t{state}\t{has_password}\t{user.full_name}"
+                f"\t{phone}\t{verified}"
+            )
 
 
 @app.command("set-password")

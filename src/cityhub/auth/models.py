@@ -79,3 +79,21 @@ class LoginLockout(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)  # since the last success, lockout or unlock
     last_failure_at: Mapped[datetime] = mapped_column(index=True)
     locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class PhoneCode(Base):
+    """The one pending code that proves an account's phone (``cityhub.auth.phone``): sent by text message, kept only
+    as a salted SHA-256, valid until ``expires_at`` and for a few wrong tries; ``sends`` counts the codes sent since
+    ``window_started_at`` (the resend limit)."""
+
+    __tablename__ = "phone_codes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))  # the number the code was sent to
+    code_hash: Mapped[str] = mapped_column(String(64))
+    salt: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # wrong codes typed for this one
+    sends: Mapped[int] = mapped_column(Integer, default=1)
+    window_started_at: Mapped[datetime] = mapped_column()

@@ -19,6 +19,9 @@ class Principal:
     method: str  # "session" | "token"
     credential_id: int  # the AuthSession or ApiToken row
     csrf_token: str | None = None
+    # A citizen's phone as they verified it on their account (``auth.phone``): the appeals registered with that number
+    # are theirs too (``auth.scope``). None: none verified, or not a citizen.
+    verified_phone: str | None = None
 
     @property
     def actor(self) -> Actor:

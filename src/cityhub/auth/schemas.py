@@ -24,6 +24,11 @@ class Me(BaseModel):
     unit_tier: str | None
     auth_method: str
     permissions: list[str]
+    phone_verified: bool = Field(
+        False,
+        description="a citizen verified the phone on their account (/account): the orders registered with that number "
+        "are theirs to read and rate too (GET /orders lists them); false for staff",
+    )
 
 
 class LoginResponse(BaseModel):

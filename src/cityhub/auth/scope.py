@@ -7,7 +7,10 @@
 - a department (职能部门): orders led or co-handled by it or its sub-centres; a department's sub-centre: by itself;
 - the district's own sub-centre (the 12345 hotline centre, a sub-centre directly under the district): every order,
   since its operators, dispatchers and supervisors receive, route and supervise the whole district's appeals;
-- a citizen: orders whose ``citizen_user_id`` is theirs;
+- a citizen: orders whose ``citizen_user_id`` is theirs, and — once they verified a phone on their account
+  (``auth.phone``) — the orders registered with that number by any channel (a call to 12345 an operator took, with
+  their phone), matched as the progress lookup matches phones (``tracking.phone_spellings``: +86 or not): the one
+  place that decides a citizen's own appeals (:func:`owns_appeal`), for reading, listing, rating and adding files;
 - staff without a unit: nothing.
 
 The same clause filters lists (``search_orders(scope=...)``) and guards single orders, so a list never shows
@@ -30,6 +33,7 @@ from cityhub.masking import names_a_door, names_a_person, scrub_text
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders.lifecycle import ASSIST_STEPS, Action, AssistStatus, State
 from cityhub.workorders.models import Channel, Order, OrderAssist
+from cityhub.workorders.tracking import phone_digits, phone_spellings
 
 DISTRICT_TIERS = frozenset({UnitTier.DISTRICT, UnitTier.CITY})
 # The orders a reader may open, as a :func:`reading_clause` gives it (None: all).
@@ -40,6 +44,8 @@ Reading = ColumnElement[bool] | None
 class Scope:
     everything: bool = False
     citizen_user_id: int | None = None
+    # A citizen's verified phone as an order may hold it (``tracking.phone_spellings``); empty: none verified.
+    citizen_phones: frozenset[str] = field(default_factory=frozenset)
     units: frozenset[int] = field(default_factory=frozenset)  # lead or co-handling units
     streets: frozenset[int] = field(default_factory=frozenset)  # Order.street_id
     communities: frozenset[int] = field(default_factory=frozenset)  # Order.community_id
@@ -49,7 +55,8 @@ class Scope:
         if self.everything:
             return None
         if self.citizen_user_id is not None:
-            return Order.citizen_user_id == self.citizen_user_id
+            own = Order.citizen_user_id == self.citizen_user_id
+            return or_(own, Order.citizen_phone.in_(sorted(self.citizen_phones))) if self.citizen_phones else own
         if not self.units:
             return false()
         conditions: list[ColumnElement[bool]] = [held_by(self.units)]
@@ -143,7 +150,8 @@ def _children(session: Session, unit_ids: set[int], tiers: set[UnitTier] | None 
 def scope_of(session: Session, principal: Principal) -> Scope:
     """The data scope of ``principal``."""
     if principal.role == Role.CITIZEN:
-        return Scope(citizen_user_id=principal.user_id)
+        phones = frozenset(phone_spellings(principal.verified_phone))
+        return Scope(citizen_user_id=principal.user_id, citizen_phones=phones)
     if permissions.allows(principal.role, permissions.ORDER_READ_ALL):
         return Scope(everything=True)
     if principal.unit_id is None or principal.unit_tier is None:
@@ -274,8 +282,8 @@ def check_attach(principal: Principal, order: Order) -> None:
 
     if permissions.allows(principal.role, permissions.act(Action.COMMENT)):
         return
-    if order.citizen_user_id != principal.user_id:  # their scope holds only their own: defence in depth
-        raise PermissionDenied("only the citizen who made the appeal adds files to it")
+    if not owns_appeal(principal, citizen_user_id=order.citizen_user_id, citizen_phone=order.citizen_phone):
+        raise PermissionDenied("only the citizen who made the appeal adds files to it")  # their scope: in depth
     if order.state in TERMINAL_STATES:
         raise Conflict(f"order {order.number} is {order.state.value}: files can no longer be added to it")
 
@@ -290,7 +298,20 @@ def sees_personal_data(principal: Principal, order: Order) -> bool:
         street_id=order.street_id,
         community_id=order.community_id,
         reported_by_id=order.reported_by_id,
+        citizen_phone=order.citizen_phone,
     )
+
+
+def owns_appeal(principal: Principal, *, citizen_user_id: int | None, citizen_phone: str | None) -> bool:
+    """Whether an order is the citizen ``principal``'s own appeal: filed under their account, or registered with the
+    phone they verified (:attr:`Principal.verified_phone`, digits compared as the progress lookup does) — what
+    :meth:`Scope.clause` selects, for one order already read."""
+    if principal.role != Role.CITIZEN:
+        return False
+    if citizen_user_id is not None and citizen_user_id == principal.user_id:
+        return True
+    mine = phone_digits(principal.verified_phone)
+    return bool(mine) and phone_digits(citizen_phone) == mine
 
 
 def shown_text(principal: Principal, order: Order, text: str | None) -> str | None:
@@ -311,6 +332,7 @@ def sees_personal_data_of(
     street_id: int | None = None,
     community_id: int | None = None,
     reported_by_id: int | None = None,
+    citizen_phone: str | None = None,
 ) -> bool:
     """:func:`sees_personal_data` for an order known by the columns that decide it (lists read plain rows). A 网格员
     also reads the reports from patrol (channel grid) placed in their own grid — their unit's own words — before
@@ -319,7 +341,7 @@ def sees_personal_data_of(
     if principal.role in permissions.UNMASKED_ROLES:
         return True
     if principal.role == Role.CITIZEN:
-        return citizen_user_id == principal.user_id
+        return owns_appeal(principal, citizen_user_id=citizen_user_id, citizen_phone=citizen_phone)
     if principal.role in permissions.UNIT_STAFF_ROLES:
         if reported_by_id is not None and reported_by_id == principal.user_id:
             return True

@@ -31,7 +31,7 @@ from cityhub.auth.settings import get_auth_settings
 from cityhub.db import upsert_insert, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org import service as org
-from cityhub.org.models import Role, Unit, User
+from cityhub.org.models import Role, Unit, User, verified_phone
 from cityhub.org.schemas import UserCreate
 from cityhub.timerange import answer_time
 
@@ -197,6 +197,10 @@ def update_account(
         raise ValidationFailed(f"unit {unit_id} not found", details={"field": "unit_id"})
     role_changed = role != user.role
     before = _account_facts(user)
+    if "phone" in changes:
+        from cityhub.auth.phone import clear_on_change
+
+        clear_on_change(session, user, changes["phone"])  # a new number is unverified
     for field, value in changes.items():
         setattr(user, field, value)
     if changes.get("active") is False or role_changed:
@@ -467,6 +471,8 @@ def _caller_query(credential: type[ApiToken] | type[AuthSession]) -> Any:
             User.unit_id,
             User.active,
             User.locked_until,
+            User.phone,
+            User.phone_verified,
             Unit.tier.label("unit_tier"),
         )
         .join(User, credential.user_id == User.id)
@@ -488,6 +494,7 @@ def _caller(row: Any, now: datetime, *, method: str, csrf_token: str | None = No
         method=method,
         credential_id=row.credential_id,
         csrf_token=csrf_token,
+        verified_phone=verified_phone(row.phone, row.phone_verified) if row.role == Role.CITIZEN else None,
     )
 
 

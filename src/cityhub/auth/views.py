@@ -23,7 +23,7 @@ from cityhub.auth.schemas import (
     TokenRead,
 )
 from cityhub.auth.settings import get_auth_settings
-from cityhub.org.models import User
+from cityhub.org.models import Role, User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -45,6 +45,7 @@ def _me(principal: Principal) -> Me:
         unit_tier=principal.unit_tier.value if principal.unit_tier else None,
         auth_method=principal.method,
         permissions=permissions.permissions_of(principal.role),
+        phone_verified=principal.verified_phone is not None,
     )
 
 
@@ -58,6 +59,7 @@ def _user_me(user: User, method: str) -> Me:
         unit_tier=user.unit.tier.value if user.unit else None,
         auth_method=method,
         permissions=permissions.permissions_of(user.role),
+        phone_verified=user.role == Role.CITIZEN and user.verified_phone is not None,
     )
 
 

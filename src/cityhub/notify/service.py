@@ -340,13 +340,15 @@ def enqueue(
     session: Session,
     *,
     topic: Topic,
-    order: Order,
+    order: Order | None,
     payload: dict[str, Any],
     now: datetime | None = None,
 ) -> int:
-    """Add one message per subscription interested in ``topic`` for ``order``; returns how many were added."""
+    """Add one message per subscription interested in ``topic`` for ``order``; returns how many were added. A message
+    of no order (None: a code proving a citizen's phone) goes to the subscriptions of every order only."""
     now = now or utcnow()
-    units = {u for u in (order.lead_unit_id, order.street_id, order.community_id) if u is not None}
+    held = (order.lead_unit_id, order.street_id, order.community_id) if order is not None else ()
+    units = {u for u in held if u is not None}
     subs = [
         sub_id
         for sub_id, topics, unit_id in _active_subscriptions(session)
@@ -356,7 +358,7 @@ def enqueue(
         session.add(
             OutboxMessage(
                 topic=topic,
-                order_id=order.id,
+                order_id=order.id if order is not None else None,
                 subscription_id=sub_id,
                 payload=payload,
                 created_at=now,
@@ -509,6 +511,33 @@ def on_citizen_step(session: Session, *, order: Order, outcome: Outcome, event: 
         "asks_rating": asks_rating(order, outcome.action),
     }
     return enqueue(session, topic=Topic.CITIZEN, order=order, payload=payload, now=event.at)
+
+
+# The ``citizen`` message that carries a code proving an account's phone (its ``event.action``; no order).
+VERIFY_PHONE = "verify_phone"
+
+
+def phone_code_text(code: str, minutes: int) -> str:
+    """The text message of a code proving a citizen's phone on their account, signed as the answers' are."""
+    sign = get_notify_settings().sms_signature
+    return (
+        f"【{sign}】您的验证码为{code}，{minutes}分钟内有效，用于核实您在12345平台账户中的手机号。"
+        "如非本人操作，请忽略本短信。"
+    )
+
+
+def on_phone_code(session: Session, *, phone: str, code: str, minutes: int, now: datetime) -> int:
+    """Enqueue the ``citizen`` text message of a code proving a citizen's phone (``cityhub.auth.phone``) for the
+    district's SMS relay — as the answers' texts go, its ``event`` the phone and the words, ``order`` null —, in the
+    caller's transaction; returns how many (0: no relay subscribes to the topic, the code cannot go out)."""
+    payload = {
+        "action": VERIFY_PHONE,
+        "at": now.isoformat(),
+        "phone": phone,
+        "text": phone_code_text(code, minutes),
+        "asks_rating": False,
+    }
+    return enqueue(session, topic=Topic.CITIZEN, order=None, payload=payload, now=now)
 
 
 def on_merged_in(

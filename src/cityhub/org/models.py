@@ -79,6 +79,10 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), index=True)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
     phone: Mapped[str | None] = mapped_column(String(32))
+    # The phone number as its owner proved it with a code sent to it (``cityhub.auth.phone``): the account's phone is
+    # verified while ``phone`` still is this number — a change of ``phone`` by any path leaves it unverified.
+    phone_verified: Mapped[str | None] = mapped_column(String(32))
+    phone_verified_at: Mapped[datetime | None] = mapped_column()
     email: Mapped[str | None] = mapped_column(String(120))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -93,8 +97,19 @@ class User(Base):
 
     unit: Mapped[Unit | None] = relationship()
 
+    @property
+    def verified_phone(self) -> str | None:
+        """The account's phone if its owner verified it (and it has not changed since), else None."""
+        return verified_phone(self.phone, self.phone_verified)
+
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role.value}>"
+
+
+def verified_phone(phone: str | None, phone_verified: str | None) -> str | None:
+    """``phone`` when it is the number that was verified (``User.phone_verified``), else None: a phone that changed
+    after its verification is unverified whatever changed it."""
+    return phone if phone and phone == phone_verified else None
 
 
 class AliasKind(enum.StrEnum):

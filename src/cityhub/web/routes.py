@@ -30,6 +30,7 @@ from starlette.datastructures import QueryParams
 
 from cityhub.api.deps import DbSession, known_path_ids
 from cityhub.auth import permissions
+from cityhub.auth import phone as citizen_phone
 from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
 from cityhub.auth.principal import Principal
@@ -494,6 +495,8 @@ def _account_page(
     errors: dict[str, str] | None = None,
     revoke: bool = False,
     status_code: int = 200,
+    phone_value: str = "",
+    error_values: dict[str, Any] | None = None,
 ) -> Response:
     t = support.translator(request)
     user = db.get(User, principal.user_id)
@@ -512,9 +515,18 @@ def _account_page(
         principal=principal,
         status_code=status_code,
         account=user,
+        # 我的手机号: a citizen's, to set and verify (auth.phone); staff see theirs, set by an administrator
+        phone=citizen_phone.status(db, user_id=principal.user_id),
+        phone_rules={
+            "minutes": citizen_phone.CODE_MINUTES,
+            "tries": citizen_phone.MAX_ATTEMPTS,
+            "seconds": citizen_phone.RESEND_SECONDS,
+            "sends": citizen_phone.MAX_SENDS,
+        },
+        phone_value=phone_value,
         unit_name=support.names_of(db, Unit, {principal.unit_id}).get(principal.unit_id or 0),
         tokens=tokens,
-        errors={name: t(key) for name, key in (errors or {}).items()},
+        errors={name: t(key, **(error_values or {})) for name, key in (errors or {}).items()},
         revoke=revoke,
     )
 
@@ -551,6 +563,88 @@ def account_password(request: Request, db: DbSession, form: FormBody) -> Respons
         return _account_page(request, db, principal, errors=errors, revoke=revoke, status_code=exc.http_status)
     flash = ("account.pw_changed", {"sessions": done.sessions_ended, "tokens": done.tokens_revoked})
     return support.redirect("/account", flash=flash)
+
+
+def _phone_error(exc: CityhubError) -> tuple[str, dict[str, Any]]:
+    """The account page's words for a refusal of :mod:`cityhub.auth.phone`: its locale key and values."""
+    details = exc.details or {}
+    if isinstance(exc, TooManyAttempts):
+        return "account.phone_wait", {"seconds": exc.retry_after}
+    if details.get("expired"):
+        return "account.code_expired", {"minutes": citizen_phone.CODE_MINUTES}
+    if details.get("spent") or details.get("tries_left") == 0:
+        return "account.code_spent", {}
+    if "tries_left" in details:
+        return "account.code_wrong", {"n": details["tries_left"]}
+    if details.get("field") == "code" and isinstance(exc, Conflict):
+        return "account.code_none", {}
+    if details.get("mobile") is False:
+        return "account.phone_not_mobile", {}
+    if details.get("relay") is False:
+        return "account.phone_no_relay", {}
+    if isinstance(exc, ValidationFailed) and details.get("field") == "phone":
+        return "account.phone_invalid", {}
+    return "err.validation", {}
+
+
+def _phone_refused(
+    request: Request, db: Session, principal: Principal, exc: CityhubError, field: str, typed: str = ""
+) -> Response:
+    """The account page again, the refusal of a phone step said at its field (``phone`` or ``code``)."""
+    _fail(db)
+    key, values = _phone_error(exc)
+    return _account_page(
+        request, db, principal, errors={field: key}, error_values=values, status_code=exc.http_status, phone_value=typed
+    )
+
+
+@router.post("/account/phone", response_class=HTMLResponse)
+def account_phone(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Set my phone (a citizen's: auth.phone.set_phone), checked as an appeal's phone is; a new number is unverified
+    and a code goes to it at once (auth.phone.send_code). Kept even when the code cannot go (a landline): it is then
+    the appeals' phone, unverified."""
+    principal = support.require_user(request, db, form=form)
+    typed = form.text("phone") or ""
+    try:
+        before = citizen_phone.status(db, user_id=principal.user_id)
+        now = citizen_phone.set_phone(db, user_id=principal.user_id, phone=typed, actor=principal.actor)
+    except CityhubError as exc:
+        return _phone_refused(request, db, principal, exc, "phone", typed)
+    db.commit()
+    if not now.phone:
+        return support.redirect("/account#my-phone", flash=("account.phone_removed", {}))
+    if now.verified or (now.phone == before.phone and now.pending):
+        return support.redirect("/account#my-phone", flash=("account.phone_unchanged", {}))
+    try:
+        sent = citizen_phone.send_code(db, user_id=principal.user_id)
+    except CityhubError as exc:
+        return _phone_refused(request, db, principal, exc, "phone")
+    db.commit()
+    return support.redirect("/account#my-phone", flash=("account.code_sent", {"phone": sent.masked}))
+
+
+@router.post("/account/phone/code", response_class=HTMLResponse)
+def account_phone_code(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Send me a new code (auth.phone.send_code): at most one a minute and five an hour."""
+    principal = support.require_user(request, db, form=form)
+    try:
+        sent = citizen_phone.send_code(db, user_id=principal.user_id)
+    except CityhubError as exc:
+        return _phone_refused(request, db, principal, exc, "code")
+    db.commit()
+    return support.redirect("/account#my-phone", flash=("account.code_sent", {"phone": sent.masked}))
+
+
+@router.post("/account/phone/verify", response_class=HTMLResponse)
+def account_phone_verify(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Type back the code (auth.phone.verify): my phone is verified, and the appeals registered with it are mine."""
+    principal = support.require_user(request, db, form=form)
+    try:
+        citizen_phone.verify(db, user_id=principal.user_id, code=form.text("code") or "", actor=principal.actor)
+    except CityhubError as exc:
+        return _phone_refused(request, db, principal, exc, "code")
+    db.commit()
+    return support.redirect("/account#my-phone", flash=("account.phone_verified_done", {}))
 
 
 @router.post("/account/tokens/{token_id}/revoke", response_class=HTMLResponse)
@@ -1498,6 +1592,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         bulk_accept=[i for i, step in sign_for.items() if step == Action.ACCEPT] if listed.filters.to_accept_by else [],
         # 协办 (the centre's): each order's assisting units, who asked each, when and for what, under its lead unit.
         assist_invites=_assist_invites(db, principal, rows) if listed.filters.assisted and not citizen else {},
+        # 我的诉求: the appeals registered with their verified phone (a call to 12345, another channel), not filed under
+        # their account, marked with their channel on the row itself — the channel column is hidden on a phone
+        by_phone={o.id: o.channel for o in rows if o.citizen_user_id != principal.user_id} if citizen else {},
         # 承办单位 is left out of a single unit's (a department's, a community's) own work — 在办, 待签收, 预警, 超期:
         # it said the reader's unit on every row; an order it assists on names its lead unit beside the limit.
         lead_column=not _own_work_of_one_unit(principal, reader.own, listed.filters),

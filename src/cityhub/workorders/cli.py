@@ -243,7 +243,7 @@ def _acting_user(session: Any, username: str, action: str, order: Any, params: d
 
     from cityhub.auth.principal import Principal
     from cityhub.auth.scope import check_may_act
-    from cityhub.org.models import Unit, User
+    from cityhub.org.models import Role, Unit, User
 
     user = session.scalars(select(User).where(User.username == username.strip())).one_or_none()
     if user is None:
@@ -260,6 +260,7 @@ def _acting_user(session: Any, username: str, action: str, order: Any, params: d
         unit_tier=tier,
         method="cli",
         credential_id=0,
+        verified_phone=user.verified_phone if user.role == Role.CITIZEN else None,
     )
     try:
         check_may_act(session, principal, order_id=order.id, action=Action(action), params=params)

@@ -156,6 +156,7 @@ def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
         street_id=row["street_id"],
         community_id=row["community_id"],
         reported_by_id=row["reported_by_id"],
+        citizen_phone=row["citizen_phone"],
     ):
         return read
     return read.masked()
