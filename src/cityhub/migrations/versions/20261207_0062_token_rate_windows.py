@@ -1,7 +1,7 @@
 """token_rate_windows: the calls of a personal API token per clock minute, for its rate limit (429)
 
-Revision ID: 0061_token_rate_windows
-Revises: 0060_invalid_calls
+Revision ID: 0062_token_rate_windows
+Revises: 0061_citizen_phone
 Create Date: 2026-12-07 22:00:00.000000
 
 One row per token and minute, as ``api_rate_windows`` counts an API key's calls (``sharing.service.hit_rate_limit``):
@@ -17,8 +17,8 @@ from alembic import op
 
 import cityhub.db
 
-revision: str = '0061_token_rate_windows'
-down_revision: str | None = '0060_invalid_calls'
+revision: str = '0062_token_rate_windows'
+down_revision: str | None = '0061_citizen_phone'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
