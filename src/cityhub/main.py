@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from cityhub import __version__, backup, migrate
 from cityhub.api.deps import access_answers_first
 from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
-from cityhub.errors import CityhubError, Overloaded, schema_message
+from cityhub.errors import CityhubError, Overloaded, PayloadTooLarge, ValidationFailed, schema_message
 from cityhub.org.models import Unit
 from cityhub.workorders import files
 from cityhub.workorders.calendar import (
@@ -479,6 +480,43 @@ def _multipart_problem(exc: StarletteHTTPException) -> str | None:
     return None
 
 
+# The multipart parser's limits (Starlette's, as FastAPI applies them to the API's uploads), as its refusals name them:
+# (its words, the limit's name, its unit in the words: parts or KiB).
+_MULTIPART_LIMITS = (
+    (re.compile(r"Too many files\. Maximum number of files is (\d+)\."), "max_files"),
+    (re.compile(r"Too many fields\. Maximum number of fields is (\d+)\."), "max_fields"),
+    (re.compile(r"(?:Part|Field) exceeded maximum size of (\d+)KB\."), "max_part_size"),
+)
+
+
+def _multipart_limit(exc: StarletteHTTPException) -> CityhubError | None:
+    """The refusal of a form body over one of the parser's limits (Starlette's 400 with its bare words): too many
+    files or fields — 422 naming the limit and its value — or a field (a part without a filename) too large — 413
+    ``payload_too_large`` with the limit in bytes, as the API's cap on bodies says it. ``details``: ``limit`` (the
+    parser's name of it), ``limit_value`` (parts, or bytes)."""
+    cause = exc.__cause__ or exc.__context__
+    if not isinstance(cause, MultiPartException):
+        return None
+    for pattern, name in _MULTIPART_LIMITS:
+        if (found := pattern.fullmatch(cause.message)) is None:
+            continue
+        value = int(found.group(1))
+        if name == "max_part_size":
+            size = value * 1024
+            message = (
+                f"a field of the form (a part without a filename) is larger than the parser reads, {value} KiB "
+                f"({name} {size} bytes): send a file as a file part (with a filename), text shorter"
+            )
+            return PayloadTooLarge(message, details={"limit": name, "limit_value": size, "limit_bytes": size})
+        parts = "files (parts with a filename)" if name == "max_files" else "fields (parts without a filename)"
+        message = f"the form has more {parts} than the parser reads, {value} ({name}): send fewer in one request"
+        error = {"field": "(body)", "message": message}
+        return ValidationFailed(
+            f"invalid request: (body): {message}", details={"errors": [error], "limit": name, "limit_value": value}
+        )
+    return None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(request: Request, exc: CityhubError) -> Response:
@@ -531,6 +569,13 @@ def _install_error_handlers(app: FastAPI) -> None:
                 return await _domain_error(request, refused)
             error = {"field": "(body)", "message": problem}
             return _error(422, "validation_failed", f"invalid request: (body): {problem}", {"errors": [error]})
+        if request.url.path.startswith("/api/") and (over := _multipart_limit(exc)) is not None:
+            # A form over the parser's limits: what limit, and its value (it was this 400, "Too many files …").
+            try:
+                await access_answers_first(request)
+            except CityhubError as refused:
+                return await _domain_error(request, refused)
+            return await _domain_error(request, over)
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(StaleDataError)

@@ -760,6 +760,59 @@ def test_a_multipart_body_without_its_boundary_is_said_so(client):
         client.headers["Authorization"] = token
 
 
+def test_a_form_over_the_parsers_limits_says_which_limit_and_its_value(client):
+    """A file upload over the multipart parser's limits — more than 1000 files or fields in one body, a field (a part
+    without a filename) over 1 MiB — was a 400 ``http_error`` in the parser's bare words ("Too many files. Maximum
+    number of files is 1000."): now a 422 for too many parts, a 413 ``payload_too_large`` for a part too large, each
+    naming the limit and its value in ``details``, after who may call."""
+    order = client.post("/api/v1/orders", json={"channel": "web", "content": "路灯不亮"})
+    assert order.status_code == 201, order.text
+    attachments = f"/api/v1/orders/{order.json()['id']}/attachments"
+
+    def multipart(parts: list[bytes]) -> tuple[bytes, dict[str, str]]:
+        body = b"".join(b"--x\r\n" + part + b"\r\n" for part in parts) + b"--x--\r\n"
+        return body, {"Content-Type": "multipart/form-data; boundary=x"}
+
+    file_part = b'Content-Disposition: form-data; name="files"; filename="a.jpg"\r\n\r\nabc'
+    field_part = b'Content-Disposition: form-data; name="note"\r\n\r\nabc'
+    for path, parts, limit in (
+        (attachments, [file_part] * 1001, "max_files"),
+        ("/api/v1/orders/import", [field_part] * 1001, "max_fields"),
+    ):
+        body, headers = multipart(parts)
+        refused = client.post(path, content=body, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_failed"), refused.text
+        details = refused.json()["details"]
+        assert (details["limit"], details["limit_value"]) == (limit, 1000), details
+        [error] = details["errors"]
+        assert error["field"] == "(body)" and f"1000 ({limit})" in error["message"], error
+        assert refused.json()["message"] == f"invalid request: (body): {error['message']}"
+    body, headers = multipart([field_part.replace(b"abc", b"a" * (1024 * 1024 + 1))])
+    for path in (attachments, "/api/v1/orders/import"):
+        large = client.post(path, content=body, headers=headers)
+        assert (large.status_code, large.json()["code"]) == (413, "payload_too_large"), large.text
+        assert large.json()["details"] == {
+            "limit": "max_part_size",
+            "limit_value": 1024 * 1024,
+            "limit_bytes": 1024 * 1024,
+        }
+        assert "1024 KiB" in large.json()["message"] and "max_part_size" in large.json()["message"]
+    # A form sent url-encoded has the same limit on a field.
+    long_note = client.post(
+        attachments,
+        content=b"note=" + b"a" * (1024 * 1024 + 1),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (long_note.status_code, long_note.json()["details"]["limit"]) == (413, "max_part_size"), long_note.text
+    # Who may call answers first.
+    token = client.headers.pop("Authorization")
+    try:
+        anonymous = client.post(attachments, content=multipart([file_part] * 1001)[0], headers=headers)
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
+    finally:
+        client.headers["Authorization"] = token
+
+
 def _street_dispatcher(client, code: str) -> tuple[int, dict[str, str]]:
     """A street of the district (``code``) and the bearer headers of a dispatcher of it."""
     return _unit_staff(client, code, UnitTier.STREET, Role.DISPATCHER)

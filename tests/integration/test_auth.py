@@ -520,3 +520,37 @@ def test_the_bearer_scheme_tells_swagger_ui_what_a_signed_in_browsers_cookie_doe
     assert client.get("/api/v1/auth/me", headers=bearer).json()["auth_method"] == "token"  # the cookie sent too
     again = client.post("/api/v1/auth/tokens", json={"name": "docs2", "password": PASSWORD}, headers=bearer)
     assert again.status_code == 201, again.text  # a change without the CSRF header: the token is taken
+
+
+def test_a_personal_token_has_a_call_limit_per_minute_as_an_api_key_has(client, monkeypatch):
+    """Personal API tokens had no call limit (an API key has its calls per minute): a script looping on a token
+    could take the server's capacity. Now each token's calls are counted per clock minute as a key's are
+    (``CITYHUB_API_TOKEN_RATE_LIMIT``) and the next is ``429 rate_limited`` with Retry-After — a malformed request
+    too, counted once; a browser session is not limited. The clock is held still: one minute's calls."""
+    from datetime import datetime
+
+    from cityhub.auth.models import TokenRateWindow
+
+    monkeypatch.setenv("CITYHUB_API_TOKEN_RATE_LIMIT", "3")
+    reset_engine()
+    held = datetime(2026, 12, 7, 13, 0, 15, tzinfo=UTC)
+    monkeypatch.setattr(auth, "utcnow", lambda: held)
+    csrf = _login(client).json()["csrf_token"]
+    made = client.post("/api/v1/auth/tokens", json={"name": "loop"}, headers={"X-CSRF-Token": csrf}).json()
+    bearer = TestClient(client.app, raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {made['token']}"}
+    statuses = [bearer.get("/api/v1/auth/me", headers=headers).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    refused = _error(bearer.get("/api/v1/auth/me", headers=headers), 429, "rate_limited")
+    assert refused["details"] == {"limit": 3, "retry_after": 45}
+    assert "3 calls per minute of this personal API token" in refused["message"]
+    malformed = bearer.get("/api/v1/auth/me", params={"colour": "red"}, headers=headers)
+    assert malformed.status_code == 429 and malformed.headers["Retry-After"] == "45", malformed.text
+    with session_scope() as s:
+        counted = s.scalar(select(TokenRateWindow.calls).where(TokenRateWindow.token_id == made["id"]))
+    assert counted == 5  # each request once, the malformed one too
+    # The session that made the token is not limited.
+    assert {client.get("/api/v1/auth/me").status_code for _ in range(5)} == {200}
+    # The next minute: the token calls again.
+    monkeypatch.setattr(auth, "utcnow", lambda: held + timedelta(minutes=1))
+    assert bearer.get("/api/v1/auth/me", headers=headers).status_code == 200

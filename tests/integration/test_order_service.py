@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -858,3 +859,158 @@ def test_the_cli_assigns_as_a_named_user_recorded_in_the_trail_and_checked_as_th
         service.act(s, order_id=by_leader.order_id, action="reply", actor=staff, params={"text": "已修复路灯"})
         kinds = s.scalars(select(UserNotice.kind).where(UserNotice.user_id == leader_id)).all()
         assert NoticeKind.ASSIGNED_REPLIED in kinds, kinds
+
+
+def _cli_people(s):
+    """A district, a street with an order dispatched to it (its number), another street; a leader, two handlers of
+    the street, a handler and a supervisor of the other street: their ids by login name."""
+    from cityhub.auth import service as auth
+    from cityhub.org.models import Role, User
+    from cityhub.org.schemas import UserCreate
+
+    district = Unit(code="U-AS-QU", name="代办区", tier=UnitTier.DISTRICT)
+    s.add(district)
+    s.flush()
+    street = Unit(code="U-AS-JD", name="代办街道", tier=UnitTier.STREET, parent_id=district.id)
+    other = Unit(code="U-AS-JD2", name="别的街道", tier=UnitTier.STREET, parent_id=district.id)
+    s.add_all([street, other])
+    s.flush()
+    for username, name, role, unit in (
+        ("liu", "刘领导", Role.LEADER, district.id),
+        ("li", "李承办", Role.HANDLER, street.id),
+        ("wang", "王承办", Role.HANDLER, street.id),
+        ("zhao", "赵承办", Role.HANDLER, other.id),
+        ("sun", "孙督办", Role.SUPERVISOR, other.id),
+    ):
+        auth.create_account(s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit))
+    numbers = []
+    for content in ("路灯不亮", "井盖缺失"):
+        order = submit(s, data={"channel": "hotline", "content": content}).order
+        service.act(s, order_id=order.id, action="dispatch", actor=ALICE, params={"unit_id": street.id})
+        numbers.append(order.number)
+    ids = {u.username: u.id for u in s.scalars(select(User))}
+    return numbers, ids
+
+
+def _one_error(code: int, out: str, err: str, problem: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 1 and out == "" and len(lines) == 1 and problem in lines[0], (out, err)
+
+
+def test_the_cli_urges_as_a_named_user_checked_as_the_api_checks(app_db, cli_run):
+    """`orders urge` recorded only the text of --actor; ``--as USERNAME`` urges as that user — their name and id in
+    each order's trail — refused in one line for a role that may not urge, with --actor, and an order outside their
+    scope named as such (not urged)."""
+    from cityhub.db import session_scope
+
+    with session_scope() as s:
+        (first, second), ids = _cli_people(s)
+    _one_error(*cli_run("orders", "urge", first, "--reason", "请尽快", "--as", "li"), "role handler may not urge")
+    _one_error(*cli_run("orders", "urge", first, "--reason", "请尽快", "--as", "liu", "--actor", "x"), "not both")
+    _one_error(*cli_run("orders", "urge", first, "--reason", "请尽快", "--as", "nobody"), "--as: no user 'nobody'")
+    code, out, err = cli_run("orders", "urge", first, "--reason", "请尽快", "--as", "sun")
+    assert code == 1 and out == "" and f"{first}: not urged: outside the scope of user 'sun'" in err, err
+    code, out, err = cli_run("orders", "urge", first, second, "--reason", "请尽快", "--as", "liu")
+    assert code == 0 and f"{first}: urged → 代办街道" in out and f"{second}: urged" in out, (out, err)
+    code, out, err = cli_run("orders", "urge", second, "--reason", "再催")
+    assert code == 0, err
+    with session_scope() as s:
+        urges = s.execute(
+            select(Order.number, OrderEvent.actor_id, OrderEvent.actor_name, OrderEvent.reason)
+            .join(Order, Order.id == OrderEvent.order_id)
+            .where(OrderEvent.action == "urge")
+            .order_by(OrderEvent.id)
+        ).all()
+    assert [tuple(u) for u in urges] == [
+        (first, ids["liu"], "刘领导", "请尽快"),
+        (second, ids["liu"], "刘领导", "请尽快"),
+        (second, None, "cli", "再催"),  # without --as, as before
+    ]
+
+
+def test_the_cli_attaches_and_detaches_as_a_named_user_checked_as_the_api_checks(
+    app_db, cli_run, tmp_path, monkeypatch
+):
+    """`orders attach` / `orders detach` recorded only the text of --actor; ``--as USERNAME`` does it as that user:
+    the file theirs (``uploaded_by_id``), their name and id in the trail; refused in one line for an order outside
+    their scope, and a file not theirs to remove where their role may not remove any, nothing changed."""
+    from cityhub.db import session_scope
+
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    photo = tmp_path / "现场.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with session_scope() as s:
+        (number, _), ids = _cli_people(s)
+    _one_error(
+        *cli_run("orders", "attach", number, str(photo), "--as", "zhao"),
+        f"--as: order {number} is outside the scope of user 'zhao'",
+    )
+    _one_error(*cli_run("orders", "attach", number, str(photo), "--as", "li", "--actor", "x"), "not both")
+    code, out, err = cli_run("orders", "attach", number, str(photo), "--note", "整改前", "--as", "li")
+    assert code == 0, err
+    attachment = json.loads(out.strip().splitlines()[0])
+    assert attachment["uploaded_by"] == "李承办"
+    # Another handler of the street sees the order but may remove only their own files.
+    _one_error(
+        *cli_run("orders", "detach", number, str(attachment["id"]), "--reason", "传错", "--as", "wang"),
+        "--as: user 'wang': only whoever attached a file",
+    )
+    _one_error(
+        *cli_run("orders", "detach", number, str(attachment["id"]), "--reason", "传错", "--as", "zhao"),
+        f"--as: order {number} is outside the scope of user 'zhao'",
+    )
+    _one_error(
+        *cli_run("orders", "detach", number, str(attachment["id"]), "--reason", "x", "--as", "li", "--actor", "y"),
+        "not both",
+    )
+    code, out, err = cli_run("orders", "detach", number, str(attachment["id"]), "--reason", "传错", "--as", "li")
+    assert code == 0 and "removed" in out, err
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == number)).one()
+        row = s.get(Attachment, attachment["id"])
+        assert row is None or row.uploaded_by_id == ids["li"]
+        events = s.execute(
+            select(OrderEvent.actor_id, OrderEvent.actor_name)
+            .where(OrderEvent.order_id == order.id, OrderEvent.action == "comment")
+            .order_by(OrderEvent.id)
+        ).all()
+    assert [tuple(e) for e in events] == [(ids["li"], "李承办"), (ids["li"], "李承办")]  # attached, removed
+
+
+def test_the_cli_refuses_to_act_as_a_locked_user_saying_until_when(app_db, cli_run, tmp_path):
+    """``--as`` took an account locked out after failed logins (or locked by an administrator), which could not
+    sign in to do the same: refused in one line saying until when (the district's local time), for every command
+    that takes it."""
+    from cityhub.auth.models import LoginLockout
+    from cityhub.config import get_settings
+    from cityhub.db import session_scope, utcnow
+    from cityhub.org.models import User
+
+    until = (utcnow() + timedelta(minutes=15)).replace(microsecond=0)
+    with session_scope() as s:
+        (number, _), _ids = _cli_people(s)
+        s.add(LoginLockout(username="liu", failures=5, last_failure_at=utcnow(), locked_until=until))
+        s.scalars(select(User).where(User.username == "li")).one().locked_until = until
+        s.scalars(select(User).where(User.username == "wang")).one().locked_until = datetime(9999, 12, 31, tzinfo=UTC)
+    local = until.astimezone(get_settings().tz).isoformat(timespec="minutes")
+    photo = tmp_path / "p.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    for args in (
+        ("act", number, "assign", "--reason", "请尽快办结"),
+        ("urge", number, "--reason", "请尽快"),
+    ):
+        _one_error(
+            *cli_run("orders", *args, "--as", "liu"),
+            f"--as: user 'liu' is locked out after failed logins until {local}",
+        )
+    for args in (("attach", number, str(photo)), ("detach", number, "1", "--reason", "x"), ("act", number, "accept")):
+        _one_error(
+            *cli_run("orders", *args, "--as", "li"), f"--as: user 'li' is locked by an administrator until {local}"
+        )
+    _one_error(
+        *cli_run("orders", "act", number, "accept", "--as", "wang"),
+        "--as: user 'wang' is locked by an administrator until an administrator unlocks it",
+    )
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == number)).one()
+        assert not order.leader_assigned and order.urge_count == 0

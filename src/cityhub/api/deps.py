@@ -32,9 +32,9 @@ from cityhub.auth import service as auth
 from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
-from cityhub.db import MAX_BIG_ID, MAX_ID, rollback_after, session_factory
+from cityhub.db import MAX_BIG_ID, MAX_ID, rollback_after, session_factory, session_scope
 from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, ValidationFailed, text_problem
-from cityhub.sharing.service import KEY_PREFIX
+from cityhub.sharing.service import KEY_PREFIX, RateLimited
 from cityhub.workorders.service import Actor
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ async def get_principal(request: Request, db: DbSession) -> Principal:
                 f"API token ({auth.TOKEN_PREFIX}…, POST /api/v1/auth/tokens); {KEY_ROUTES}"
             )
         known = auth.recent_token_owner(token)
-        return known if known is not None else await run_in_threadpool(auth.authenticate_token, db, token=token)
+        principal = known if known is not None else await run_in_threadpool(auth.authenticate_token, db, token=token)
+        await _count_token_call(request, principal)
+        return principal
     cookie = request.cookies.get(get_auth_settings().session_cookie_name)
     if not cookie:
         raise missing_credential(request)
@@ -137,6 +139,25 @@ async def get_principal(request: Request, db: DbSession) -> Principal:
         if not csrf.matches(sent, principal.csrf_token):
             raise CsrfFailed(f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated request")
     return principal
+
+
+def _token_calls(token_id: int, limit: int) -> int | None:
+    with session_scope() as session:
+        return auth.hit_token_rate_limit(session, token_id=token_id, limit=limit)
+
+
+async def _count_token_call(request: Request, principal: Principal) -> None:
+    """Count the call against the personal token's calls per minute (``CITYHUB_API_TOKEN_RATE_LIMIT``; 0: none) and
+    refuse it past them, 429 with Retry-After — as an API key's (``sharing.http.authorize``): in a short transaction
+    of its own, committed before the request's work, so that a call refused or failed counts too and every server
+    process sees the count. Once per request, whoever asks for the caller again (``access_answers_first``)."""
+    limit = get_auth_settings().api_token_rate_limit
+    if limit <= 0 or getattr(request.state, "token_call_counted", False):
+        return
+    request.state.token_call_counted = True
+    retry_after = await run_in_threadpool(_token_calls, principal.credential_id, limit)
+    if retry_after is not None:
+        raise RateLimited(limit=limit, retry_after=retry_after, of=" of this personal API token")
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

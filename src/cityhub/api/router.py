@@ -10,6 +10,7 @@ from cityhub.api.deps import checked_request
 from cityhub.auditlog_views import router as log_router
 from cityhub.auth.views import router as auth_router
 from cityhub.dispatch.views import router as dispatch_router
+from cityhub.intake.invalid_call_views import router as invalid_calls_router
 from cityhub.intake.views import router as import_router
 from cityhub.knowledge.views import orders_router as kb_orders_router
 from cityhub.knowledge.views import router as kb_router
@@ -41,6 +42,7 @@ api_router.include_router(kb_orders_router)
 api_router.include_router(dispatch_router)
 api_router.include_router(exemptions_router)  # /kpi/exemptions before /kpi's own routes
 api_router.include_router(kpi_router)
+api_router.include_router(invalid_calls_router)
 api_router.include_router(graph_router)
 api_router.include_router(topics_router)
 api_router.include_router(map_router)

@@ -49,6 +49,17 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class TokenRateWindow(Base):
+    """Calls of one personal API token in one fixed one-minute window (its rate limit, as ``api_rate_windows``
+    counts an API key's): a row per window so that every server process sees the count."""
+
+    __tablename__ = "token_rate_windows"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class LoginAttempt(Base):
     """One password login attempt; failures within a window drive the per-username and per-IP rate limits."""
 

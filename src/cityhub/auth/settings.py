@@ -58,6 +58,15 @@ class AuthSettings(BaseSettings):
     api_token_days: int = Field(
         365, ge=1, le=MAX_TOKEN_DAYS, description="Default lifetime, in days, of a personal API token."
     )
+    # See auth.service.hit_token_rate_limit: as an API key's calls per minute (sharing.service.hit_rate_limit).
+    api_token_rate_limit: int = Field(
+        0,
+        ge=0,
+        description="Calls per clock minute each personal API token may make (Authorization: Bearer), counted over "
+        "every route it calls, refused and failed calls included; the next is 429 rate_limited with Retry-After, as "
+        "for an API key. 0 (the default): no limit. Each counted call is a short write to the database "
+        "(token_rate_windows), as an API key's is.",
+    )
     # See auth.service.RecentTokens.
     token_cache_seconds: float = Field(
         2.0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.errors import ValidationFailed
 from cityhub.intake.models import InvalidCall, InvalidCallKind
-from cityhub.org.models import User
+from cityhub.org.models import Unit, User
 from cityhub.org.schemas import phone_number
 
 if TYPE_CHECKING:
@@ -102,3 +103,65 @@ def tally(session: Session, *, period: Period, units: Iterable[int] | None = Non
         tally_of.by_kind[kind] = tally_of.by_kind.get(kind, 0) + int(n)
     listed = sorted(operators.values(), key=lambda o: (-o.total, o.name, o.user_id or 0))
     return Tally(period.label, by_kind, listed)
+
+
+@dataclass
+class ListedCall:
+    """One invalid call as a list shows it: when, its kind, who took it (name and unit as they are now: "" for an
+    account or unit since removed) and the phone as recorded (the reader's view masks it)."""
+
+    id: int
+    created_at: datetime
+    kind: str
+    user_id: int | None
+    operator: str
+    unit_id: int | None
+    unit: str
+    phone: str | None
+
+
+def listed(
+    session: Session,
+    *,
+    period: Period,
+    units: Iterable[int] | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[ListedCall], bool, int]:
+    """The invalid calls recorded in ``period`` (of the operators of ``units``, None: all; of one ``kind`` when
+    given, an unknown one refused naming the field ``kind``), newest first: a page of ``limit`` after ``offset``,
+    whether more follow, and how many there are in all."""
+    where = [InvalidCall.created_at >= period.start, InvalidCall.created_at < period.end]
+    if units is not None:
+        where.append(InvalidCall.unit_id.in_(sorted(set(units))))
+    if kind is not None:
+        try:
+            where.append(InvalidCall.kind == InvalidCallKind(kind).value)
+        except ValueError:
+            known = ", ".join(k.value for k in KINDS)
+            raise ValidationFailed(f"kind must be one of {known}, not {kind!r}", details={"field": "kind"}) from None
+    total = int(session.scalar(select(func.count()).select_from(InvalidCall).where(*where)) or 0)
+    rows = session.execute(
+        select(InvalidCall, User.full_name, User.username, Unit.name)
+        .outerjoin(User, User.id == InvalidCall.user_id)
+        .outerjoin(Unit, Unit.id == InvalidCall.unit_id)
+        .where(*where)
+        .order_by(InvalidCall.created_at.desc(), InvalidCall.id.desc())
+        .limit(limit + 1)
+        .offset(offset)
+    ).all()
+    calls = [
+        ListedCall(
+            id=call.id,
+            created_at=call.created_at,
+            kind=call.kind,
+            user_id=call.user_id,
+            operator=full_name or username or "",
+            unit_id=call.unit_id,
+            unit=unit_name or "",
+            phone=call.citizen_phone,
+        )
+        for call, full_name, username, unit_name in rows[:limit]
+    ]
+    return calls, len(rows) > limit, total

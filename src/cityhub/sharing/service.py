@@ -44,9 +44,10 @@ class RateLimited(CityhubError):
     code = "rate_limited"
     http_status = 429
 
-    def __init__(self, *, limit: int, retry_after: int) -> None:
+    def __init__(self, *, limit: int, retry_after: int, of: str = "") -> None:
+        """``of``: whose calls, said after the limit (" of this personal API token"); an API key's say nothing."""
         super().__init__(
-            f"rate limit of {limit} calls per minute exceeded; retry after {retry_after} s",
+            f"rate limit of {limit} calls per minute{of} exceeded; retry after {retry_after} s",
             details={"limit": limit, "retry_after": retry_after},
         )
         self.retry_after = retry_after

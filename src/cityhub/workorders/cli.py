@@ -20,7 +20,7 @@ from cityhub.clitools import (
 )
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
-from cityhub.errors import CityhubError, NotFound, ValidationFailed
+from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationFailed
 from cityhub.workorders.lifecycle import Action
 
 app = typer.Typer(no_args_is_help=True, help="Work orders: create, show, search, act, history.")
@@ -188,15 +188,7 @@ def act_cmd(
     start: Annotated[
         bool, typer.Option("--start", help="accept only: start work right after (签收并开始办理), two audited steps.")
     ] = False,
-    as_user: Annotated[
-        str | None,
-        typer.Option(
-            "--as",
-            metavar="USERNAME",
-            help="Act as this user, recorded in the trail as the API and the pages record them (name, user, unit, "
-            "role), checked as they are: the role's permission for the action and the order in the user's scope.",
-        ),
-    ] = None,
+    as_user: Annotated[str | None, typer.Option("--as", metavar="USERNAME", help=AS_HELP)] = None,
 ) -> None:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
     problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order; instant_answer
@@ -204,8 +196,8 @@ def act_cmd(
     return (退单) may name the unit that should have the order, -p suggest_unit_id=… (建议改派至, for the
     dispatcher); assign (领导交办) may give the day it is to be done by, -p deadline=2026-12-20 (限期办结, today or
     later; the time limit is not moved); accept --start signs for and starts work (签收并开始办理). --as USERNAME
-    acts as that user (a leader's 交办 recorded as theirs), refused in one line for an unknown or deactivated user, one
-    whose role may not take the action, or an order outside their scope."""
+    acts as that user (a leader's 交办 recorded as theirs), refused in one line for an unknown, deactivated or locked
+    user (saying until when), one whose role may not take the action, or an order outside their scope."""
     from cityhub.knowledge import service as kb
     from cityhub.workorders import service
 
@@ -214,8 +206,7 @@ def act_cmd(
         params["reason"] = reason
     if start and action != Action.ACCEPT.value:
         raise _fail(f"--start is taken only by accept, not {action}")
-    if as_user is not None and actor is not None:
-        raise _fail("give --as USERNAME or --actor NAME, not both: --as records the user's own name")
+    _only_one_actor(as_user, actor)
     try:
         with session_scope() as session:
             order = _find(session, ref)
@@ -235,14 +226,37 @@ def act_cmd(
         raise fail_with(exc) from None
 
 
-def _acting_user(session: Any, username: str, action: str, order: Any, params: dict[str, Any]) -> Any:
-    """The actor ``--as USERNAME`` names, checked as the API's action route checks its caller (``workorders.views.
-    order_action``): an active account, whose role may take ``action``, reading the order (and a merge's master); an
-    assisting unit's step is its own unit's part. The CLI's one-line error (exit 1) otherwise."""
+AS_HELP = (
+    "Act as this user, recorded in the trail as the API and the pages record them (name, user, unit, role), checked "
+    "as they are: an active account not locked, the role's permission, the order in the user's scope."
+)
+ACTOR_HELP = "Name recorded in the audit trail (default cli; no user: see --as)."
+
+
+def _only_one_actor(as_user: str | None, actor: str | None) -> None:
+    if as_user is not None and actor is not None:
+        raise _fail("give --as USERNAME or --actor NAME, not both: --as records the user's own name")
+
+
+def _lock_until_text(until: Any) -> str:
+    """Until when a lock holds, in the district's local time (an administrator's lock without an end: until
+    unlocked)."""
+    from cityhub.config import get_settings
+
+    if until.year >= 9999:
+        return "until an administrator unlocks it (cityhub users unlock)"
+    return "until " + until.astimezone(get_settings().tz).isoformat(timespec="minutes")
+
+
+def _as_principal(session: Any, username: str) -> Any:
+    """The person ``--as USERNAME`` names, as the API would see them signed in: an existing, active account that is
+    neither locked by an administrator (``users.locked_until``) nor locked out after failed password logins
+    (``login_lockouts``: it could not sign in to do this either) — else the CLI's one-line error (exit 1), a lock
+    saying until when."""
     from sqlalchemy import select
 
+    from cityhub.auth import service as auth
     from cityhub.auth.principal import Principal
-    from cityhub.auth.scope import check_may_act
     from cityhub.org.models import Role, Unit, User
 
     user = session.scalars(select(User).where(User.username == username.strip())).one_or_none()
@@ -250,8 +264,13 @@ def _acting_user(session: Any, username: str, action: str, order: Any, params: d
         raise _fail(f"--as: no user {username.strip()!r}")
     if not user.active:
         raise _fail(f"--as: user {user.username!r} is deactivated")
+    if auth.is_locked(user):
+        raise _fail(f"--as: user {user.username!r} is locked by an administrator {_lock_until_text(user.locked_until)}")
+    locked_out = auth.password_lockouts(session, usernames=[user.username]).get(user.username)
+    if locked_out is not None:
+        raise _fail(f"--as: user {user.username!r} is locked out after failed logins {_lock_until_text(locked_out)}")
     tier = session.scalar(select(Unit.tier).where(Unit.id == user.unit_id)) if user.unit_id is not None else None
-    principal = Principal(
+    return Principal(
         user_id=user.id,
         username=user.username,
         full_name=user.full_name,
@@ -262,44 +281,81 @@ def _acting_user(session: Any, username: str, action: str, order: Any, params: d
         credential_id=0,
         verified_phone=user.verified_phone if user.role == Role.CITIZEN else None,
     )
+
+
+def _acting_user(session: Any, username: str, action: str, order: Any, params: dict[str, Any]) -> Any:
+    """The actor ``--as USERNAME`` names (:func:`_as_principal`), checked as the API's action route checks its caller
+    (``workorders.views.order_action``): its role may take ``action``, reading the order (and a merge's master); an
+    assisting unit's step is its own unit's part. The CLI's one-line error (exit 1) otherwise."""
+    from cityhub.auth.scope import check_may_act
+
+    principal = _as_principal(session, username)
     try:
         check_may_act(session, principal, order_id=order.id, action=Action(action), params=params)
     except NotFound:
-        raise _fail(f"--as: order {order.number} is outside the scope of user {user.username!r}") from None
+        raise _fail(f"--as: order {order.number} is outside the scope of user {principal.username!r}") from None
     except CityhubError as exc:
-        raise _fail(f"--as: user {user.username!r}: {exc.message}") from None
+        raise _fail(f"--as: user {principal.username!r}: {exc.message}") from None
     return principal.actor
+
+
+def _reading_user(session: Any, username: str, order: Any) -> Any:
+    """``--as USERNAME`` (:func:`_as_principal`) for a command on one order: the order must be in the user's scope,
+    as the API's routes on an order answer 404 otherwise (``workorders.views._order``)."""
+    from cityhub.auth.scope import may_read
+
+    principal = _as_principal(session, username)
+    if not may_read(session, principal, order.id):
+        raise _fail(f"--as: order {order.number} is outside the scope of user {principal.username!r}")
+    return principal
 
 
 @app.command("urge")
 def urge_cmd(
     refs: Annotated[list[str], typer.Argument(help="Order numbers (BY…) or ids, at most 100.")],
     reason: Annotated[str, typer.Option(help="The message to the unit holding each order (催办内容).")] = "",
-    actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+    actor: Annotated[str | None, typer.Option(help=ACTOR_HELP)] = None,
+    as_user: Annotated[str | None, typer.Option("--as", metavar="USERNAME", help=AS_HELP)] = None,
 ) -> None:
     """批量催办: urge several orders with one message, each its own audited urge (as the list's 批量催办 and
     POST /api/v1/orders/urge). One line per order, urged (and the unit it went to) or not (and why); the others are
-    urged all the same. Exits 1 when any was not urged, each named above."""
+    urged all the same. Exits 1 when any was not urged, each named above. --as USERNAME urges as that user, checked
+    as the API checks a signed-in caller: refused in one line for an unknown, deactivated or locked user or a role
+    that may not urge; an order outside their scope is not urged, named as such."""
+    from cityhub.auth import permissions
+    from cityhub.auth.scope import scope_of
     from cityhub.org.models import Unit
     from cityhub.workorders import service
 
+    _only_one_actor(as_user, actor)
     if not reason.strip():
         raise _fail("--reason is empty: say what the units are urged to do (催办内容)")
     if len(set(refs)) > service.ACT_EACH_MAX:
         raise _fail(f"at most {service.ACT_EACH_MAX} orders at once (got {len(set(refs))})")
     with session_scope() as session:
+        who, scope = named_actor(actor or "cli"), None
+        if as_user is not None:
+            principal = _as_principal(session, as_user)
+            if not permissions.allows(principal.role, permissions.act(Action.URGE)):
+                raise _fail(f"--as: user {principal.username!r}: role {principal.role.value} may not urge")
+            who, scope = principal.actor, scope_of(session, principal).clause()
         found = {ref: service.find_order(session, ref=ref) for ref in dict.fromkeys(refs)}
         outcomes = service.act_each(
             session,
             [(o.id, None) for o in found.values() if o is not None],
             action=Action.URGE,
             params={"reason": reason.strip()},
-            actor=named_actor(actor),
+            actor=who,
+            scope=scope,
         )
         names = {u.id: u.name for u in session.query(Unit).filter(Unit.id.in_({o.unit_id for o in outcomes}))}
+        numbers = {o.id: o.number for o in found.values() if o is not None}
         for o in outcomes:
             if o.done:
                 typer.echo(f"{o.number}: urged → {names.get(o.unit_id or 0, '-')}")
+            elif o.number is None and o.order_id in numbers:  # it exists: outside the --as user's scope
+                said = f"outside the scope of user {as_user.strip() if as_user else ''!r}"
+                typer.echo(f"{numbers[o.order_id]}: not urged: {said}", err=True)
             else:
                 typer.echo(f"{o.number or o.order_id}: not urged: {o.message}", err=True)
     missing = [ref for ref, order in found.items() if order is None]
@@ -315,13 +371,20 @@ def attach_cmd(
     ref: Annotated[str, typer.Argument(help="Order number (BY…) or id.")],
     paths: Annotated[list[Path], typer.Argument(help="Files to attach: photos, PDF, office documents, audio, video.")],
     note: Annotated[str | None, typer.Option(help="What the files show (the comment in the audit trail).")] = None,
-    actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+    actor: Annotated[str | None, typer.Option(help=ACTOR_HELP)] = None,
+    as_user: Annotated[str | None, typer.Option("--as", metavar="USERNAME", help=AS_HELP)] = None,
 ) -> None:
     """Attach files to an order (kept in CITYHUB_FILES_DIR), one audited comment naming them; prints one JSON line
-    per file. One bad file refuses them all, naming it."""
+    per file. One bad file refuses them all, naming it. --as USERNAME attaches as that user (the files theirs, as
+    uploaded on the API), checked as the API checks a signed-in caller: refused in one line for an unknown,
+    deactivated or locked user, a role that may not attach, an order outside their scope (a citizen's: their own open
+    appeal)."""
+    from cityhub.auth import permissions
+    from cityhub.auth.scope import check_attach
     from cityhub.workorders import files
     from cityhub.workorders.schemas import AttachmentRead
 
+    _only_one_actor(as_user, actor)
     limit = files.read_limit()
     uploads = []
     for path in paths:
@@ -333,7 +396,17 @@ def attach_cmd(
     try:
         with session_scope() as session:
             order = _find(session, ref)
-            rows = files.attach(session, order_id=order.id, uploads=uploads, actor=named_actor(actor), note=note)
+            who = named_actor(actor or "cli")
+            if as_user is not None:
+                principal = _reading_user(session, as_user, order)
+                if not permissions.may_attach(principal.role):
+                    raise _fail(f"--as: user {principal.username!r}: role {principal.role.value} may not attach files")
+                try:
+                    check_attach(principal, order)
+                except CityhubError as exc:
+                    raise _fail(f"--as: user {principal.username!r}: {exc.message}") from None
+                who = principal.actor
+            rows = files.attach(session, order_id=order.id, uploads=uploads, actor=who, note=note)
             out = [AttachmentRead.model_validate(r).model_dump_json() for r in rows]
     except CityhubError as exc:
         raise fail_with(exc) from None
@@ -346,22 +419,38 @@ def detach_cmd(
     ref: Annotated[str, typer.Argument(help="Order number (BY…) or id.")],
     attachment_id: Annotated[int, id_argument("attachment", "The attachment's id (`orders show`).")],
     reason: Annotated[str, typer.Option(help="Why it is removed (in the audit trail).")],
-    actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+    actor: Annotated[str | None, typer.Option(help=ACTOR_HELP)] = None,
+    as_user: Annotated[str | None, typer.Option("--as", metavar="USERNAME", help=AS_HELP)] = None,
 ) -> None:
-    """Remove an attachment from an order (its stored file too, when no other attachment holds it), audited."""
+    """Remove an attachment from an order (its stored file too, when no other attachment holds it), audited. --as
+    USERNAME removes it as that user, checked as the API checks a signed-in caller: refused in one line for an
+    unknown, deactivated or locked user, an order outside their scope, or a file not theirs where their role may not
+    remove any (attachments:remove: supervisors, administrators)."""
+    from cityhub.auth import permissions
     from cityhub.workorders import files
 
+    _only_one_actor(as_user, actor)
     try:
         with session_scope() as session:
             order = _find(session, ref)
-            row = files.remove(
-                session,
-                order_id=order.id,
-                attachment_id=attachment_id,
-                actor=named_actor(actor),
-                reason=reason,
-                may_remove_any=True,
-            )
+            who, may_remove_any = named_actor(actor or "cli"), True
+            if as_user is not None:
+                principal = _reading_user(session, as_user, order)
+                if not permissions.allows(principal.role, permissions.ORDER_READ):
+                    raise _fail(f"--as: user {principal.username!r}: role {principal.role.value} may not read orders")
+                who = principal.actor
+                may_remove_any = permissions.allows(principal.role, permissions.ATTACHMENTS_REMOVE)
+            try:
+                row = files.remove(
+                    session,
+                    order_id=order.id,
+                    attachment_id=attachment_id,
+                    actor=who,
+                    reason=reason,
+                    may_remove_any=may_remove_any,
+                )
+            except PermissionDenied as exc:
+                raise _fail(f"--as: user {as_user!r}: {exc.message}") from None
             name = row.filename
     except CityhubError as exc:
         raise fail_with(exc) from None
