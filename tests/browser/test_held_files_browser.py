@@ -26,7 +26,7 @@ pytestmark = pytest.mark.sqlite_only(BROWSER_SIDE)
 
 @pytest.fixture
 def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
-    env = use_world_env(app_db, tmp_path, monkeypatch)
+    env = use_world_env(app_db, tmp_path, monkeypatch) | {"CITYHUB_FILES_MAX_COUNT": "2"}
     with session_scope() as s:
         world = build_world(s)
         order = submit(s, data={"channel": "hotline", "content": "景泰路人行道井盖破损", "street_code": "W-JT"}).order
@@ -58,6 +58,14 @@ def test_a_reply_refused_on_a_phone_keeps_its_photo_and_attaches_it_when_sent_ag
     box = page.locator('[data-testid="held-files"]').bounding_box()
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONES[1]["width"], box
     assert page.evaluate("document.documentElement.scrollWidth - innerWidth") == 0
+    # With one held and two at most, a phone's gallery picking two more keeps one, saying why, before anything is sent.
+    photo = {"mimeType": "image/jpeg", "buffer": jpeg_photo()}
+    page.set_input_files("#reply-files", [{**photo, "name": "a.jpg"}, {**photo, "name": "b.jpg"}])
+    refused = page.locator("#reply-files-picked")
+    refused.wait_for()
+    assert "连同已保留的附件" in refused.inner_text() and "前 1 个" in refused.inner_text()
+    assert page.evaluate("document.getElementById('reply-files').files.length") == 1
+    page.set_input_files("#reply-files", [])
     # The words written, sent again: no file chosen again.
     page.fill("#reply-text", "已更换井盖，现场已恢复通行。")
     page.click('[data-testid="submit-reply"]')
