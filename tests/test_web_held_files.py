@@ -287,3 +287,31 @@ def test_the_files_prune_job_deletes_expired_held_files_only(world, store) -> No
     assert result["held"] == 1
     assert [p.name for p in _held_dirs(store)] == [new]
     assert run_job("files-prune")["held"] == 0
+
+
+def test_a_users_holding_area_keeps_a_bounded_number_of_files(world, store, monkeypatch) -> None:
+    # Forms refused again and again (or a script doing it) hold at most 3 × CITYHUB_FILES_MAX_COUNT files a user:
+    # the oldest go first, never those just held.
+    monkeypatch.setenv("CITYHUB_FILES_MAX_COUNT", "1")
+    client = login("hand_a")
+    page = client.get(f"/orders/{world['order']}").text
+    tokens = []
+    for i in range(5):
+        refused = _reply(client, world["order"], page, "", parts=[(f"{i}.png", _png(), "image/png")])
+        (token,) = _tokens(refused.text)
+        tokens.append(token)
+    assert sorted(p.name for p in _held_dirs(store)) == sorted(tokens[-3:])
+    # The one just held is kept even when the others are newer than it.
+    _age(store, tokens[-1], -1)
+    refused = _reply(client, world["order"], page, "", parts=[("5.png", _png(), "image/png")])
+    (newest,) = _tokens(refused.text)
+    assert newest in [p.name for p in _held_dirs(store)] and len(_held_dirs(store)) == 3
+    # Another user's area is their own.
+    other = login("op")
+    form = other.get("/intake").text
+    other.post(
+        "/intake",
+        data={"csrf_token": hidden(form), "appeal_type": "help", "content": "路灯不亮", "citizen_phone": "x"},
+        files=[("files", ("op.png", _png(), "image/png"))],
+    )
+    assert len(_held_dirs(store)) == 4

@@ -38,6 +38,8 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 _META = "meta.json"
 _DATA = "data"
 _THUMB = "thumb.jpg"
+# A user's holding area keeps at most this many times CITYHUB_FILES_MAX_COUNT files (:func:`_trim`).
+PER_USER = 3
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,26 @@ def hold(items: Sequence[Checked], *, owner_id: int) -> list[Held]:
         _write_new(folder / _DATA, _writer(item.data), durable=False)
         _write_new(folder / _META, _writer(json.dumps(meta, ensure_ascii=False).encode()), durable=False)
         held.append(Held(token, item.filename, item.content_type, len(item.data), now))
+    if held:
+        _trim(owner_id, keep={h.token for h in held})
     return held
+
+
+def _trim(owner_id: int, *, keep: set[str]) -> None:
+    """Hold at most :data:`PER_USER` times ``CITYHUB_FILES_MAX_COUNT`` files for one user (several tabs, forms
+    refused again and again): the oldest beyond go (sent back, one is said as unknown, never attached), never
+    those just held (``keep``)."""
+    most = PER_USER * get_file_settings().max_count
+    folders = [f for f in _area(owner_id).iterdir() if f.is_dir()]
+    if len(folders) <= most:
+        return
+
+    def created(folder: Path) -> str:
+        found = _read(owner_id, folder.name)
+        return found[0].created.isoformat() if found else ""
+
+    for folder in sorted((f for f in folders if f.name not in keep), key=created)[: len(folders) - most]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read(owner_id: int, token: str) -> tuple[Held, dict[str, Any]] | None:
