@@ -105,9 +105,10 @@ def _sensor_silence(session: Session) -> dict[str, Any]:
 def _files_prune(session: Session) -> dict[str, Any]:
     from dataclasses import asdict
 
+    from cityhub.workorders import held
     from cityhub.workorders.files import prune
 
-    return asdict(prune(session))
+    return {**asdict(prune(session)), "held": held.prune()}
 
 
 def _alarm_escalation_interval() -> int:
@@ -166,7 +167,8 @@ JOBS: dict[str, Job] = {
     ),
     "files-prune": Job(
         "files-prune",
-        "delete stored files, photo copies and interrupted writes no attachment holds (untouched for an hour)",
+        "delete stored files, photo copies and interrupted writes no attachment holds (untouched for an hour), and "
+        "the files of refused web forms held longer than CITYHUB_FILES_HELD_HOURS",
         _files_prune,
         lambda: 6 * 3600,
     ),

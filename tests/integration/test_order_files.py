@@ -76,8 +76,18 @@ def _upload(client: Any, world: dict[str, Any], parts: list[tuple[str, bytes, st
 
 
 def _stored(root: Path) -> list[Path]:
-    """The files kept in the store (not its own: the lock, a write in progress)."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    """The files kept in the store (not its own: the lock, a write in progress; nor the files a refused form's page
+    holds for it, 已保留的附件, which no order holds: :func:`_held`)."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and "held" not in p.relative_to(root).parts[:1]
+    )
+
+
+def _held(root: Path) -> list[str]:
+    """The names of the files held for refused forms (workorders.held), from their sidecars."""
+    return sorted(json.loads(p.read_text(encoding="utf-8"))["filename"] for p in root.glob("held/*/*/meta.json"))
 
 
 def test_files_are_checked_by_content_kept_once_served_and_audited(world, store) -> None:
@@ -632,9 +642,9 @@ def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to
     assert many.status_code == 422, many.text
     assert 'data-testid="field-error-files"' in many.text and "一次最多上传 2 个文件" in many.text
     assert "小区门口垃圾堆积一周无人清运</textarea>" in many.text and 'value="云景路88号"' in many.text
-    # 查询建议 (the suggestions without the form sent) answers with the page too: its files are named to choose again.
+    # 查询建议 (the suggestions without the form sent) answers with the page too: its files are held for it.
     preview = client.post("/intake", data={**appeal, "preview": "1"}, files=photos[:1])
-    assert preview.status_code == 200 and 'data-testid="files-not-kept"' in preview.text and "0.png" in preview.text
+    assert preview.status_code == 200 and 'data-testid="held-files"' in preview.text and "0.png" in preview.text
     assert "小区门口垃圾堆积一周无人清运</textarea>" in preview.text
     # Too many with another problem: both said in one round.
     both = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos)
@@ -652,19 +662,20 @@ def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to
     assert _stored(store) == []
 
 
-def test_an_appeal_refused_for_another_field_names_the_files_to_choose_again(world, store) -> None:
+def test_an_appeal_refused_for_another_field_keeps_its_files_for_it(world, store) -> None:
     # A page cannot give a file input its files back: a report refused for its phone came back with the photo gone
-    # and not a word about it, and was sent again without it.
+    # and not a word about it, and was sent again without it; then named to be chosen again; now they are held for
+    # the form (已保留的附件, tests/test_web_held_files.py), to be sent with it.
     client = login("op")
     token = hidden(client.get("/intake").text)
     appeal = {"csrf_token": token, "appeal_type": "help", "content": "路口井盖缺失", "citizen_phone": "abc"}
     photos = [("files", ("井盖.png", _png(), "image/png")), ("files", ("远景.png", _png("navy"), "image/png"))]
     refused = client.post("/intake", data=appeal, files=photos)
     assert refused.status_code == 422
-    kept = re.search(r'<small class="field-error" id="f-files-not-kept"[^>]*>([^<]*)</small>', refused.text)
-    assert kept is not None and "井盖.png、远景.png" in kept.group(1) and "重新选择" in kept.group(1), kept
-    assert 'aria-describedby="f-files-not-kept"' in refused.text  # read out with the file input
-    assert "路口井盖缺失" in refused.text and _stored(store) == []
+    kept = re.search(r'<fieldset class="held-files" id="f-files-held".*?</fieldset>', refused.text, re.S)
+    assert kept is not None and "井盖.png" in kept.group(0) and "远景.png" in kept.group(0), kept
+    assert 'data-testid="files-not-kept"' not in refused.text
+    assert "路口井盖缺失" in refused.text and _stored(store) == [] and _held(store) == ["井盖.png", "远景.png"]
     # A file that would be refused too is named by its problem at once, not among files to choose again.
     bad = client.post("/intake", data=appeal, files=[("files", ("说明.doc", HTML, "application/msword"))])
     assert bad.status_code == 422 and 'data-testid="files-not-kept"' not in bad.text
@@ -698,9 +709,10 @@ def test_a_handler_replies_with_the_photos_of_the_work_in_one_form(world, store)
             order = s.get_one(Order, world["order"])
             return order.state.value, [a.filename for a in order.attachments]
 
-    # No words: refused at the text, the photo named to be chosen again; a bad file: refused by name. Nothing kept.
+    # No words: refused at the text, the photo held for the form (已保留的附件); a bad file: refused by name. Nothing
+    # attached.
     blank = reply("", ("修复后.png", _png(), "image/png"))
-    assert blank.status_code == 422 and 'data-testid="files-not-kept"' in blank.text and "修复后.png" in blank.text
+    assert blank.status_code == 422 and 'data-testid="held-files"' in blank.text and "修复后.png" in blank.text
     bad = reply("已修复", ("修复后.jpg", HTML, "image/jpeg"))
     assert bad.status_code == 422 and "文件“修复后.jpg”不是可接收的类型" in bad.text
     assert ">已修复</textarea>" in bad.text  # the reply typed stays
@@ -1049,5 +1061,6 @@ def test_the_files_prune_job_runs_with_the_other_jobs(world, store) -> None:
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"x" * 10)
     os.utime(orphan, (time.time() - 7200, time.time() - 7200))
-    assert jobs.run_job("files-prune") == {"files": 1, "renditions": 0, "partial": 0, "bytes": 10}
+    # "held": the files held for refused forms past CITYHUB_FILES_HELD_HOURS, deleted (none here)
+    assert jobs.run_job("files-prune") == {"files": 1, "renditions": 0, "partial": 0, "bytes": 10, "held": 0}
     assert not orphan.exists()

@@ -75,7 +75,7 @@ from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.map_pages import place_map
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
-from cityhub.workorders import files, tracking
+from cityhub.workorders import files, held, tracking
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
     ANSWERED_STATES,
@@ -895,6 +895,8 @@ def _intake_page(
     assistance: Assistance | None = None,
     status_code: int = 200,
     dropped: list[str] | None = None,
+    held_files: list[held.Held] | None = None,
+    held_notes: list[str] | None = None,
     previewed: bool = False,
     phone_order: CallerHistory | None = None,
 ) -> Response:
@@ -945,6 +947,9 @@ def _intake_page(
         focus_phone=fresh and not (citizen or inspector),
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
+        held_files=held_files or [],
+        held_notes=held_notes or [],
+        held_hours=files.get_file_settings().held_hours,
         previewed=previewed,
         phone_order=phone_order,
         # A citizen or an inspector on a phone picks the point on a small map (and hears where it lies) as well.
@@ -1139,10 +1144,11 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
     principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     t = support.translator(request)
     values = form.values(INTAKE_FIELDS)
+    kept = _kept_files(t, principal, form)
     if form.get("preview"):
-        # The files chosen do not come back with the page either (a browser keeps none): named to be chosen again.
+        # The files chosen do not come back with the page (a browser keeps none): held for it (已保留的附件).
         problems: dict[str, str] = {}
-        dropped = _not_kept(t, problems, body)
+        holding, dropped = _hold(t, principal, problems, body, kept)
         assistance = _assistance(db, principal, form)
         return _intake_page(
             request,
@@ -1152,6 +1158,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             errors=problems,
             assistance=assistance,
             dropped=dropped,
+            held_files=holding,
+            held_notes=kept.notes,
             previewed=True,
         )
     entry_id = forms.whole_number(form.get("instant_entry_id"))
@@ -1164,6 +1172,10 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
     # spot from the knowledge base, it was a consultation (as the form's suggestions take it).
     unsaid = not form.get("appeal_type") and entry_id is None and solved is None and principal.role != Role.INSPECTOR
     try:
+        if kept.notes:
+            # Held files it carried that are expired or not the sender's: never attached — the appeal comes back
+            # saying so, rather than filed without the photos its sender believes it carries.
+            raise ValidationFailed("held files expired or unknown", details={"field": "held"})
         if solved is not None:
             if not citizen:
                 raise PermissionDenied("only a citizen says whether an answer solved their problem")
@@ -1207,8 +1219,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
                 flash = ("intake.created", {"number": order.number})
         if body.too_many:
             raise files.too_many_files()
-        if body.files:
-            checked = files.check(body.files)
+        checked = _with_kept(kept, body.files)
+        if checked:
             files.attach(db, order_id=order.id, uploads=checked, actor=principal.actor, with_appeal=True)
             if order.state == State.MERGED and order.master_order_id is not None:
                 # The handlers work on the master: the photos go there too (kept once), as staff's — the master's
@@ -1221,9 +1233,14 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
                     note=f"files of merged appeal {order.number}",
                     beside=True,
                 )
+            held.release_after_commit(db, kept.claimed.tokens, owner_id=principal.user_id)
+        held.release(kept.removed, owner_id=principal.user_id)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, errors = _refusal(db, t, exc)
+        if error.details.get("field") == "held":
+            errors.pop("held", None)
+            message = t("held.refused")
         if error.details.get("field") in enterprise.KEYS:
             # The enterprise's fields are checked first: the rest of the form's problems are said with theirs, so
             # that one round fixes all.
@@ -1245,7 +1262,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             # phone: said as what it is, that order linked where the reader may open it, the caller's phone asked for.
             errors["citizen_phone"] = t("intake.phone_holds_order", number=number)
             phone_order = _order_asked_after(db, principal, number)
-        dropped = _not_kept(t, errors, body)
+        holding, dropped = _hold(t, principal, errors, body, kept)
         return _intake_page(
             request,
             db,
@@ -1256,6 +1273,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             assistance=_assistance(db, principal, form),
             status_code=error.http_status,
             dropped=dropped,
+            held_files=holding,
+            held_notes=kept.notes,
             phone_order=phone_order,
         )
     if not may_read(db, principal, order.id):
@@ -2295,6 +2314,8 @@ def _detail_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     dropped: list[str] | None = None,
+    held_files: list[held.Held] | None = None,
+    held_notes: list[str] | None = None,
     reply_preview: ReplyQuality | None = None,
     lists: str | None = None,
 ) -> Response:
@@ -2481,6 +2502,9 @@ def _detail_page(
         may_attach=permissions.may_attach(principal.role) and _attachable(principal, order),
         with_files=WITH_FILES,
         dropped=dropped or [],
+        held_files=held_files or [],
+        held_notes=held_notes or [],
+        held_hours=files.get_file_settings().held_hours,
         citizen=not staff,
         # No unit yet: the citizen reads that it is being dispatched, as the progress lookup (/track) says it.
         unit_pending=not staff and order.lead_unit_id is None and order.state in dispatch.QUEUE_STATES,
@@ -2771,6 +2795,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     # Files come with a reply only from whoever may attach them (the page offers them no file input otherwise).
     takes_files = action in WITH_FILES and permissions.may_attach(principal.role)
     upload = body if takes_files else support.UploadForm(form, [])
+    kept = _kept_files(t, principal, form) if takes_files else _Kept(held.Claimed(items=[]), [], [])
     params, errors = _action_params(db, principal, action, form, t)
     if action == Action.DISPATCH and form.get("reason_of") == SUGGESTION_REASON and not params.get("reason"):
         # the queue's 派至 button of a suggestion: the reason it showed, read again (:func:`_suggestion_reasons`)
@@ -2778,23 +2803,28 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         shown = _suggestion_reasons(db, t, {order_id: unit_id}) if isinstance(unit_id, int) else {}
         if order_id in shown:
             params["reason"] = shown[order_id]
-    if errors:
-        dropped = _not_kept(t, errors, upload)
+    if errors or kept.notes:
+        # Held files it carried that are expired or not the sender's are never attached: the form comes back saying
+        # so, rather than the reply recorded without the photos its sender believes it carries.
+        holding, dropped = _hold(t, principal, errors, upload, kept)
         return _detail_page(
             request,
             db,
             principal,
             order_id,
-            error=t("err.validation"),
+            error=t("err.validation") if errors else t("held.refused"),
             open_action=action.value,
             values=values,
             errors=errors,
             status_code=422,
             dropped=dropped,
+            held_files=holding,
+            held_notes=kept.notes,
         )
     if action == Action.REPLY and form.get("check"):
         # 检查答复质量: the typed reply scored as the reply-check job will score it once sent — nothing recorded, the
         # text given back to be improved or sent (a weak reply was found only after it was sent, by its supervisor).
+        holding, dropped = _hold(t, principal, {}, upload, kept)
         return _detail_page(
             request,
             db,
@@ -2802,7 +2832,8 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             order_id,
             open_action=action.value,
             values=values,
-            dropped=_not_kept(t, {}, upload),
+            dropped=dropped,
+            held_files=holding,
             reply_preview=_reply_preview(db, order_id, params.get("text")),
         )
     try:
@@ -2811,7 +2842,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
 
         if upload.too_many:
             raise files.too_many_files()
-        photos = files.check(upload.files) if upload.files else []
+        photos = _with_kept(kept, upload.files)
         if action == Action.ACCEPT:
             # 签收并开始办理 (the order page's and a 待签收 row's): the second step right after the first, in the same
             # transaction, audited as its own — the API's accept with start, one service function.
@@ -2833,6 +2864,8 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         if photos:
             check_attach(principal, order)
             files.attach(db, order_id=order_id, uploads=photos, actor=principal.actor)
+            held.release_after_commit(db, kept.claimed.tokens, owner_id=principal.user_id)
+        held.release(kept.removed, owner_id=principal.user_id)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc, citizen=principal.role == Role.CITIZEN)
@@ -2843,7 +2876,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             message = t("order.changed_meanwhile")
         if error.details.get("field") == "files":
             field_errors["files"] = _file_problem(t, error) + t("intake.files_again")
-        dropped = _not_kept(t, field_errors, upload)
+        holding, dropped = _hold(t, principal, field_errors, upload, kept)
         return _detail_page(
             request,
             db,
@@ -2855,6 +2888,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             errors=field_errors,
             status_code=error.http_status,
             dropped=dropped,
+            held_files=holding,
         )
     back = support.safe_next(form.get("next"), f"/orders/{order_id}")
     staff_name = _STAFF_NAMES.get(action.value) if principal.role in permissions.UNIT_STAFF_ROLES else None
@@ -3053,17 +3087,28 @@ def order_attach(order_id: int, request: Request, db: DbSession, body: support.U
     except NotFound:
         raise PageError(404, "err.not_found") from None
     note = body.form.text("note")
+    kept = _kept_files(t, principal, body.form)
     try:
+        if kept.notes:  # held files expired or not the sender's: never attached, the form comes back saying so
+            raise ValidationFailed("held files expired or unknown", details={"field": "held"})
         check_attach(principal, order)
         if body.too_many:
             raise files.too_many_files()
+        # Its held files (已保留的附件) and the fresh ones, as one upload; none at all: files.check says so.
+        given = _with_kept(kept, body.files) or body.files
         # No version check: a file does not depend on what others did to the order meanwhile.
-        rows = files.attach(db, order_id=order_id, uploads=body.files, actor=principal.actor, note=note)
+        rows = files.attach(db, order_id=order_id, uploads=given, actor=principal.actor, note=note)
+        held.release_after_commit(db, kept.claimed.tokens, owner_id=principal.user_id)
+        held.release(kept.removed, owner_id=principal.user_id)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, fields = _refusal(db, t, exc)
         if error.details.get("field") == "files":
             fields["files"] = _file_problem(t, error)
+        if error.details.get("field") == "held":
+            fields.pop("held", None)
+            message = t("held.refused")
+        holding, dropped = _hold(t, principal, fields, body, kept)
         return _detail_page(
             request,
             db,
@@ -3074,8 +3119,32 @@ def order_attach(order_id: int, request: Request, db: DbSession, body: support.U
             values={"note": note or ""},
             errors=fields,
             status_code=error.http_status,
+            dropped=dropped,
+            held_files=holding,
+            held_notes=kept.notes,
         )
     return support.redirect(f"/orders/{order_id}", flash=("order.attached", {"count": len(rows)}))
+
+
+@router.get("/held/{token}/thumb")
+def held_thumbnail(token: str, request: Request, db: DbSession) -> Response:
+    """The small picture of a photo held for a refused form (已保留的附件), for the one who sent it: another user's,
+    an expired or unknown token is a 404."""
+    from fastapi.responses import FileResponse
+
+    principal = support.require_user(request, db)
+    path = held.thumbnail(principal.user_id, token)
+    if path is None:
+        raise PageError(404, "err.not_found")
+    return FileResponse(
+        path,
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": "private, no-store",
+            "Content-Security-Policy": files.CONTENT_POLICY,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.post("/orders/{order_id}/attachments/{attachment_id}/remove", response_class=HTMLResponse)
@@ -3145,20 +3214,73 @@ def order_withdraw_photo(
     return _publication(request, db, form, order_id=order_id, attachment_id=attachment_id, publish=False)
 
 
-def _not_kept(t: Translator, errors: dict[str, str], upload: support.UploadForm) -> list[str]:
-    """The files of a form refused for another field, which the page cannot give its file input back: their names,
-    to be chosen again — or, when one of them would be refused too, its problem at their field now (``errors``), so
-    that one round fixes all. Nothing when a file was what was refused (its field says so already)."""
-    if "files" in errors or not (upload.files or upload.too_many):
-        return []
-    try:
+@dataclass
+class _Kept:
+    """The held files a form with files sent back (已保留的附件: hidden ``held`` tokens), those its sender ticked to
+    remove (``held_remove``), and the notes of the tokens ignored (expired, unknown or another user's: never
+    attached)."""
+
+    claimed: held.Claimed
+    removed: list[str]
+    notes: list[str]
+
+    @property
+    def checked(self) -> list[files.Checked]:
+        return [item for _, item in self.claimed.items]
+
+
+def _kept_files(t: Translator, principal: Principal, form: Form) -> _Kept:
+    """The held files ``form`` carries back that are its sender's and current (:func:`held.claim`)."""
+    removed = form.getlist("held_remove")
+    claimed = held.claim([x for x in form.getlist("held") if x not in removed], owner_id=principal.user_id)
+    notes = []
+    if claimed.expired:
+        notes.append(t("held.expired", count=claimed.expired, hours=f"{files.get_file_settings().held_hours:g}"))
+    if claimed.unknown:
+        notes.append(t("held.unknown", count=claimed.unknown))
+    return _Kept(claimed, removed, notes)
+
+
+def _with_kept(kept: _Kept, fresh: Sequence[files.Upload]) -> list[files.Checked]:
+    """What a form sent with files attaches: its held files and the fresh ones, checked as one upload is — at most
+    ``CITYHUB_FILES_MAX_COUNT`` in all."""
+    items = kept.checked + (files.check(fresh) if fresh else [])
+    if len(items) > files.get_file_settings().max_count:
+        raise files.too_many_files()
+    return items
+
+
+def _hold(
+    t: Translator, principal: Principal, errors: dict[str, str], upload: support.UploadForm, kept: _Kept
+) -> tuple[list[held.Held], list[str]]:
+    """A form with files comes back (refused, or a preview asked for): the files it carried that would be taken are
+    held for it (:func:`held.hold`, listed under the file input as 已保留的附件, sent back with the form) with those
+    it held already; those ticked to remove are let go. Returns the files held and the names of those not held for
+    want of room (the count limit: to choose again). A file that would be refused is said at the field now
+    (``errors``), so that one round fixes all, as too many files are."""
+    held.release(kept.removed, owner_id=principal.user_id)
+    holding = [h for h, _ in kept.claimed.items]
+    settings = files.get_file_settings()
+    room = settings.max_count - len(holding)
+    fresh: list[files.Checked] = []
+    dropped: list[str] = []
+    bad: ValidationFailed | None = None
+    for one in upload.files:
+        try:
+            (item,) = files.check([one], settings)
+        except ValidationFailed as refused:
+            bad = bad or refused
+            continue
+        if len(fresh) < room:
+            fresh.append(item)
+        else:
+            dropped.append(item.filename)
+    if "files" not in errors:
         if upload.too_many:
-            raise files.too_many_files()
-        files.check(upload.files)
-    except ValidationFailed as bad:
-        errors["files"] = _file_problem(t, bad) + t("intake.files_again")
-        return []
-    return [u.filename or "?" for u in upload.files]
+            errors["files"] = _file_problem(t, files.too_many_files()) + t("intake.files_again")
+        elif bad is not None:
+            errors["files"] = _file_problem(t, bad) + t("intake.files_again")
+    return holding + held.hold(fresh, owner_id=principal.user_id), dropped
 
 
 def _file_problem(t: Translator, error: CityhubError) -> str:

@@ -982,7 +982,8 @@ async def read_uploads(request: Request, *, limit: int, max_files: int) -> Uploa
             request,
             limit=limit,
             max_files=max(max_files, PARSED_FILES_MAX),
-            max_fields=20,
+            # the form's own fields, and each file held for it (已保留的附件) with its 移除 box
+            max_fields=20 + 2 * max_files,
             max_part_size=MAX_FORM_BYTES,
             read_files=max_files,
         )

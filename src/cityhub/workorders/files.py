@@ -95,6 +95,13 @@ class FileSettings(BaseSettings):
     )
     max_mb: float = Field(20.0, gt=0, le=1024, description="Largest file accepted, in megabytes (MiB).")
     max_count: int = Field(10, ge=1, le=100, description="Most files one upload may carry.")
+    held_hours: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 30,
+        description="Hours the files of a refused web form are held for it (已保留的附件: sent again, they are "
+        "attached without being chosen again); the files-prune job deletes them after.",
+    )
 
     @property
     def max_bytes(self) -> int:

@@ -46,17 +46,24 @@
     });
   });
   // A file input with its limits (data-max-bytes, data-max-count: _macros.file_limits) leaves out at once a file
-  // too large, or those past the count, and says so beside it — a phone sent 25 MB before the server refused them.
+  // too large, or those past the count (the files held for its form among them), and says so beside it — a phone sent 25 MB before the server refused them.
   document.addEventListener("change", function (event) {
     var input = event.target;
     if (!input.hasAttribute || input.type !== "file" || !input.hasAttribute("data-max-bytes")) { return; }
     var most = Number(input.getAttribute("data-max-bytes")), count = Number(input.getAttribute("data-max-count"));
+    // The files held for the form (已保留的附件, _macros.held_list) not ticked 移除 are sent with it: they count.
+    var held = input.form ? input.form.querySelectorAll('input[name="held_remove"]:not(:checked)').length : 0;
+    var tooMany = input.getAttribute("data-too-many");
+    if (held) {
+      count = Math.max(count - held, 0);
+      tooMany = input.getAttribute("data-too-many-held").replace("{room}", String(count));
+    }
     var kept = new DataTransfer(), said = [];
     Array.prototype.forEach.call(input.files, function (file) {
       if (file.size > most) {
         said.push(input.getAttribute("data-too-large").replace("{name}", file.name));
       } else if (kept.items.length >= count) {
-        if (said.indexOf(input.getAttribute("data-too-many")) < 0) { said.push(input.getAttribute("data-too-many")); }
+        if (said.indexOf(tooMany) < 0) { said.push(tooMany); }
       } else {
         kept.items.add(file);
       }
