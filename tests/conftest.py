@@ -532,3 +532,11 @@ def live_server(app_db: str) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The store of attached files (``CITYHUB_FILES_DIR``), empty, of this test alone."""
+    root = tmp_path / "files"
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(root))
+    return root

@@ -4,7 +4,6 @@ inspector), the order page's 上传附件."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from sqlalchemy import select
 
 from cityhub.auth import service as auth
@@ -23,23 +21,7 @@ from cityhub.org.schemas import UserCreate
 from cityhub.workorders import held
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Attachment, Order
-from web_helpers import PASSWORD, build_world, hidden, login
-
-
-def _png(colour: str = "red") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8, 6), colour).save(out, "PNG")
-    return out.getvalue()
-
-
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "files"
-    monkeypatch.setenv("CITYHUB_FILES_DIR", str(root))
-    return root
+from web_helpers import PASSWORD, PDF, build_world, hidden, login, png
 
 
 @pytest.fixture
@@ -103,15 +85,13 @@ def test_a_handlers_reply_refused_keeps_its_photos_and_sent_again_attaches_them(
     order_id = world["order"]
     page = client.get(f"/orders/{order_id}").text
     # No words: refused at the text — the photos are held for the form (已保留的附件), not to be chosen again.
-    refused = _reply(
-        client, order_id, page, "", parts=[("修复后.png", _png(), "image/png"), ("验收单.pdf", PDF, "a/b")]
-    )
+    refused = _reply(client, order_id, page, "", parts=[("修复后.png", png(), "image/png"), ("验收单.pdf", PDF, "a/b")])
     assert refused.status_code == 422
     assert 'data-testid="files-not-kept"' not in refused.text
     listing = re.search(r'<fieldset class="held-files".*?</fieldset>', refused.text, re.S)
     assert listing is not None and "已保留的附件" in listing.group(0)
     assert "修复后.png" in listing.group(0) and "验收单.pdf" in listing.group(0)
-    assert f"（{len(_png())} B）" in listing.group(0)  # its size
+    assert f"（{len(png())} B）" in listing.group(0)  # its size
     assert listing.group(0).count('name="held_remove"') == 2  # each with its 移除 box
     assert listing.group(0).count('data-testid="held-thumb"') == 1  # a thumbnail for the photo only
     tokens = _tokens(refused.text)
@@ -127,7 +107,7 @@ def test_a_handlers_reply_refused_keeps_its_photos_and_sent_again_attaches_them(
         order_id,
         refused.text,
         "已更换井盖，现场已恢复通行。",
-        parts=[("远景.png", _png("navy"), "image/png")],
+        parts=[("远景.png", png("navy"), "image/png")],
         held=tokens,
     )
     assert done.status_code == 303, done.text
@@ -146,7 +126,7 @@ def test_a_held_file_ticked_to_remove_is_not_attached(world, store) -> None:
     order_id = world["order"]
     page = client.get(f"/orders/{order_id}").text
     refused = _reply(
-        client, order_id, page, "", parts=[("错拍.png", _png(), "image/png"), ("修复后.png", _png("teal"), "image/png")]
+        client, order_id, page, "", parts=[("错拍.png", png(), "image/png"), ("修复后.png", png("teal"), "image/png")]
     )
     wrong, right = _tokens(refused.text)
     done = _reply(client, order_id, refused.text, "已修复。", held=[wrong, right], held_remove=[wrong])
@@ -161,11 +141,11 @@ def test_held_and_new_files_keep_to_the_count_limit(world, store, monkeypatch) -
     order_id = world["order"]
     page = client.get(f"/orders/{order_id}").text
     refused = _reply(
-        client, order_id, page, "", parts=[("1.png", _png(), "image/png"), ("2.png", _png("teal"), "image/png")]
+        client, order_id, page, "", parts=[("1.png", png(), "image/png"), ("2.png", png("teal"), "image/png")]
     )
     tokens = _tokens(refused.text)
     assert len(tokens) == 2
-    more = _reply(client, order_id, refused.text, "已修复。", parts=[("3.png", _png("navy"), "image/png")], held=tokens)
+    more = _reply(client, order_id, refused.text, "已修复。", parts=[("3.png", png("navy"), "image/png")], held=tokens)
     assert more.status_code == 422 and "一次最多上传 2 个文件" in more.text
     assert _attachments(order_id) == []
     # The two held stay held; the third, past the limit, is named to be chosen again.
@@ -179,7 +159,7 @@ def test_an_appeal_or_report_refused_keeps_its_photo_for_the_next_submit(world, 
     form = client.get("/intake").text
     appeal = {"csrf_token": hidden(form), "appeal_type": "complaint", "content": "路口井盖缺失，夜间很危险"}
     refused = client.post(
-        "/intake", data={**appeal, "citizen_phone": "12ab"}, files=[("files", ("井盖.png", _png(), "image/png"))]
+        "/intake", data={**appeal, "citizen_phone": "12ab"}, files=[("files", ("井盖.png", png(), "image/png"))]
     )
     assert refused.status_code == 422 and "电话号码只能包含数字" in refused.text
     assert 'data-testid="held-files"' in refused.text and "井盖.png" in refused.text
@@ -200,7 +180,7 @@ def test_another_users_token_is_never_attached(world, store) -> None:
     refused = operator.post(
         "/intake",
         data={"csrf_token": hidden(form), "appeal_type": "help", "content": "路灯不亮", "citizen_phone": "x"},
-        files=[("files", ("身份证.png", _png(), "image/png"))],
+        files=[("files", ("身份证.png", png(), "image/png"))],
     )
     (token,) = _tokens(refused.text)
     # A citizen sending the operator's token (a forged form): refused with a note, nothing filed, nothing attached.
@@ -239,7 +219,7 @@ def test_an_expired_held_file_is_not_attached_and_said(world, store) -> None:
     client = login("hand_a")
     order_id = world["order"]
     page = client.get(f"/orders/{order_id}").text
-    refused = _reply(client, order_id, page, "", parts=[("修复后.png", _png(), "image/png")])
+    refused = _reply(client, order_id, page, "", parts=[("修复后.png", png(), "image/png")])
     (token,) = _tokens(refused.text)
     _age(store, token, 25)  # past CITYHUB_FILES_HELD_HOURS (24)
     late = _reply(client, order_id, refused.text, "已修复。", held=[token])
@@ -249,7 +229,7 @@ def test_an_expired_held_file_is_not_attached_and_said(world, store) -> None:
     assert _attachments(order_id) == [] and token not in late.text
     with session_scope() as s:
         assert s.get_one(Order, order_id).state.value == "accepted"
-    done = _reply(client, order_id, late.text, "已修复。", parts=[("修复后.png", _png(), "image/png")])
+    done = _reply(client, order_id, late.text, "已修复。", parts=[("修复后.png", png(), "image/png")])
     assert done.status_code == 303 and _attachments(order_id) == ["修复后.png"]
 
 
@@ -279,7 +259,7 @@ def test_the_files_prune_job_deletes_expired_held_files_only(world, store) -> No
     client = login("hand_a")
     page = client.get(f"/orders/{world['order']}").text
     refused = _reply(
-        client, world["order"], page, "", parts=[("旧.png", _png(), "image/png"), ("新.png", _png("teal"), "image/png")]
+        client, world["order"], page, "", parts=[("旧.png", png(), "image/png"), ("新.png", png("teal"), "image/png")]
     )
     old, new = _tokens(refused.text)
     _age(store, old, 25)
@@ -297,13 +277,13 @@ def test_a_users_holding_area_keeps_a_bounded_number_of_files(world, store, monk
     page = client.get(f"/orders/{world['order']}").text
     tokens = []
     for i in range(5):
-        refused = _reply(client, world["order"], page, "", parts=[(f"{i}.png", _png(), "image/png")])
+        refused = _reply(client, world["order"], page, "", parts=[(f"{i}.png", png(), "image/png")])
         (token,) = _tokens(refused.text)
         tokens.append(token)
     assert sorted(p.name for p in _held_dirs(store)) == sorted(tokens[-3:])
     # The one just held is kept even when the others are newer than it.
     _age(store, tokens[-1], -1)
-    refused = _reply(client, world["order"], page, "", parts=[("5.png", _png(), "image/png")])
+    refused = _reply(client, world["order"], page, "", parts=[("5.png", png(), "image/png")])
     (newest,) = _tokens(refused.text)
     assert newest in [p.name for p in _held_dirs(store)] and len(_held_dirs(store)) == 3
     # Another user's area is their own.
@@ -312,6 +292,6 @@ def test_a_users_holding_area_keeps_a_bounded_number_of_files(world, store, monk
     other.post(
         "/intake",
         data={"csrf_token": hidden(form), "appeal_type": "help", "content": "路灯不亮", "citizen_phone": "x"},
-        files=[("files", ("op.png", _png(), "image/png"))],
+        files=[("files", ("op.png", png(), "image/png"))],
     )
     assert len(_held_dirs(store)) == 4

@@ -312,3 +312,18 @@ def sign_in(page: Any, login_url: str, username: str, password: str = PASSWORD) 
     page.click("button[type=submit]")
     page.wait_for_load_state()
     return page
+
+
+def png(colour: str = "red") -> bytes:
+    """A small PNG photo (8 × 6, one colour: different colours, different files)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+# A small document a file field takes.
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"

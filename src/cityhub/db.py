@@ -86,6 +86,30 @@ def upsert_insert(dialect: str) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
+def hit_minute_window(session: Session, model: Any, key: str, key_value: int, limit: int, now: datetime) -> int | None:
+    """Count one call of ``key_value`` (a row of ``model``'s ``key`` column: an API key's, a personal token's) in the
+    current clock minute — a row per key and minute (``window_start``, ``calls``), counted by an upsert so that every
+    server process sees the same count — and past ``limit`` return the seconds to the next minute, else None. The
+    first call of a minute drops the key's finished minutes (the cheap moment to)."""
+    import math
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    window = now.replace(second=0, microsecond=0)
+    column = getattr(model, key)
+    stmt = upsert_insert(session.get_bind().dialect.name)(model).values(
+        {key: key_value, "window_start": window, "calls": 1}
+    )
+    stmt = stmt.on_conflict_do_update(index_elements=[key, "window_start"], set_={"calls": model.calls + 1})
+    calls = int(session.execute(stmt.returning(model.calls)).scalar_one())
+    if calls == 1:
+        session.execute(delete(model).where(column == key_value, model.window_start < window))
+    if calls <= limit:
+        return None
+    return max(1, math.ceil((window + timedelta(minutes=1) - now).total_seconds()))
+
+
 # The largest key a table holds: INTEGER keys are 32-bit on PostgreSQL; orders' keys are BIGINT there, and SQLite's
 # INTEGER is 64-bit everywhere. A larger id names no row, and neither database can be asked about it (SQLite cannot
 # bind it, PostgreSQL refuses it as out of range): the API's paths (``api.deps.known_path_ids``) and the command

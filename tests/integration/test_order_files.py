@@ -23,24 +23,9 @@ from cityhub.workorders import files
 from cityhub.workorders import service as orders
 from cityhub.workorders.cli import app as cli_app
 from cityhub.workorders.models import Attachment, Order, OrderEvent
-from web_helpers import build_world, hidden, login
+from web_helpers import PDF, build_world, hidden, login, png
 
-
-def _png(colour: str = "red") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8, 6), colour).save(out, "PNG")
-    return out.getvalue()
-
-
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 HTML = b"<html><script>alert(1)</script></html>"
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "files"
-    monkeypatch.setenv("CITYHUB_FILES_DIR", str(root))
-    return root
 
 
 @pytest.fixture
@@ -92,7 +77,7 @@ def _held(root: Path) -> list[str]:
 
 def test_files_are_checked_by_content_kept_once_served_and_audited(world, store) -> None:
     client = _api(world)
-    photo = _png()
+    photo = png()
     answer = _upload(
         client,
         world,
@@ -147,7 +132,7 @@ def test_one_bad_file_refuses_the_upload_by_name_and_attaches_nothing(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     client = _api(world)
-    answer = _upload(client, world, [(n, d if d is not None else _png(), c) for n, d, c in parts])
+    answer = _upload(client, world, [(n, d if d is not None else png(), c) for n, d, c in parts])
     assert answer.status_code == 422, answer.text
     body = answer.json()
     assert body["details"]["field"] == "files" and body["details"]["problem"] == problem
@@ -160,9 +145,9 @@ def test_one_bad_file_refuses_the_upload_by_name_and_attaches_nothing(
 
 def test_an_uploads_note_and_version_are_checked_naming_them(world, store) -> None:
     client = _api(world)
-    nul = _upload(client, world, [("a.png", _png(), "image/png")], note="整改\x00前")
+    nul = _upload(client, world, [("a.png", png(), "image/png")], note="整改\x00前")
     assert nul.status_code == 422 and nul.json()["details"]["field"] == "note", nul.text
-    negative = _upload(client, world, [("a.png", _png(), "image/png")], version="-5")
+    negative = _upload(client, world, [("a.png", png(), "image/png")], version="-5")
     assert negative.status_code == 422 and negative.json()["details"]["errors"][0]["field"] == "version", negative.text
     assert _stored(store) == []
 
@@ -170,7 +155,7 @@ def test_an_uploads_note_and_version_are_checked_naming_them(world, store) -> No
 def test_a_file_name_keeps_no_invisible_direction_controls(world, store) -> None:
     """A right-to-left override shows "\u202egnp.exe" as "exe.png": the name is kept without it."""
     answer = _upload(
-        _api(world), world, [("\u202egnp.exe", _png(), "image/png"), ("图\u2066片\u200f.png", _png(), "image/png")]
+        _api(world), world, [("\u202egnp.exe", png(), "image/png"), ("图\u2066片\u200f.png", png(), "image/png")]
     )
     assert answer.status_code == 201, answer.text
     assert [a["filename"] for a in answer.json()] == ["gnp.exe", "图片.png"]
@@ -178,13 +163,13 @@ def test_a_file_name_keeps_no_invisible_direction_controls(world, store) -> None
 
 def test_who_may_attach_and_read_the_files(world, store) -> None:
     client = _api(world)
-    made = _upload(client, world, [("a.png", _png(), "image/png")]).json()
+    made = _upload(client, world, [("a.png", png(), "image/png")]).json()
     url = made[0]["url"]
     # A handler of another street does not see the order: 404, for the upload and the file alike.
-    assert _upload(client, world, [("b.png", _png(), "image/png")], who="hand_b").status_code == 404
+    assert _upload(client, world, [("b.png", png(), "image/png")], who="hand_b").status_code == 404
     assert client.get(url, headers=world["tokens"]["hand_b"]).status_code == 404
     # A citizen adds files only to their own appeals: another's is not there for them.
-    assert _upload(client, world, [("b.png", _png(), "image/png")], who="cit").status_code == 404
+    assert _upload(client, world, [("b.png", png(), "image/png")], who="cit").status_code == 404
     # Another order's id in the path, or a link attachment, is not a stored file.
     other = url.replace(f"/orders/{world['order']}/", f"/orders/{world['order'] + 999}/")
     assert client.get(other, headers=world["tokens"]["adm"]).status_code == 404
@@ -194,7 +179,7 @@ def test_who_may_attach_and_read_the_files(world, store) -> None:
     gone = client.get(url, headers=world["tokens"]["adm"])
     assert gone.status_code == 404 and "missing from the file store" in gone.json()["message"]
     # A stale version is refused like any other action on the order.
-    stale = _upload(client, world, [("c.png", _png("blue"), "image/png")], version="1")
+    stale = _upload(client, world, [("c.png", png("blue"), "image/png")], version="1")
     assert stale.status_code == 409
 
 
@@ -214,12 +199,12 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
         ).order
         s.flush()
         world = {**world, "order": own.id}
-    staff = _upload(client, world, [("work.png", _png(), "image/png")], who="adm").json()
+    staff = _upload(client, world, [("work.png", png(), "image/png")], who="adm").json()
     read = client.get(f"/api/v1/orders/{own.id}", headers=world["tokens"]["cit"]).json()
     assert [a["filename"] for a in read["attachments"]] == ["lamp.jpg"]
     assert client.get(staff[0]["url"], headers=world["tokens"]["cit"]).status_code == 404
     # 补充材料: the citizen adds a photo to their open appeal; it is theirs (shown to them, removable by them) …
-    added = _upload(client, world, [("more.png", _png("blue"), "image/png")], who="cit", note="夜里拍的")
+    added = _upload(client, world, [("more.png", png("blue"), "image/png")], who="cit", note="夜里拍的")
     assert added.status_code == 201, added.text
     [more] = added.json()
     assert more["uploaded_by"] is None
@@ -244,7 +229,7 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
     # … until the appeal is closed.
     with session_scope() as s:
         orders.act(s, order_id=own.id, action="cancel", params={"reason": "重复"})
-    late = _upload(client, world, [("late.png", _png("red"), "image/png")], who="cit")
+    late = _upload(client, world, [("late.png", png("red"), "image/png")], who="cit")
     assert late.status_code == 409 and "can no longer be added" in late.json()["message"]
 
 
@@ -257,7 +242,7 @@ def test_a_citizens_order_page_lists_their_files_without_the_staffs_hint_and_fil
         own = submit(s, data={"channel": "web", "content": "路灯不亮", "citizen_user_id": citizen.id}).order
         s.flush()
         world = {**world, "order": own.id}
-    photo = _png("blue")
+    photo = png("blue")
     assert _upload(client, world, [("more.png", photo, "image/png")], who="cit").status_code == 201
     theirs = login("cit").get(f"/orders/{own.id}")
     files_cell = re.search(r'data-testid="attachments">(.*?)</td>', theirs.text, flags=re.S).group(1)  # type: ignore[union-attr]
@@ -271,7 +256,7 @@ def test_a_citizens_order_page_lists_their_files_without_the_staffs_hint_and_fil
 
 def test_open311_never_publishes_a_stored_file(world, store) -> None:
     client = _api(world)
-    _upload(client, world, [("a.png", _png(), "image/png")])
+    _upload(client, world, [("a.png", png(), "image/png")])
     got = client.get(f"/open311/v2/requests/{world['number']}.json")
     assert got.status_code == 200, got.text
     assert got.json()[0]["media_url"] is None
@@ -419,7 +404,7 @@ def test_a_photo_published_on_a_cameras_order_is_its_media_url_not_withheld_with
         ).order
         s.flush()
         world = {**world, "order": camera.id, "number": camera.number}
-    (photo,) = _upload(client, world, [("现场.png", _png(), "image/png")], who="op").json()
+    (photo,) = _upload(client, world, [("现场.png", png(), "image/png")], who="op").json()
     request = f"/open311/v2/requests/{world['number']}.json"
     assert client.get(request).json()[0]["media_url"] is None
     done = client.post(
@@ -434,7 +419,7 @@ def test_a_photo_published_on_a_cameras_order_is_its_media_url_not_withheld_with
 def test_only_photos_are_published(world, store) -> None:
     client = _api(world)
     letter, photo = _upload(
-        client, world, [("来信.pdf", PDF, "application/pdf"), ("a.png", _png(), "image/png")], who="op"
+        client, world, [("来信.pdf", PDF, "application/pdf"), ("a.png", png(), "image/png")], who="op"
     ).json()
     base = f"/api/v1/orders/{world['order']}/attachments"
     refused = client.post(f"{base}/{letter['id']}/publish", headers=world["tokens"]["sup"])
@@ -472,7 +457,7 @@ def test_the_order_page_publishes_and_withdraws_a_photo(world, store) -> None:
         own = submit(s, data={"channel": "web", "content": "路灯不亮", "citizen_user_id": citizen.id}).order
         s.flush()
         world = {**world, "order": own.id}
-    (photo,) = _upload(client, world, [("灯.png", _png(), "image/png")], who="cit").json()  # the citizen's own
+    (photo,) = _upload(client, world, [("灯.png", png(), "image/png")], who="cit").json()  # the citizen's own
     (letter,) = _upload(client, world, [("来信.pdf", PDF, "application/pdf")], who="op").json()
     page_url = f"/orders/{own.id}"
     lead = login("lead").get(page_url).text
@@ -509,7 +494,7 @@ def test_the_order_page_publishes_and_withdraws_a_photo(world, store) -> None:
 
 def test_the_cli_attaches_files_and_names_the_one_it_refuses(world, store, tmp_path) -> None:
     photo = tmp_path / "现场.png"
-    photo.write_bytes(_png())
+    photo.write_bytes(png())
     script = tmp_path / "run.sh"
     script.write_text("#!/bin/sh\necho hi\n")
     runner = CliRunner()
@@ -541,22 +526,22 @@ def test_the_order_page_uploads_files_and_names_a_refused_one(world, store) -> N
     done = client.post(
         f"/orders/{world['order']}/attachments",
         data={"csrf_token": token, "note": "整改前"},
-        files=[("files", ("井盖.png", _png(), "image/png")), ("files", ("", b"", "application/octet-stream"))],
+        files=[("files", ("井盖.png", png(), "image/png")), ("files", ("", b"", "application/octet-stream"))],
         follow_redirects=False,
     )
     assert done.status_code == 303, done.text
     shown = client.get(f"/orders/{world['order']}")
     assert "已上传 1 个附件" in shown.text and "井盖.png" in shown.text and "附件：井盖.png" in shown.text
-    assert f"（image/png · {len(_png())} B）" in shown.text and "Bytes" not in shown.text  # its size, in no language
+    assert f"（image/png · {len(png())} B）" in shown.text and "Bytes" not in shown.text  # its size, in no language
     with session_scope() as s:
         row = s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).one()
     assert f'href="{files.content_path(row)}"' in shown.text
-    assert client.get(files.content_path(row)).content == _png()  # the session cookie reads it, as the page links it
+    assert client.get(files.content_path(row)).content == png()  # the session cookie reads it, as the page links it
     # Without the session's CSRF token nothing is attached.
     forged = client.post(
         f"/orders/{world['order']}/attachments",
         data={"csrf_token": "forged"},
-        files=[("files", ("x.png", _png(), "image/png"))],
+        files=[("files", ("x.png", png(), "image/png"))],
     )
     assert forged.status_code == 403
 
@@ -568,7 +553,7 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     refused = client.post(
         "/intake",
         data=appeal,
-        files=[("files", ("路灯.png", _png(), "image/png")), ("files", ("说明.doc", HTML, "application/msword"))],
+        files=[("files", ("路灯.png", png(), "image/png")), ("files", ("说明.doc", HTML, "application/msword"))],
     )
     assert refused.status_code == 422
     assert "文件“说明.doc”不是可接收的类型" in refused.text and "请重新选择要上传的文件" in refused.text
@@ -576,7 +561,7 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     with session_scope() as s:
         assert s.scalars(select(Order).where(Order.content == appeal["content"])).all() == []
     assert _stored(store) == []
-    done = client.post("/intake", data=appeal, files=[("files", ("路灯.png", _png(), "image/png"))])
+    done = client.post("/intake", data=appeal, files=[("files", ("路灯.png", png(), "image/png"))])
     assert done.status_code == 200 and "路灯.png" in done.text
     with session_scope() as s:
         order = s.scalars(select(Order).where(Order.content == appeal["content"])).one()
@@ -586,7 +571,7 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     # The citizen reads it with the appeal, and opens it.
     read = _api(world).get(f"/api/v1/orders/{order_id}", headers=world["tokens"]["cit"]).json()
     assert [a["filename"] for a in read["attachments"]] == ["路灯.png"]
-    assert client.get(url).content == _png()
+    assert client.get(url).content == png()
     # From their appeal's page they add more (补充材料) while it is open; once closed the form is gone.
     staff = login("op")
     assert 'data-testid="supplemented"' not in staff.get("/orders").text  # what came with the appeal is no addition
@@ -595,7 +580,7 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     added = client.post(
         f"/orders/{order_id}/attachments",
         data={"csrf_token": hidden(page)},
-        files=[("files", ("晚上.png", _png("navy"), "image/png"))],
+        files=[("files", ("晚上.png", png("navy"), "image/png"))],
         follow_redirects=False,
     )
     assert added.status_code == 303, added.text
@@ -619,7 +604,7 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     again = client.post(
         f"/orders/{order_id}/attachments",
         data={"csrf_token": hidden(client.get(f"/orders/{order_id}").text)},
-        files=[("files", ("第二天.png", _png("teal"), "image/png"))],
+        files=[("files", ("第二天.png", png("teal"), "image/png"))],
         follow_redirects=False,
     )
     assert again.status_code == 303 and marked(staff)  # a later addition is new to them again
@@ -635,7 +620,7 @@ def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to
     client = login("cit")
     token = hidden(client.get("/intake").text)
     appeal = {"csrf_token": token, "appeal_type": "complaint", "content": "小区门口垃圾堆积一周无人清运"}
-    photos = [("files", (f"{i}.png", _png(), "image/png")) for i in range(3)]
+    photos = [("files", (f"{i}.png", png(), "image/png")) for i in range(3)]
     # A gallery's selection past the limit: said at the file field, the appeal kept (it was a bare 400 in English,
     # everything typed lost).
     many = client.post("/intake", data={**appeal, "address": "云景路88号"}, files=photos)
@@ -669,7 +654,7 @@ def test_an_appeal_refused_for_another_field_keeps_its_files_for_it(world, store
     client = login("op")
     token = hidden(client.get("/intake").text)
     appeal = {"csrf_token": token, "appeal_type": "help", "content": "路口井盖缺失", "citizen_phone": "abc"}
-    photos = [("files", ("井盖.png", _png(), "image/png")), ("files", ("远景.png", _png("navy"), "image/png"))]
+    photos = [("files", ("井盖.png", png(), "image/png")), ("files", ("远景.png", png("navy"), "image/png"))]
     refused = client.post("/intake", data=appeal, files=photos)
     assert refused.status_code == 422
     kept = re.search(r'<fieldset class="held-files" id="f-files-held".*?</fieldset>', refused.text, re.S)
@@ -711,13 +696,13 @@ def test_a_handler_replies_with_the_photos_of_the_work_in_one_form(world, store)
 
     # No words: refused at the text, the photo held for the form (已保留的附件); a bad file: refused by name. Nothing
     # attached.
-    blank = reply("", ("修复后.png", _png(), "image/png"))
+    blank = reply("", ("修复后.png", png(), "image/png"))
     assert blank.status_code == 422 and 'data-testid="held-files"' in blank.text and "修复后.png" in blank.text
     bad = reply("已修复", ("修复后.jpg", HTML, "image/jpeg"))
     assert bad.status_code == 422 and "文件“修复后.jpg”不是可接收的类型" in bad.text
     assert ">已修复</textarea>" in bad.text  # the reply typed stays
     assert state() == ("accepted", []) and _stored(store) == []
-    done = reply("已更换井盖，现场已恢复通行。", ("修复后.png", _png(), "image/png"))
+    done = reply("已更换井盖，现场已恢复通行。", ("修复后.png", png(), "image/png"))
     assert done.status_code == 303, done.text
     assert state() == ("replied", ["修复后.png"])
     with session_scope() as s:
@@ -730,9 +715,9 @@ def test_a_handler_replies_with_the_photos_of_the_work_in_one_form(world, store)
 
 def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(world, store) -> None:
     client = _api(world)
-    (mine,) = _upload(client, world, [("错传.png", _png(), "image/png")], who="op").json()
-    (kept,) = _upload(client, world, [("kept.png", _png("blue"), "image/png")], who="adm").json()
-    (twin,) = _upload(client, world, [("same.png", _png(), "image/png")], who="adm").json()  # the same bytes
+    (mine,) = _upload(client, world, [("错传.png", png(), "image/png")], who="op").json()
+    (kept,) = _upload(client, world, [("kept.png", png("blue"), "image/png")], who="adm").json()
+    (twin,) = _upload(client, world, [("same.png", png(), "image/png")], who="adm").json()  # the same bytes
     base = f"/api/v1/orders/{world['order']}/attachments"
     # Another's file: the operator may not; without a reason nobody may.
     refused = client.delete(f"{base}/{kept['id']}", params={"reason": "不需要"}, headers=world["tokens"]["op"])
@@ -774,7 +759,7 @@ def test_the_same_bytes_attached_while_their_other_attachment_is_removed_keep_th
         other = submit(s, data=appeal).order
         s.flush()
         other_id = other.id
-    (old,) = _upload(client, {**world, "order": other_id}, [("first.png", _png(), "image/png")], who="adm").json()
+    (old,) = _upload(client, {**world, "order": other_id}, [("first.png", png(), "image/png")], who="adm").json()
     real_store = files.store
     interleaved: list[bool] = []
 
@@ -795,7 +780,7 @@ def test_the_same_bytes_attached_while_their_other_attachment_is_removed_keep_th
         return path
 
     monkeypatch.setattr(files, "store", store_then_a_removal_commits)
-    made = _upload(client, world, [("again.png", _png(), "image/png")], who="op")
+    made = _upload(client, world, [("again.png", png(), "image/png")], who="op")
     assert made.status_code == 201, made.text
     (new,) = made.json()
     assert interleaved and new["sha256"] == old["sha256"]
@@ -812,7 +797,7 @@ def test_a_removal_keeps_the_file_when_the_same_bytes_were_attached_before_it_co
     if app_db.startswith("sqlite"):
         pytest.skip("SQLite runs one write transaction at a time")
     client = _api(world)
-    (old,) = _upload(client, world, [("first.png", _png("olive"), "image/png")], who="adm").json()
+    (old,) = _upload(client, world, [("first.png", png("olive"), "image/png")], who="adm").json()
     with session_scope() as s:
         other = submit(s, data={"channel": "hotline", "content": "公园门口路灯整晚不亮", "street_code": "W-JT"}).order
         s.flush()
@@ -821,7 +806,7 @@ def test_a_removal_keeps_the_file_when_the_same_bytes_were_attached_before_it_co
         files.remove(
             s, order_id=world["order"], attachment_id=old["id"], actor=Actor(name="x"), reason="r", may_remove_any=True
         )
-        made = _upload(client, {**world, "order": other_id}, [("again.png", _png("olive"), "image/png")], who="adm")
+        made = _upload(client, {**world, "order": other_id}, [("again.png", png("olive"), "image/png")], who="adm")
         assert made.status_code == 201, made.text
     (new,) = made.json()
     assert new["sha256"] == old["sha256"] and files.path_of(new["sha256"]).is_file()
@@ -831,7 +816,7 @@ def test_a_removal_keeps_the_file_when_the_same_bytes_were_attached_before_it_co
 def test_a_removal_that_rolls_back_keeps_the_file(world, store) -> None:
     from cityhub.workorders.service import Actor
 
-    (row,) = _upload(_api(world), world, [("a.png", _png(), "image/png")], who="adm").json()
+    (row,) = _upload(_api(world), world, [("a.png", png(), "image/png")], who="adm").json()
     with session_scope() as s:
         files.remove(
             s, order_id=world["order"], attachment_id=row["id"], actor=Actor(name="x"), reason="r", may_remove_any=True
@@ -844,7 +829,7 @@ def test_a_removal_that_rolls_back_keeps_the_file(world, store) -> None:
 
 
 def test_the_order_page_removes_an_attachment_with_a_reason(world, store) -> None:
-    _upload(_api(world), world, [("wrong.png", _png(), "image/png")], who="op")
+    _upload(_api(world), world, [("wrong.png", png(), "image/png")], who="op")
     with session_scope() as s:
         row_id = s.scalars(select(Attachment.id).where(Attachment.order_id == world["order"])).one()
     lead = login("lead")  # a leader neither attached it nor may remove others' files: offered nothing
@@ -870,7 +855,7 @@ def test_a_store_that_cannot_be_written_refuses_uploads_and_degrades_health(worl
     blocker.write_text("x")
     monkeypatch.setenv("CITYHUB_FILES_DIR", str(blocker / "files"))  # a file stands where a directory must be made
     client = _api(world)
-    answer = _upload(client, world, [("a.png", _png(), "image/png")])
+    answer = _upload(client, world, [("a.png", png(), "image/png")])
     assert answer.status_code == 503
     assert answer.json()["code"] == "storage_unavailable" and "nothing was attached" in answer.json()["message"]
     with session_scope() as s:
@@ -912,7 +897,7 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
     exif = image.getexif()
     exif[0x0112] = 6  # taken with the phone turned: to be shown rotated 90°
     image.save(big, "JPEG", exif=exif)
-    broken = _png()[:40] + b"\x00" * 60  # a PNG's signature and header, then nothing that decodes
+    broken = png()[:40] + b"\x00" * 60  # a PNG's signature and header, then nothing that decodes
     made = _upload(client, world, [("cam.jpg", big.getvalue(), "image/jpeg"), ("bad.png", broken, "image/png")])
     assert made.status_code == 201, made.text
     cam, bad = made.json()
@@ -940,7 +925,7 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
 def test_a_webhook_receiver_learns_of_the_orders_files(world, store) -> None:
     from cityhub.notify.service import order_snapshot
 
-    (made,) = _upload(_api(world), world, [("井盖.png", _png(), "image/png")]).json()
+    (made,) = _upload(_api(world), world, [("井盖.png", png(), "image/png")]).json()
     with session_scope() as s:
         block = order_snapshot(s, world["order"])
     (sent,) = block["attachments"]
@@ -957,7 +942,7 @@ def test_an_appeal_merged_at_intake_takes_its_files_to_the_master_too(world, sto
     client = login("op")
     token = hidden(client.get("/intake").text)
     form = {"csrf_token": token, "appeal_type": "complaint", "content": text, "address": "景泰街道云景路1号"}
-    done = client.post("/intake", data=form, files=[("files", ("井盖.png", _png(), "image/png"))])
+    done = client.post("/intake", data=form, files=[("files", ("井盖.png", png(), "image/png"))])
     assert done.status_code == 200, done.text
     with session_scope() as s:
         merged = s.scalars(select(Order).where(Order.content == text, Order.id != master_id)).one()
@@ -1016,7 +1001,7 @@ def test_pruning_deletes_only_what_no_attachment_holds_and_was_not_touched_latel
     import time
 
     client = _api(world)
-    (kept,) = _upload(client, world, [("kept.png", _png(), "image/png")]).json()
+    (kept,) = _upload(client, world, [("kept.png", png(), "image/png")]).json()
     client.get(kept["url"], params={"thumb": "true"}, headers=world["tokens"]["adm"])  # a rendition of a held photo
     orphan = files.path_of("f" * 64)  # a file whose upload's transaction failed
     orphan.parent.mkdir(parents=True, exist_ok=True)

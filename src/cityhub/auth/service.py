@@ -11,7 +11,6 @@ moment ago are trusted from memory for ``token_cache_seconds`` (:class:`RecentTo
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,7 @@ from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttemp
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt, LoginLockout, TokenRateWindow
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
-from cityhub.db import upsert_insert, utcnow
+from cityhub.db import hit_minute_window, upsert_insert, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org import service as org
 from cityhub.org.models import Role, Unit, User, verified_phone
@@ -39,7 +38,6 @@ from cityhub.timerange import answer_time
 TOKEN_PREFIX = "chub_"
 # Writing last_used_at on every call would make each API request a write; once in a while is enough.
 _TOUCH_EVERY = timedelta(minutes=10)
-RATE_WINDOW = timedelta(minutes=1)  # a personal token's calls are counted per clock minute
 
 
 def digest(secret: str) -> str:
@@ -547,24 +545,9 @@ def authenticate_token(session: Session, *, token: str, now: datetime | None = N
 
 def hit_token_rate_limit(session: Session, *, token_id: int, limit: int, now: datetime | None = None) -> int | None:
     """Count one call of the personal API token ``token_id`` in the current clock minute (``token_rate_windows``, as
-    ``sharing.service.hit_rate_limit`` counts an API key's); past ``limit`` return the seconds to the next minute,
-    else None."""
-    now = now or utcnow()
-    window = now.replace(second=0, microsecond=0)
-    insert = upsert_insert(session.get_bind().dialect.name)
-    stmt = insert(TokenRateWindow).values(token_id=token_id, window_start=window, calls=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["token_id", "window_start"], set_={"calls": TokenRateWindow.calls + 1}
-    ).returning(TokenRateWindow.calls)
-    calls = int(session.execute(stmt).scalar_one())
-    if calls == 1:
-        # The first call of a window is the cheap moment to drop the token's finished windows.
-        session.execute(
-            delete(TokenRateWindow).where(TokenRateWindow.token_id == token_id, TokenRateWindow.window_start < window)
-        )
-    if calls <= limit:
-        return None
-    return max(1, math.ceil((window + RATE_WINDOW - now).total_seconds()))
+    ``sharing.service.hit_rate_limit`` counts an API key's: ``db.hit_minute_window``); past ``limit`` return the
+    seconds to the next minute, else None."""
+    return hit_minute_window(session, TokenRateWindow, "token_id", token_id, limit, now or utcnow())
 
 
 class RecentTokens:

@@ -9,7 +9,6 @@ shares the same counts.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -17,12 +16,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, case, cast, delete, func, select
+from sqlalchemy import Date, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog
 from cityhub.config import get_settings
-from cityhub.db import upsert_insert, utcnow
+from cityhub.db import hit_minute_window, upsert_insert, utcnow
 from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationFailed
 from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
@@ -37,7 +36,6 @@ from cityhub.workorders.models import Category, Order
 KEY_PREFIX = "chk_"
 DISPLAY_PREFIX_LEN = 12
 DEFAULT_RATE_LIMIT = 60
-WINDOW = timedelta(minutes=1)
 
 
 class RateLimited(CityhubError):
@@ -351,22 +349,7 @@ def _insert(session: Session) -> Any:
 
 def hit_rate_limit(session: Session, *, caller: Caller, now: datetime | None = None) -> int | None:
     """Count one call of the key in the current minute; past the limit return the seconds to wait, else None."""
-    now = now or utcnow()
-    window = now.replace(second=0, microsecond=0)
-    insert = _insert(session)
-    stmt = insert(ApiRateWindow).values(key_id=caller.key_id, window_start=window, calls=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["key_id", "window_start"], set_={"calls": ApiRateWindow.calls + 1}
-    ).returning(ApiRateWindow.calls)
-    calls = int(session.execute(stmt).scalar_one())
-    if calls == 1:
-        # The first call of a window is the cheap moment to drop the key's finished windows.
-        session.execute(
-            delete(ApiRateWindow).where(ApiRateWindow.key_id == caller.key_id, ApiRateWindow.window_start < window)
-        )
-    if calls <= caller.rate_limit:
-        return None
-    return max(1, math.ceil((window + WINDOW - now).total_seconds()))
+    return hit_minute_window(session, ApiRateWindow, "key_id", caller.key_id, caller.rate_limit, now or utcnow())
 
 
 def record_call(session: Session, *, client_id: int, endpoint: str, error: bool, at: datetime | None = None) -> None:

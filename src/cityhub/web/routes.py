@@ -615,22 +615,23 @@ def account_phone(request: Request, db: DbSession, form: FormBody) -> Response:
         return support.redirect("/account#my-phone", flash=("account.phone_removed", {}))
     if now.verified or (now.phone == before.phone and now.pending):
         return support.redirect("/account#my-phone", flash=("account.phone_unchanged", {}))
-    try:
-        sent = citizen_phone.send_code(db, user_id=principal.user_id)
-    except CityhubError as exc:
-        return _phone_refused(request, db, principal, exc, "phone")
-    db.commit()
-    return support.redirect("/account#my-phone", flash=("account.code_sent", {"phone": sent.masked}))
+    return _send_phone_code(request, db, principal, "phone")
 
 
 @router.post("/account/phone/code", response_class=HTMLResponse)
 def account_phone_code(request: Request, db: DbSession, form: FormBody) -> Response:
     """Send me a new code (auth.phone.send_code): at most one a minute and five an hour."""
     principal = support.require_user(request, db, form=form)
+    return _send_phone_code(request, db, principal, "code")
+
+
+def _send_phone_code(request: Request, db: Session, principal: Principal, field: str) -> Response:
+    """A code sent to the account's phone (``auth.phone.send_code``), said in the flash — or the page again with why
+    not at ``field``."""
     try:
         sent = citizen_phone.send_code(db, user_id=principal.user_id)
     except CityhubError as exc:
-        return _phone_refused(request, db, principal, exc, "code")
+        return _phone_refused(request, db, principal, exc, field)
     db.commit()
     return support.redirect("/account#my-phone", flash=("account.code_sent", {"phone": sent.masked}))
 
