@@ -27,7 +27,7 @@ from cityhub.org.models import Unit
 from cityhub.web import vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE
 from process_helpers import BROWSER_SIDE, served_app, wait_in_page
-from web_helpers import PASSWORD, build_world, world_env
+from web_helpers import PASSWORD, build_world, module_database, pointed_at, world_env
 
 pytestmark = [
     pytest.mark.skipif(
@@ -48,12 +48,8 @@ POINTS = [
 ]
 
 
-@pytest.fixture
-def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_DEDUPE_AUTO_MERGE": "false"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
+def _seed() -> list[int]:
+    """The world, its district the packaged 白云区, and the six open orders of :data:`POINTS`; returns their ids."""
     with session_scope() as s:
         world = build_world(s)
         # The district is 白云区: the map's base is the packaged outline of 440111.
@@ -70,9 +66,49 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
                 "lng": lng,
             }
             ids.append(submit(s, data=data, similar=False, defer_duplicates=True).order.id)
+    return ids
+
+
+@pytest.fixture
+def own_server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A server of the test's own over ``app_db`` (its backend's database), seeded by :func:`_seed`: for the runs on
+    PostgreSQL, and for a test that adds to what the map draws (the others' server must not show it)."""
+    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_DEDUPE_AUTO_MERGE": "false"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    ids = _seed()
     log_path = tmp_path / "serve.log"
     with served_app(env, log_path, ready=(200, 503)) as base:
         yield {"base": base, "ids": ids}
+
+
+@pytest.fixture(scope="module")
+def served(migrated_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One server for the module's SQLite runs, over a database of its own seeded once (:func:`_seed`): the tests
+    only read it (what they change is their browser context's)."""
+    directory = tmp_path_factory.mktemp("map")
+    env = {
+        "CITYHUB_DATABASE_URL": module_database(migrated_sqlite_template, directory),
+        **world_env(directory / "no-model"),
+        "CITYHUB_DEDUPE_AUTO_MERGE": "false",
+    }
+    with pointed_at(env):
+        ids = _seed()
+    with served_app(env, directory / "serve.log", ready=(200, 503)) as base:
+        yield {"base": base, "ids": ids, "env": env}
+
+
+@pytest.fixture
+def server(db_backend: str, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The map's server for the test's backend: on SQLite the module's (:func:`served`, this process pointed at its
+    database), on PostgreSQL one of the test's own (:func:`own_server`)."""
+    if db_backend != "sqlite":
+        yield request.getfixturevalue("own_server")
+        return
+    served_ = request.getfixturevalue("served")
+    with pointed_at(served_["env"]):
+        yield served_
 
 
 def _sign_in_as_lead(page: Any, base: str) -> None:
@@ -314,11 +350,13 @@ def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(serve
 
 
 @pytest.mark.sqlite_only(BROWSER_SIDE)
-def test_the_big_screen_fits_a_1440_screen_and_a_phone_in_both_languages(server, browser) -> None:
+def test_the_big_screen_fits_a_1440_screen_and_a_phone_in_both_languages(own_server, browser) -> None:
     """The big screen's figures stay inside their panel at 1440×900 — an air-quality figure with its unit (60.5
     µg/m³) widened its column and pushed the other past the panel's edge, cut off — and on a phone (390 px) the page
     does not run wider than the screen and the title reads on a line or two (it stood one character a line in the
-    wall display's two columns, the exit link past the screen's edge)."""
+    wall display's two columns, the exit link past the screen's edge). Its sensor is drawn on the map: a server of
+    its own."""
+    server = own_server
     with session_scope() as s:
         monitoring.create_sensor(
             s,

@@ -25,7 +25,7 @@ from cityhub.org.schemas import UserCreate
 from cityhub.web import vendor
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, PHONES, served_app, wait_in_page
-from web_helpers import PASSWORD, build_world, sign_in, square, use_world_env
+from web_helpers import PASSWORD, build_world, module_database, pointed_at, sign_in, square, use_world_env, world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -42,9 +42,9 @@ POINT = (23.1805, 113.2801)  # in 飞鹅
 NOWHERE = (23.215, 113.245)  # north-west of 景泰, in no unit's boundary
 
 
-@pytest.fixture
-def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    env = use_world_env(app_db, tmp_path, monkeypatch)
+def _seed() -> dict[str, int]:
+    """The world with the outlines of 景泰 and its 飞鹅, a grid inspector of 飞鹅, and three orders: one with its point
+    and a long text, one without a point, a citizen's own with its point. Returns their ids."""
     with session_scope() as s:
         world = build_world(s)
         s.execute(update(Unit).where(Unit.id == world.district).values(code="440111"))  # the packaged outline
@@ -70,8 +70,40 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             .where(Order.id == mine)
             .values(citizen_user_id=cit, street_id=world.street_a, community_id=feie.id)
         )
+    return {"pointed": pointed, "unpointed": unpointed, "mine": mine}
+
+
+@pytest.fixture(scope="module")
+def served(migrated_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One server for the module, over a database of its own seeded once (:func:`_seed`): its tests read the orders
+    and outlines, and the one that sends a report sends its own (found by its text). The two tests that take the
+    outlines away have a server of their own (:func:`own_server`)."""
+    directory = tmp_path_factory.mktemp("place-map")
+    env = {
+        "CITYHUB_DATABASE_URL": module_database(migrated_sqlite_template, directory),
+        **world_env(directory / "no-model"),
+        "CITYHUB_FILES_DIR": str(directory),
+    }
+    with pointed_at(env):
+        ids = _seed()
+    with served_app(env, directory / "serve.log") as base:
+        yield {"base": base, **ids, "env": env}
+
+
+@pytest.fixture
+def server(served: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The module's server (:func:`served`); this process pointed at its database."""
+    with pointed_at(served["env"]):
+        yield served
+
+
+@pytest.fixture
+def own_server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A server of the test's own over ``app_db``, seeded by :func:`_seed`: for a test that changes the outlines."""
+    env = use_world_env(app_db, tmp_path, monkeypatch)
+    ids = _seed()
     with served_app(env, tmp_path / "serve.log") as base:
-        yield {"base": base, "pointed": pointed, "unpointed": unpointed, "mine": mine}
+        yield {"base": base, **ids}
 
 
 def _phone(browser: Any, base: str, viewport: dict[str, int], username: str, **context: Any) -> Any:
@@ -237,9 +269,10 @@ def test_an_inspector_picks_the_place_on_the_map_and_hears_where_it_lies(server:
     page.context.close()
 
 
-def test_without_any_street_or_community_outline_the_pick_map_says_so(server: dict[str, Any], browser: Any) -> None:
+def test_without_any_street_or_community_outline_the_pick_map_says_so(own_server: dict[str, Any], browser: Any) -> None:
     """A district that has entered no outline of its streets and communities (the demo's): a point is placed by
     none, and the map says that no position can tell the unit yet — not that the point lies outside them all."""
+    server = own_server
     with session_scope() as s:
         s.execute(update(Unit).where(Unit.tier != UnitTier.DISTRICT).values(boundary=None))
     page = _phone(browser, server["base"], PHONES[0], "grid")
@@ -255,10 +288,11 @@ def test_without_any_street_or_community_outline_the_pick_map_says_so(server: di
 
 
 def test_a_point_tapped_before_the_outlines_are_read_is_said_once_they_are(
-    server: dict[str, Any], browser: Any
+    own_server: dict[str, Any], browser: Any
 ) -> None:
     """On a slow line the outlines may come after the first tap: where the point lies is said only once they are
     read, so a district without street or community outlines is not told the point lies outside them all."""
+    server = own_server
     with session_scope() as s:
         s.execute(update(Unit).where(Unit.tier != UnitTier.DISTRICT).values(boundary=None))
     page = _phone(browser, server["base"], PHONES[0], "grid")

@@ -3,7 +3,8 @@ the job row `db-backup` (/healthz, /metrics), watched for age with CITYHUB_BACKU
 restore FILE` puts a backup back, refusing a file that is no backup and a database another process has open.
 
 The restores run `cityhub` as the operator does, in processes of their own, on a database of their own per test
-(``empty_db_url``: the suite's shared database has this process's connections open, which a restore refuses)."""
+(``empty_db_url``: the suite's shared database has this process's connections open, which a restore refuses): a copy
+of the one the module made once per backend with ``db upgrade`` and an import (:class:`_Districts`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -295,11 +297,65 @@ def _external_ids(url: str) -> list[str]:
         engine.dispose()
 
 
+# The module's template databases on PostgreSQL, named as conftest's: one per xdist worker, on a server they may share.
+PG_TEMPLATE = "cityhub_test_district" + (
+    f"_{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else ""
+)
+
+
+class _Districts:
+    """Per backend, the database every :func:`district` starts from, made once for the module by the operator's own
+    commands (``db upgrade``, then the import of x1 and x2: two processes, ~3 s on SQLite, that each test ran again);
+    each test gets a copy of its own."""
+
+    def __init__(self, request: pytest.FixtureRequest, directory: Path) -> None:
+        self._request = request
+        self._directory = directory
+        self._made: dict[str, str] = {}  # backend → the template's URL
+        self._pg: Any = None  # conftest's PgServer, once a PostgreSQL template is made
+
+    def _template(self, backend: str) -> str:
+        if backend not in self._made:
+            if backend == "sqlite":
+                url = f"sqlite:///{self._directory / 'district.db'}"
+            else:
+                self._pg = self._request.getfixturevalue("pg_server")
+                url = self._pg.create_database(PG_TEMPLATE)
+            _ok(_cityhub(url, "db", "upgrade"))
+            _import(url, self._directory, "x1", "x2")
+            self._made[backend] = url
+        return self._made[backend]
+
+    def copy_to(self, url: str) -> None:
+        """Make the database ``url`` (new, or empty) a copy of its backend's template."""
+        parsed = make_url(url)
+        template = make_url(self._template(parsed.get_backend_name()))
+        if parsed.get_backend_name() == "sqlite":
+            source, copy = sqlite3.connect(str(template.database)), sqlite3.connect(str(parsed.database))
+            try:
+                source.backup(copy)  # the whole database, whatever its write-ahead log still holds
+            finally:
+                copy.close()
+                source.close()
+            return
+        self._pg.copy_database(str(parsed.database), str(template.database))
+
+    def drop(self) -> None:
+        if self._pg is not None:
+            self._pg.drop_database(PG_TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def _districts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Districts]:
+    districts = _Districts(request, tmp_path_factory.mktemp("district"))
+    yield districts
+    districts.drop()
+
+
 @pytest.fixture
-def district(empty_db_url: str, tmp_path: Path) -> str:
-    """A migrated database of its own with two orders, x1 and x2."""
-    _ok(_cityhub(empty_db_url, "db", "upgrade"))
-    _import(empty_db_url, tmp_path, "x1", "x2")
+def district(empty_db_url: str, _districts: _Districts) -> str:
+    """A migrated database of its own with two orders, x1 and x2: a copy of the module's (:class:`_Districts`)."""
+    _districts.copy_to(empty_db_url)
     return empty_db_url
 
 
