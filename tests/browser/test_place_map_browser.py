@@ -213,7 +213,6 @@ def test_a_citizens_appeal_map_shows_where_in_the_district_the_point_lies(server
     assert seen["zoom"] < 15, seen
     box = page.locator("#order-map").bounding_box()
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] <= 844 / 2
-    page.screenshot(path="/tmp/citizen4/citizen-map.png")
     assert not page.problems, page.problems
     page.context.close()
     # staff: zoomed to the point, as before
