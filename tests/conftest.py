@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, inspect, text
@@ -81,6 +82,41 @@ def _in_ci() -> bool:
 def _enabled_backends() -> set[str]:
     raw = os.environ.get("CITYHUB_TEST_BACKENDS", "")
     return {b.strip() for b in raw.split(",") if b.strip()} or set(BACKENDS)
+
+
+# Modules whose tests share what a module-scoped fixture builds — a browser module's one server over its own database
+# (`web_helpers.module_database`), the backup tests' districts, the worker processes' shared server. Under xdist
+# (`make test`: -n 2) pytest spreads tests one by one, so each worker built these for its share of the module; one
+# worker runs each of them whole instead (:func:`pytest_xdist_make_scheduler`), the other tests spread as before.
+# (xdist's own `--dist loadgroup` would say the same with marks, but does not group under pytest 9.2:
+# pytest-dev/pytest-xdist#1386.)
+ONE_WORKER_MODULES = frozenset(
+    {
+        "tests/browser/test_accessibility.py",
+        "tests/browser/test_hotline_keyboard.py",
+        "tests/browser/test_map_browser.py",
+        "tests/browser/test_phone_pages.py",
+        "tests/browser/test_place_map_browser.py",
+        "tests/browser/test_workbench_flow.py",
+        "tests/integration/test_backup_restore.py",
+        "tests/integration/test_serve_workers.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's default spreading (`--dist load`), except that each of :data:`ONE_WORKER_MODULES` is one unit of work:
+    a scope per test elsewhere (xdist's scope scheduler, its largest units first)."""
+    if config.getoption("dist", "load") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return ModulesTogether(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
