@@ -704,3 +704,130 @@ def test_my_appeals_lists_the_hotline_calls_of_the_verified_phone_with_their_cha
     with session_scope() as s:
         order = s.get(Order, order_id)
         assert order is not None and order.satisfied is True
+
+
+# --- 忘记密码: a reset by the verified phone (auth.phone.request_reset / reset_password) -------------------------
+
+NEW_PASSWORD = "lantern-river-quartz"
+
+
+def _verified_phone(citizen: TestClient) -> None:
+    _relay()
+    assert _post(citizen, "/account/phone", phone=CIT_PHONE).status_code == 303
+    assert _post(citizen, "/account/phone/verify", code=_sent_code()).status_code == 303
+
+
+def _messages() -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from cityhub.notify.models import OutboxMessage
+
+    with session_scope() as s:
+        return [dict(m.payload or {}) for m in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+
+
+def _ask_reset(client: TestClient, name: str) -> Any:
+    page = client.get("/login/reset")
+    assert page.status_code == 200 and 'data-testid="reset-ask-form"' in page.text
+    return client.post("/login/reset", data={"csrf_token": hidden(page.text), "name": name}, follow_redirects=False)
+
+
+def _confirm(
+    client: TestClient, page: str, code: str, password: str = NEW_PASSWORD, again: str | None = None, name: str = ""
+) -> Any:
+    data = {
+        "csrf_token": hidden(page),
+        "name": name or hidden(page, "name"),
+        "code": code,
+        "new_password": password,
+        "new_password_again": password if again is None else again,
+    }
+    return client.post("/login/reset/confirm", data=data, follow_redirects=False)
+
+
+def _password_login(username: str, password: str) -> int:
+    from app_helpers import shared_app
+
+    client = TestClient(shared_app(), raise_server_exceptions=False)
+    page = client.get("/login").text
+    data = {"csrf_token": hidden(page), "username": username, "password": password}
+    return client.post("/login", data=data, follow_redirects=False).status_code
+
+
+def test_a_citizen_resets_a_forgotten_password_with_a_code_sent_to_their_verified_phone(org: dict[str, Any]) -> None:
+    """忘记密码 only said whom to ask. A citizen with a verified phone now types their login name or that phone on
+    /login/reset, gets a code by text message (its words say it resets the password), types it and a new password
+    (the project's rules), and signs in with it: every earlier session of the account has ended, the old password
+    no longer signs in, and the configuration log says 重置密码 (by the citizen, never the password)."""
+    from sqlalchemy import select
+
+    from app_helpers import shared_app
+    from cityhub.auditlog import LogEntry
+
+    citizen, elsewhere = login("cit"), login("cit")
+    _verified_phone(citizen)
+    visitor = TestClient(shared_app(), raise_server_exceptions=False)
+    login_page = visitor.get("/login").text
+    assert '<a href="/login/reset" data-testid="reset-link">忘记密码</a>' in login_page
+    asked = _ask_reset(visitor, "138 1234 5678")  # the phone, spelled as a person types it
+    assert asked.status_code == 200 and 'data-testid="reset-confirm-form"' in asked.text
+    assert "如果该登录名或手机号属于已验证手机号的市民账号，验证码已发送至该手机" in asked.text
+    sent = _messages()[-1]
+    assert (
+        sent["action"] == "reset_password"
+        and sent["phone"] == CIT_PHONE
+        and "重置您在12345平台账户的登录密码" in sent["text"]
+    )
+    code = _sent_code()
+    wrong = _confirm(visitor, asked.text, "000000" if code != "000000" else "111111")
+    assert wrong.status_code == 422 and "验证码不正确或已失效" in wrong.text
+    mismatch = _confirm(visitor, wrong.text, code, again="lantern-river-quart")
+    assert mismatch.status_code == 422 and "两次输入的新密码不一致" in mismatch.text
+    weak = _confirm(visitor, mismatch.text, code, password="password123")  # the account page's rules
+    assert weak.status_code == 422 and 'data-testid="field-error-new_password"' in weak.text
+    assert f'name="code" value="{code}"' in weak.text  # the code was right: kept
+    done = _confirm(visitor, weak.text, code)
+    assert done.status_code == 303 and done.headers["location"] == "/login"
+    assert "密码已重置" in visitor.get("/login").text
+    for old in (citizen, elsewhere):  # every earlier session has ended
+        gone = old.get("/account", follow_redirects=False)
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
+    assert _password_login("cit", PASSWORD) == 401
+    assert _password_login("cit", NEW_PASSWORD) == 303
+    again = _confirm(visitor, visitor.get("/login/reset").text, code, name="cit")  # a code resets once
+    assert again.status_code == 422
+    with session_scope() as s:
+        entry = s.scalars(select(LogEntry).where(LogEntry.action == "reset_password")).one()
+        assert (entry.target, entry.actor) == ("cit", "张市民") and entry.changes["via"] == [None, "phone"]
+        assert NEW_PASSWORD not in str(entry.changes) and code not in str(entry.changes)
+
+
+def test_a_reset_asked_for_anyone_else_answers_alike_and_sends_nothing(org: dict[str, Any]) -> None:
+    """The first step must not tell who has an account: an unknown name, a staff member's (whose phone is verified
+    — their administrator resets them) and a citizen whose phone is not verified get the very page a citizen with a
+    verified phone gets, and no text message goes; typing a code for them is refused as a wrong one."""
+    from app_helpers import shared_app
+    from cityhub.org.models import User
+
+    citizen = login("cit")
+    _relay()
+    assert _post(citizen, "/account/phone", phone=CIT_PHONE).status_code == 303  # set, not verified
+    with session_scope() as s:
+        from sqlalchemy import select
+
+        staff = s.scalars(select(User).where(User.username == "op")).one()
+        staff.phone = staff.phone_verified = "13900002222"
+    before = len(_messages())
+    visitor = TestClient(shared_app(), raise_server_exceptions=False)
+
+    def seen(response: Any) -> str:
+        text = re.sub(r'name="(csrf_token|name)" value="[^"]*"', "", response.text)
+        return f"{response.status_code} {text}"
+
+    answers = {name: seen(_ask_reset(visitor, name)) for name in ("nobody", "op", "13900002222", "cit", CIT_PHONE)}
+    assert len(set(answers.values())) == 1, answers
+    assert answers["nobody"].startswith("200 ") and "如果该登录名或手机号属于" in answers["nobody"]
+    assert len(_messages()) == before  # nothing sent to anyone
+    page = _ask_reset(visitor, "op").text
+    assert _confirm(visitor, page, "123456").status_code == 422
+    assert _password_login("op", PASSWORD) == 303  # the staff password is untouched

@@ -43,7 +43,7 @@ ORDER = "{order}"  # the order page of the world's accepted order, in a path bel
 ASSESSMENT = "{assessment}"  # the assessment page of that order's street, with a rate's orders (its drill-down)
 # role → the pages it works on (each run in zh-CN; ENGLISH in en too)
 PAGES: dict[str | None, list[str]] = {
-    None: ["/", "/login", "/track"],
+    None: ["/", "/login", "/login/reset", "/track"],
     "op": ["/intake", "/orders", ORDER, "/orders/import", "/kb", "/account"],
     "disp": ["/queue", ORDER, "/rules"],
     "hand_a": ["/orders?state=open", ORDER, "/notices"],  # the lead unit's: its reply awaits an assisting unit
@@ -69,6 +69,7 @@ PAGES: dict[str | None, list[str]] = {
 }
 ENGLISH = {
     "/login",
+    "/login/reset",
     "/intake",
     ORDER,
     "/queue",

@@ -47,8 +47,9 @@ def _relay() -> None:
         notify.add_subscription(s, target="http://127.0.0.1:9/relay", topics=["citizen"])
 
 
-def _last_code(phone: str = PHONE) -> str:
-    """The code in the newest ``citizen`` text message to ``phone`` that concerns no order (what the relay sends)."""
+def _last_code(phone: str = PHONE, action: str = "verify_phone") -> str:
+    """The code in the newest ``citizen`` text message to ``phone`` that concerns no order (what the relay sends):
+    ``action`` ``verify_phone`` or ``reset_password``."""
     with session_scope() as s:
         message = s.scalars(
             select(OutboxMessage)
@@ -56,7 +57,7 @@ def _last_code(phone: str = PHONE) -> str:
             .order_by(OutboxMessage.id.desc())
         ).first()
         assert message is not None and message.payload is not None
-        assert message.payload["phone"] == phone and message.payload["action"] == "verify_phone"
+        assert message.payload["phone"] == phone and message.payload["action"] == action
         found = re.search(r"验证码为(\d{6})，10分钟内有效", message.payload["text"])
         assert found, message.payload["text"]
         return found.group(1)
@@ -262,3 +263,145 @@ def test_users_list_shows_the_phone_masked_and_whether_it_is_verified(env) -> No
     assert rows["cit2"][6:] == ["138****5678", "phone-unverified"]
     assert rows["t-admin"][6:] == ["-", "-"]
     assert "13900001111" not in listing.output and PHONE not in listing.output
+
+
+# --- 忘记密码: a forgotten password reset with a code sent to the verified phone ------------------------------------
+
+OLD, NEW = "old-lantern-river", "lantern-river-quartz"
+IP = "203.0.113.7"
+
+
+def _with_password(user_id: int) -> None:
+    from cityhub.auth import passwords
+
+    with session_scope() as s:
+        user = s.get(User, user_id)
+        assert user is not None
+        user.password_hash = passwords.hash_password(OLD)
+
+
+def _sent_messages() -> int:
+    with session_scope() as s:
+        return len(s.scalars(select(OutboxMessage.id)).all())
+
+
+def test_a_citizen_resets_a_forgotten_password_with_a_code_sent_to_their_verified_phone(env) -> None:
+    """Named by the login name or the verified phone (+86 or not), a code goes to that phone (its text says it
+    resets the password); typed back with a new password that passes the rules, the password changes, every session
+    ends and every personal token is revoked (the API token answers 401), the failed-login lockout is cleared, the
+    code is spent and the configuration log says reset_password — never the password."""
+    from cityhub.auditlog import LogEntry
+    from cityhub.auth.errors import InvalidCredentials
+    from cityhub.auth.models import LoginLockout
+
+    user_id = env["user_id"]
+    _relay()
+    _verified(user_id)
+    _with_password(user_id)
+    assert env["citizen"].get("/api/v1/auth/me").status_code == 200
+    with session_scope() as s:
+        user = s.get(User, user_id)
+        assert user is not None
+        auth.open_session(s, user=user, method="password")
+    with session_scope() as s, pytest.raises(InvalidCredentials):
+        auth.login(s, username="cit", password="not-the-password", client_ip=IP)
+    with session_scope() as s:
+        assert s.get(LoginLockout, "cit") is not None
+    with session_scope() as s:
+        citizen_phone.request_reset(s, name="+86 138-1234-5678", client_ip=IP)
+    code = _last_code(action="reset_password")
+    with session_scope() as s, pytest.raises(ValidationFailed) as weak:
+        citizen_phone.reset_password(s, name="cit", code=code, password="cit12345678", client_ip=IP)
+    assert weak.value.details["field"] == "password"  # the rules of every password; the code is still good
+    with session_scope() as s:
+        done = citizen_phone.reset_password(s, name="cit", code=code, password=NEW, client_ip=IP)
+        assert (done.sessions_ended, done.tokens_revoked) == (1, 1)
+    with session_scope() as s:
+        assert s.get(PhoneCode, user_id) is None and s.get(LoginLockout, "cit") is None
+        entry = s.scalars(select(LogEntry).where(LogEntry.action == "reset_password")).one()
+        assert entry.target == "cit" and entry.actor_user_id == user_id and entry.changes["via"] == [None, "phone"]
+        assert NEW not in str(entry.changes) and code not in str(entry.changes)
+    assert env["citizen"].get("/api/v1/auth/me").status_code == 401
+    with session_scope() as s, pytest.raises(InvalidCredentials):
+        auth.login(s, username="cit", password=OLD, client_ip=IP)
+    with session_scope() as s:
+        assert auth.login(s, username="cit", password=NEW, client_ip=IP).user.id == user_id
+    with session_scope() as s, pytest.raises(ValidationFailed):  # spent
+        citizen_phone.reset_password(s, name="cit", code=code, password=OLD, client_ip=IP)
+
+
+def test_a_reset_code_takes_few_wrong_tries_and_expires(env) -> None:
+    """Each wrong code counts (committed although refused) and the fifth spends it: the right one is then refused,
+    the password unchanged; a code typed after ten minutes is refused too — both in the same words as a wrong one."""
+    user_id, t0 = env["user_id"], utcnow()
+    _relay()
+    _verified(user_id)
+    _with_password(user_id)
+    with session_scope() as s:
+        citizen_phone.request_reset(s, name="cit", client_ip=IP, now=t0)
+    code = _last_code(action="reset_password")
+    wrong = "000000" if code != "000000" else "111111"
+    for tries in range(1, 6):
+        with session_scope() as s, pytest.raises(ValidationFailed) as miss:
+            citizen_phone.reset_password(s, name="cit", code=wrong, password=NEW, client_ip=IP, now=t0)
+        assert miss.value.details == {"field": "code"}
+        with session_scope() as s:
+            assert s.get(PhoneCode, user_id).attempts == tries  # type: ignore[union-attr]
+    with session_scope() as s, pytest.raises(ValidationFailed) as spent:
+        citizen_phone.reset_password(s, name="cit", code=code, password=NEW, client_ip=IP, now=t0)
+    assert str(spent.value) == str(miss.value)
+    t1 = t0 + timedelta(minutes=2)
+    with session_scope() as s:
+        citizen_phone.request_reset(s, name="cit", client_ip="203.0.113.8", now=t1)
+    code = _last_code(action="reset_password")
+    with session_scope() as s, pytest.raises(ValidationFailed) as late:
+        citizen_phone.reset_password(
+            s, name="cit", code=code, password=NEW, client_ip="203.0.113.8", now=t1 + timedelta(minutes=10, seconds=1)
+        )
+    assert str(late.value) == str(miss.value)
+    with session_scope() as s:
+        user = s.get(User, user_id)
+        assert user is not None
+        from cityhub.auth import passwords
+
+        assert passwords.verify_password(user.password_hash, OLD)
+
+
+def test_a_reset_for_anyone_else_sends_nothing_and_answers_as_for_an_unknown_name(env) -> None:
+    """An unknown name, a staff member's (phone verified or not: their administrator resets them), a citizen whose
+    phone is unverified or who has no password: nothing is sent and nothing differs — request_reset answers nothing,
+    a code for them is refused as a wrong one, and the login rate limits count each name alike (429 past
+    login_max_per_username, the real citizen's as an unknown one's)."""
+    from cityhub.auth.settings import get_auth_settings
+
+    _relay()
+    with session_scope() as s:
+        staff = auth.create_account(
+            s,
+            data=UserCreate(username="staff", full_name="职员", role=Role.HANDLER, unit_id=env["unit_id"]),
+            password="quiet-harbour-lamp",
+        )
+        staff.phone = staff.phone_verified = "13900002222"
+        auth.create_account(s, data=UserCreate(username="nopass", full_name="市民乙", role=Role.CITIZEN))
+    _with_password(env["user_id"])
+    with session_scope() as s:
+        citizen_phone.set_phone(s, user_id=env["user_id"], phone=PHONE)  # unverified
+    before = _sent_messages()
+    names = ("nobody", "staff", "13900002222", "cit", PHONE, "nopass")
+    for name in names:
+        with session_scope() as s:
+            assert citizen_phone.request_reset(s, name=name, client_ip=IP) is None
+            assert citizen_phone.reset_account(s, name=name) is None
+        with session_scope() as s, pytest.raises(ValidationFailed) as refused:
+            citizen_phone.reset_password(s, name=name, code="123456", password=NEW, client_ip=IP)
+        assert refused.value.details == {"field": "code"}
+    assert _sent_messages() == before
+    # counted alike: an unknown name and a verified citizen's reach the limit after as many requests
+    _verified(env["user_id"])
+    limit = get_auth_settings().login_max_per_username
+    for name in ("nobody-else", "+86" + PHONE):
+        for _ in range(limit):
+            with session_scope() as s:
+                citizen_phone.request_reset(s, name=name, client_ip=f"198.51.100.{len(name)}")
+        with session_scope() as s, pytest.raises(TooManyAttempts):
+            citizen_phone.request_reset(s, name=name, client_ip=f"198.51.100.{len(name)}")

@@ -9,6 +9,11 @@ administrator) leaves it unverified (``org.models.verified_phone``; :func:`clear
 A code is kept only as a salted SHA-256, expires after :data:`CODE_MINUTES` minutes, takes :data:`MAX_ATTEMPTS` wrong
 tries, and is sent again at most once a :data:`RESEND_SECONDS` and :data:`MAX_SENDS` times an hour.
 
+A forgotten password (忘记密码, /login/reset) is reset with a code sent to the verified phone by the same means —
+the same row, expiry, tries and resend limits (:func:`request_reset`, :func:`reset_password`); its text says what it
+is for. No purpose is stored with a code: a verification's goes only to an unverified phone and a reset's only to a
+verified one, and either proves the holder has that phone; a change of the number deletes it.
+
 What a verified phone gives (``auth.scope``): the appeals registered with that number — a call to 12345 an operator
 took, a letter, another channel — are the citizen's own to read, follow and rate, as /track gives them with the
 number and the phone. An unverified phone gives nothing.
@@ -16,6 +21,7 @@ number and the phone. An unverified phone gives nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cityhub.auth.errors import TooManyAttempts
@@ -139,7 +145,6 @@ def send_code(session: Session, *, user_id: int, now: datetime | None = None) ->
     earlier one. Refused: no phone or one already verified (:class:`Conflict`), a number that is no mobile's
     (:class:`ValidationFailed` on ``phone``: a code goes by text message), too soon after the last or too many in an
     hour (:class:`TooManyAttempts`), no relay to send it (:class:`Conflict`)."""
-    from cityhub.notify.service import on_phone_code
     from cityhub.workorders.tracking import phone_digits
 
     now = now or utcnow()
@@ -154,7 +159,18 @@ def send_code(session: Session, *, user_id: int, now: datetime | None = None) ->
             "a code is sent by text message: the phone must be a mobile number (11 digits, 1…)",
             details={"field": "phone", "mobile": False},
         )
-    code = session.get(PhoneCode, user_id)
+    _send(session, user, now=now, reset=False)
+    return status(session, user_id=user_id, now=now)
+
+
+def _send(session: Session, user: User, *, now: datetime, reset: bool) -> None:
+    """A new code to ``user.phone`` (checked by the caller: a mobile), replacing any earlier one, within the resend
+    limits (:class:`TooManyAttempts`); ``reset``: its text says it resets the password. No relay: :class:`Conflict`,
+    nothing stored."""
+    from cityhub.notify.service import on_phone_code
+
+    assert user.phone is not None
+    code = session.get(PhoneCode, user.id)
     if code is not None and code.phone == user.phone:
         wait = _resend_at(code)
         if wait > now:
@@ -163,17 +179,17 @@ def send_code(session: Session, *, user_id: int, now: datetime | None = None) ->
     fresh = code is None or code.phone != user.phone or now - code.window_started_at >= _SEND_WINDOW
     secret = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_hex(16)
-    if on_phone_code(session, phone=user.phone, code=secret, minutes=CODE_MINUTES, now=now) == 0:
+    if on_phone_code(session, phone=user.phone, code=secret, minutes=CODE_MINUTES, now=now, reset=reset) == 0:
         raise Conflict(
             "no SMS relay subscribes to the citizen topic: a code cannot be sent now",
             details={"field": "phone", "relay": False},
         )
     if code is None:
-        code = PhoneCode(user_id=user_id)
+        code = PhoneCode(user_id=user.id)
         session.add(code)
     code.phone = user.phone
     code.salt = salt
-    code.code_hash = _hash(salt, user_id, user.phone, secret)
+    code.code_hash = _hash(salt, user.id, user.phone, secret)
     code.sent_at = now
     code.expires_at = now + timedelta(minutes=CODE_MINUTES)
     code.attempts = 0
@@ -181,7 +197,6 @@ def send_code(session: Session, *, user_id: int, now: datetime | None = None) ->
     if fresh:
         code.window_started_at = now
     session.flush()
-    return status(session, user_id=user_id, now=now)
 
 
 def verify(session: Session, *, user_id: int, code: str, actor: Any = None, now: datetime | None = None) -> PhoneStatus:
@@ -220,3 +235,136 @@ def verify(session: Session, *, user_id: int, code: str, actor: Any = None, now:
     session.flush()
     _log(session, user, "phone_verified", actor, None, phone=mask_phone(user.phone), phone_verified=True)
     return status(session, user_id=user_id, now=now)
+
+
+# ------------------------------------------------------------------------------------ 忘记密码: a reset by phone
+
+RESET_KEY = "reset:"  # the login rate limits' key of a reset (auth.service.check_attempts), before the name typed
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    """A forgotten password reset with a code sent to the account's verified phone."""
+
+    user: User
+    sessions_ended: int
+    tokens_revoked: int
+
+
+def reset_account(session: Session, *, name: str, now: datetime | None = None) -> User | None:
+    """The account a forgotten password's reset goes to: named by its login name, or by its verified phone (any of
+    its spellings, ``+86`` or not; a phone that more than one account has verified names none), a citizen's, active,
+    with a password, not locked by an administrator and with its phone verified. None for any other — a staff
+    member's password is their administrator's to reset."""
+    from cityhub.auth.service import is_locked
+    from cityhub.org.service import get_user_by_username
+    from cityhub.workorders.tracking import phone_spellings
+
+    name = (name or "").strip()
+    if not name:
+        return None
+    user = get_user_by_username(session, username=name[:64])
+    if user is None and (spellings := phone_spellings(name)):
+        holders = [
+            u
+            for u in session.scalars(select(User).where(User.phone_verified.in_(sorted(spellings))))
+            if u.verified_phone is not None
+        ]
+        user = holders[0] if len(holders) == 1 else None
+    if (
+        user is None
+        or user.role != Role.CITIZEN
+        or not user.active
+        or user.password_hash is None
+        or is_locked(user, now)
+        or user.verified_phone is None
+    ):
+        return None
+    return user
+
+
+def _reset_key(name: str) -> str:
+    return (RESET_KEY + (name or "").strip())[:64]
+
+
+def request_reset(session: Session, *, name: str, client_ip: str, now: datetime | None = None) -> None:
+    """忘记密码's first step: a code to the verified phone of the account ``name`` names (:func:`reset_account`), by
+    the same code as a phone's verification — one pending code per account, the same expiry, tries and resend
+    limits. It answers alike whatever ``name`` is: an unknown name, a staff member's, an unverified phone, a code
+    asked for too soon, no relay — nothing sent, nothing said. Every request counts towards the login rate limits
+    (per address, and per name typed: ``reset:<name>``), a real name's as an unknown one's, so that neither the
+    answer nor the limit tells them apart; 429 (:class:`TooManyAttempts`) past them."""
+    from cityhub.auth.service import check_attempts, record_failed_attempt
+
+    now = now or utcnow()
+    key = _reset_key(name)
+    check_attempts(session, key=key, client_ip=client_ip, now=now, what="password resets", of="this name")
+    record_failed_attempt(session, key=key, client_ip=client_ip, now=now)
+    user = reset_account(session, name=name, now=now)
+    if user is None:
+        return
+    # Refused (too soon, no relay) before it writes anything, and said to nobody: the answer is a stranger's.
+    with contextlib.suppress(TooManyAttempts, Conflict):
+        _send(session, user, now=now, reset=True)
+
+
+def reset_password(
+    session: Session, *, name: str, code: str, password: str, client_ip: str, now: datetime | None = None
+) -> PasswordReset:
+    """忘记密码's second step: the code sent to the account's verified phone and a new password. A wrong, expired or
+    spent code — or a name that is no such account's — is refused alike (:class:`ValidationFailed` on ``code``,
+    counted towards the login rate limits, and a wrong code towards the code's :data:`MAX_ATTEMPTS`; committed
+    although the request fails). The code right, the new password must pass the project's rules
+    (``passwords.check_strength``, as every password: refused on ``password``, the code still good). Then, as an
+    administrator's reset: the password changes, the account's password-login lockout is cleared, every session
+    ends and every personal API token is revoked (whoever learnt the old password may have made one), the code is
+    spent, and the configuration log says ``reset_password`` (by the citizen, ``via`` ``phone``; never the
+    password). An administrator's lock stays."""
+    from cityhub.auth import passwords
+    from cityhub.auth.service import (
+        _log,
+        check_attempts,
+        clear_password_lockout,
+        end_sessions,
+        record_failed_attempt,
+        revoke_tokens,
+    )
+    from cityhub.workorders.service import Actor
+
+    now = now or utcnow()
+    key = _reset_key(name)
+    check_attempts(session, key=key, client_ip=client_ip, now=now, what="password resets", of="this name")
+    user = reset_account(session, name=name, now=now)
+    typed = "".join((code or "").split())
+    pending = session.get(PhoneCode, user.id) if user is not None else None
+    live = (
+        pending
+        if user is not None
+        and pending is not None
+        and pending.phone == user.verified_phone
+        and pending.expires_at > now
+        and pending.attempts < MAX_ATTEMPTS
+        else None
+    )
+    right = (
+        live is not None
+        and user is not None
+        and bool(typed)
+        and hmac.compare_digest(live.code_hash, _hash(live.salt, user.id, live.phone, typed))
+    )
+    if not right or user is None or live is None:
+        if live is not None:
+            live.attempts += 1
+        record_failed_attempt(session, key=key, client_ip=client_ip, now=now)
+        session.commit()  # the wrong try counts even though the request answers with an error
+        raise ValidationFailed("wrong or expired code: ask for a new one", details={"field": "code"})
+    passwords.check_strength(password, username=user.username, personal=(user.full_name, user.email, user.phone))
+    user.password_hash = passwords.hash_password(password)
+    clear_password_lockout(session, username=user.username)
+    ended = end_sessions(session, user_id=user.id)
+    revoked = revoke_tokens(session, user_id=user.id)
+    session.delete(live)
+    session.flush()
+    actor = Actor(name=(user.full_name or user.username)[:80], user_id=user.id, role=user.role.value)
+    _log(session, user, "reset_password", actor, None, via="phone", sessions_ended=ended, tokens_revoked=revoked)
+    return PasswordReset(user=user, sessions_ended=ended, tokens_revoked=revoked)

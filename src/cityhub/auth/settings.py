@@ -36,23 +36,24 @@ class AuthSettings(BaseSettings):
         300,
         ge=1,
         description=(
-            "Window, in seconds, in which failed logins (and failed progress lookups, /track) are counted for the "
-            "rate limit (429)."
+            "Window, in seconds, in which failed logins (and failed progress lookups, /track, and password-reset "
+            "requests and wrong codes, /login/reset) are counted for the rate limit (429)."
         ),
     )
     login_max_per_username: int = Field(
         10,
         ge=1,
         description=(
-            "Failed logins per username (progress lookups: per order number) within the window before further "
-            "attempts get 429."
+            "Failed logins per username (progress lookups: per order number; password resets: per name typed) "
+            "within the window before further attempts get 429."
         ),
     )
     login_max_per_ip: int = Field(
         50,
         ge=1,
         description=(
-            "Failed logins and progress lookups per client IP within the window before further attempts get 429."
+            "Failed logins, progress lookups and password-reset attempts per client IP within the window before "
+            "further attempts get 429."
         ),
     )
     api_token_days: int = Field(

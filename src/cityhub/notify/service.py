@@ -515,26 +515,34 @@ def on_citizen_step(session: Session, *, order: Order, outcome: Outcome, event: 
 
 # The ``citizen`` message that carries a code proving an account's phone (its ``event.action``; no order).
 VERIFY_PHONE = "verify_phone"
+RESET_PASSWORD = "reset_password"  # a code resetting a forgotten password, sent to the account's verified phone
 
 
-def phone_code_text(code: str, minutes: int) -> str:
-    """The text message of a code proving a citizen's phone on their account, signed as the answers' are."""
+def phone_code_text(code: str, minutes: int, *, reset: bool = False) -> str:
+    """The text message of a code proving a citizen's phone on their account (``reset``: resetting its forgotten
+    password), signed as the answers' are."""
     sign = get_notify_settings().sms_signature
+    if reset:
+        return (
+            f"【{sign}】您的验证码为{code}，{minutes}分钟内有效，用于重置您在12345平台账户的登录密码。"
+            "验证码请勿告诉他人；如非本人操作，请忽略本短信，您的密码不会改变。"
+        )
     return (
         f"【{sign}】您的验证码为{code}，{minutes}分钟内有效，用于核实您在12345平台账户中的手机号。"
         "如非本人操作，请忽略本短信。"
     )
 
 
-def on_phone_code(session: Session, *, phone: str, code: str, minutes: int, now: datetime) -> int:
-    """Enqueue the ``citizen`` text message of a code proving a citizen's phone (``cityhub.auth.phone``) for the
-    district's SMS relay — as the answers' texts go, its ``event`` the phone and the words, ``order`` null —, in the
-    caller's transaction; returns how many (0: no relay subscribes to the topic, the code cannot go out)."""
+def on_phone_code(session: Session, *, phone: str, code: str, minutes: int, now: datetime, reset: bool = False) -> int:
+    """Enqueue the ``citizen`` text message of a code proving a citizen's phone (``cityhub.auth.phone``; ``reset``:
+    the code resets the account's forgotten password, ``action`` ``reset_password``) for the district's SMS relay —
+    as the answers' texts go, its ``event`` the phone and the words, ``order`` null —, in the caller's transaction;
+    returns how many (0: no relay subscribes to the topic, the code cannot go out)."""
     payload = {
-        "action": VERIFY_PHONE,
+        "action": RESET_PASSWORD if reset else VERIFY_PHONE,
         "at": now.isoformat(),
         "phone": phone,
-        "text": phone_code_text(code, minutes),
+        "text": phone_code_text(code, minutes, reset=reset),
         "asks_rating": False,
     }
     return enqueue(session, topic=Topic.CITIZEN, order=None, payload=payload, now=now)

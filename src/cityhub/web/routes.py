@@ -414,6 +414,109 @@ def logout(request: Request, db: DbSession, form: FormBody) -> Response:
     return response
 
 
+# 忘记密码: a citizen resets a forgotten password with a code sent to their verified phone (auth.phone.request_reset,
+# reset_password). Both steps answer alike whatever the name typed is; the anonymous forms carry the login form's
+# cookie-matched token.
+
+RESET_PATH = "/login/reset"
+
+
+def _reset_page(
+    request: Request,
+    *,
+    step: str = "ask",
+    name: str = "",
+    code: str = "",
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """忘记密码's page: ``step`` ``ask`` (the login name or phone) or ``code`` (the code and the new password);
+    ``errors``: each field's locale key, translated here; ``error``: the page's."""
+    import secrets
+
+    t = support.translator(request)
+    token = secrets.token_urlsafe(24)
+    values: dict[str, Any] = {"minutes": citizen_phone.CODE_MINUTES, "tries": citizen_phone.MAX_ATTEMPTS}
+    response = render(
+        request,
+        "login_reset.html",
+        status_code=status_code,
+        login_csrf=token,
+        step=step,
+        name=name,
+        code=code,
+        errors={field: t(key, **values) for field, key in (errors or {}).items()},
+        error=error,
+        rules=values | {"seconds": citizen_phone.RESEND_SECONDS, "sends": citizen_phone.MAX_SENDS},
+    )
+    support.set_login_csrf(response, token)  # path /login: the login form's and these
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get(RESET_PATH, response_class=HTMLResponse)
+def reset_form(request: Request) -> Response:
+    return _reset_page(request)
+
+
+@router.post(RESET_PATH, response_class=HTMLResponse)
+def reset_ask(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Send a code to the verified phone of the citizen account named (auth.phone.request_reset); the same answer
+    whether it names one or not: the code step."""
+    name = (form.text("name") or "")[:64]
+    if not support.check_login_csrf(request, form):
+        return _reset_page(request, name=name, error="login.expired", status_code=403)
+    if not name:
+        return _reset_page(request, errors={"name": "reset.name_missing"}, status_code=422)
+    try:
+        citizen_phone.request_reset(db, name=name, client_ip=_client_ip(request))
+        db.commit()
+    except TooManyAttempts as exc:
+        _fail(db)
+        page = _reset_page(request, name=name, error="reset.throttled", status_code=429)
+        page.headers.update(exc.http_headers)
+        return page
+    return _reset_page(request, step="code", name=name)
+
+
+@router.post(RESET_PATH + "/confirm", response_class=HTMLResponse)
+def reset_confirm(request: Request, db: DbSession, form: FormBody) -> Response:
+    """The code and a new password (auth.phone.reset_password): done, every session of the account has ended and the
+    login page says to sign in with the new password."""
+    name, code = (form.text("name") or "")[:64], (form.text("code") or "")[:16]
+    new, repeated = form.get("new_password"), form.get("new_password_again")
+    if not support.check_login_csrf(request, form):
+        return _reset_page(request, step="code", name=name, error="login.expired", status_code=403)
+    errors = {}
+    if not code:
+        errors["code"] = "reset.code_missing"
+    if not new:
+        errors["new_password"] = "reset.password_missing"
+    elif new != repeated:
+        errors["new_password_again"] = "account.pw_mismatch"
+    if errors:
+        return _reset_page(request, step="code", name=name, code=code, errors=errors, status_code=422)
+    try:
+        citizen_phone.reset_password(db, name=name, code=code, password=new, client_ip=_client_ip(request))
+        db.commit()
+    except CityhubError as exc:
+        _fail(db)
+        if isinstance(exc, TooManyAttempts):
+            page = _reset_page(request, step="code", name=name, error="reset.throttled", status_code=429)
+            page.headers.update(exc.http_headers)
+            return page
+        if (exc.details or {}).get("field") == "code":
+            errors = {"code": "reset.code_wrong"}
+        else:  # the code is right: kept in the form, the password said why it is refused
+            errors = {"new_password": forms.password_error(exc) or "err.validation"}
+            return _reset_page(request, step="code", name=name, code=code, errors=errors, status_code=exc.http_status)
+        return _reset_page(request, step="code", name=name, errors=errors, status_code=exc.http_status)
+    response = support.redirect("/login", flash=("login.reset_done", {}))
+    _clear_session_cookies(response)  # this browser's session, if it had one, has ended with the others
+    return response
+
+
 # ------------------------------------------------------------------------------------------------ admin
 
 
