@@ -9,6 +9,7 @@ orders: whole to the roles that read personal data, masked (138****5678) to the 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -125,19 +126,7 @@ def calls(
     units = _units(db, principal)
     rows, more, total = invalid_calls.listed(db, period=p, units=units, kind=kind, limit=page.limit, offset=page.offset)
     whole = principal.role in permissions.UNMASKED_ROLES
-    items = [
-        InvalidCallRead(
-            id=r.id,
-            created_at=r.created_at,
-            kind=r.kind,
-            user_id=r.user_id,
-            operator=r.operator,
-            unit_id=r.unit_id,
-            unit=r.unit,
-            phone=r.phone if whole else mask_phone(r.phone),
-        )
-        for r in rows
-    ]
+    items = [InvalidCallRead(**{**asdict(r), "phone": r.phone if whole else mask_phone(r.phone)}) for r in rows]
     return InvalidCallPage(
         period=p.label,
         scoped=units is not None,
